@@ -1,0 +1,520 @@
+//! The access path. Every front door (embedding API, CLI, HTTP) ends up in
+//! [`Host::access`], which reads top to bottom:
+//!
+//! 1. resolve the mount and check the path;
+//! 2. open the audit span;
+//! 3. resolve the resource's attributes (its metadata tags, when the active
+//!    policies look at tags: then the secret is fetched first and its value is
+//!    only released if the decision allows it);
+//! 4. ask Cedar — for every access, cache hits included;
+//! 5. on deny: audit and return a typed error, nothing else happens;
+//! 6. on allow: write the audit request entry (fail closed), serve from the
+//!    cache or the plugin sandbox, write the audit response entry (fail
+//!    closed), return.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tracing::Instrument;
+
+use crate::audit::{AccessSpan, AuditEvent, AuditLog, Phase};
+use crate::cache::ReadCache;
+use crate::error::Error;
+use crate::path;
+use crate::policy::{Action, Decision, PolicyEngine, Principal, RequestContext, Resource};
+use crate::runtime::MountPool;
+use crate::secret::{Capabilities, Metadata, Secret, SecretBytes, VersionInfo};
+
+/// Which front door a request came through (recorded in policy context and audit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrontDoor {
+    /// The HTTP API.
+    Http,
+    /// The `tresor` command line, in-process.
+    Cli,
+    /// A platform embedding the library.
+    Embed,
+}
+
+impl FrontDoor {
+    /// Stable name: "http", "cli", "embed".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrontDoor::Http => "http",
+            FrontDoor::Cli => "cli",
+            FrontDoor::Embed => "embed",
+        }
+    }
+}
+
+/// An authenticated caller: who it is and how it reached the host.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The Cedar principal (name, groups, attributes).
+    pub principal: Principal,
+    /// The client's address, or "local".
+    pub source: String,
+    /// Whether the client authenticated with a TLS client certificate.
+    pub mtls: bool,
+    /// The front door used.
+    pub front_door: FrontDoor,
+}
+
+impl Caller {
+    /// A caller of the embedding API, already authenticated by the platform.
+    pub fn embedded(principal: Principal) -> Caller {
+        Caller {
+            principal,
+            source: "local".into(),
+            mtls: false,
+            front_door: FrontDoor::Embed,
+        }
+    }
+}
+
+/// Options of a write.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    /// Metadata of the new version (policies see it as resource tags).
+    pub metadata: Metadata,
+    /// Check-and-set: write only if the current version is this one (`""`
+    /// means the secret must not exist yet).
+    pub expected_version: Option<String>,
+}
+
+/// One mount: its plugin's instances and its optional cache.
+pub(crate) struct Mount {
+    pub(crate) name: String,
+    pub(crate) plugin: String,
+    pub(crate) pool: Arc<MountPool>,
+    pub(crate) cache: Option<ReadCache>,
+}
+
+/// A running Tresor host: mounts, policies and audit, behind one access path.
+///
+/// Build one with [`Host::start`](crate::Host::start) from a [`Config`](crate::Config),
+/// then call [`read`](Host::read), [`write`](Host::write), [`list`](Host::list) … with a
+/// [`Caller`] your platform has authenticated. Every call is authorized by the
+/// active Cedar policies and audited.
+pub struct Host {
+    pub(crate) mounts: BTreeMap<String, Mount>,
+    pub(crate) policy: Arc<PolicyEngine>,
+    pub(crate) audit: Arc<AuditLog>,
+    pub(crate) _policy_watch: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(w) = &self._policy_watch {
+            w.abort();
+        }
+        if let Err(e) = self.audit.sync() {
+            tracing::warn!(error = %e, "could not sync the audit log on shutdown");
+        }
+    }
+}
+
+/// What an access asks for.
+enum Op<'a> {
+    Read {
+        version: Option<&'a str>,
+    },
+    Write {
+        value: &'a SecretBytes,
+        options: &'a WriteOptions,
+    },
+    Delete,
+    DeleteVersions {
+        versions: &'a [String],
+        destroy: bool,
+    },
+    Undelete {
+        versions: &'a [String],
+    },
+    List,
+    Versions,
+}
+
+impl Op<'_> {
+    fn action(&self) -> Action {
+        match self {
+            Op::Read { .. } | Op::Versions => Action::Read,
+            Op::Write { .. } | Op::Undelete { .. } => Action::Write,
+            Op::Delete | Op::DeleteVersions { .. } => Action::Delete,
+            Op::List => Action::List,
+        }
+    }
+
+    fn mutates(&self) -> bool {
+        !matches!(self, Op::Read { .. } | Op::List | Op::Versions)
+    }
+}
+
+/// What an access answers.
+enum Reply {
+    Secret(Secret),
+    Version(String),
+    Done,
+    Paths(Vec<String>),
+    Versions(Vec<VersionInfo>),
+}
+
+fn mismatch(what: &str) -> Error {
+    Error::Internal(format!("access path answered the wrong shape ({what})"))
+}
+
+static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn request_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{:x}-{:x}-{:x}",
+        std::process::id(),
+        nanos,
+        REQUEST_SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Host {
+    /// Read the latest version of `path` (`mount/relative/path`), or `version`.
+    pub async fn read(&self, caller: &Caller, path: &str, version: Option<&str>) -> Result<Secret, Error> {
+        match self.access(caller, path, Op::Read { version }).await? {
+            Reply::Secret(s) => Ok(s),
+            _ => Err(mismatch("read answers a secret")),
+        }
+    }
+
+    /// Write a new version of `path`; returns the new version identifier.
+    pub async fn write(
+        &self,
+        caller: &Caller,
+        path: &str,
+        value: &SecretBytes,
+        options: &WriteOptions,
+    ) -> Result<String, Error> {
+        match self.access(caller, path, Op::Write { value, options }).await? {
+            Reply::Version(v) => Ok(v),
+            _ => Err(mismatch("write answers a version")),
+        }
+    }
+
+    /// Delete `path` and all its versions.
+    pub async fn delete(&self, caller: &Caller, path: &str) -> Result<(), Error> {
+        self.access(caller, path, Op::Delete).await.map(|_| ())
+    }
+
+    /// Soft-delete (or with `destroy`, erase for good) versions of `path`.
+    pub async fn delete_versions(
+        &self,
+        caller: &Caller,
+        path: &str,
+        versions: &[String],
+        destroy: bool,
+    ) -> Result<(), Error> {
+        self.access(caller, path, Op::DeleteVersions { versions, destroy })
+            .await
+            .map(|_| ())
+    }
+
+    /// Restore soft-deleted versions of `path`.
+    pub async fn undelete_versions(&self, caller: &Caller, path: &str, versions: &[String]) -> Result<(), Error> {
+        self.access(caller, path, Op::Undelete { versions }).await.map(|_| ())
+    }
+
+    /// List the secrets under `prefix` (`mount/` or `mount/some/prefix/`)
+    /// that the caller may read, as paths relative to the mount.
+    pub async fn list(&self, caller: &Caller, prefix: &str) -> Result<Vec<String>, Error> {
+        match self.access(caller, prefix, Op::List).await? {
+            Reply::Paths(p) => Ok(p),
+            _ => Err(mismatch("list answers paths")),
+        }
+    }
+
+    /// Describe the versions of `path`, oldest first.
+    pub async fn versions(&self, caller: &Caller, path: &str) -> Result<Vec<VersionInfo>, Error> {
+        match self.access(caller, path, Op::Versions).await? {
+            Reply::Versions(v) => Ok(v),
+            _ => Err(mismatch("versions answers versions")),
+        }
+    }
+
+    /// The active policy engine (to reload or replace policies at runtime).
+    pub fn policy(&self) -> &Arc<PolicyEngine> {
+        &self.policy
+    }
+
+    /// The mounts and what their providers support.
+    pub fn mounts(&self) -> Vec<(String, String, Capabilities)> {
+        self.mounts
+            .values()
+            .map(|m| (m.name.clone(), m.plugin.clone(), m.pool.capabilities()))
+            .collect()
+    }
+
+    /// The one access path (see the module docs).
+    async fn access(&self, caller: &Caller, target: &str, op: Op<'_>) -> Result<Reply, Error> {
+        let started = Instant::now();
+        let action = op.action();
+
+        // 1. Mount and path.
+        let (mount_name, rel) = path::split(target);
+        let Some(mount) = self.mounts.get(mount_name) else {
+            return Err(Error::UnknownMount {
+                path: target.chars().take(200).collect(),
+                mounts: self.mounts.keys().cloned().collect(),
+            });
+        };
+        match op {
+            Op::List => path::check_prefix(rel)?,
+            _ => path::check(rel)?,
+        }
+
+        // 2. The audit span, open for the whole access.
+        let rid = request_id();
+        let span = AccessSpan::start(
+            &rid,
+            &caller.principal.name,
+            action.as_str(),
+            &mount.name,
+            rel,
+            &mount.plugin,
+            &caller.source,
+            caller.front_door.as_str(),
+        );
+        let event = |phase: Phase, decision: &Decision| AuditEvent {
+            request_id: rid.clone(),
+            phase,
+            principal: caller.principal.name.clone(),
+            action: action.as_str().to_string(),
+            mount: mount.name.clone(),
+            path: rel.to_string(),
+            plugin: mount.plugin.clone(),
+            decision: if decision.allowed { "allow" } else { "deny" }.to_string(),
+            policies: decision.policies.clone(),
+            outcome: None,
+            latency_us: None,
+            source: caller.source.clone(),
+            front_door: caller.front_door.as_str().to_string(),
+        };
+
+        // 3. The resource and its attributes.
+        let mut prefetched: Option<Result<Secret, Error>> = None;
+        let tags: Metadata = match &op {
+            Op::Write { options, .. } => options.metadata.clone(),
+            Op::List => Metadata::new(),
+            _ if self.policy.uses_resource_tags() => {
+                let version = match &op {
+                    Op::Read { version } => *version,
+                    _ => None,
+                };
+                let fetched = self.fetch(mount, rel, version).instrument(span.span().clone()).await;
+                let tags = fetched.as_ref().map(|s| s.metadata.clone()).unwrap_or_default();
+                prefetched = Some(fetched);
+                tags
+            }
+            _ => Metadata::new(),
+        };
+        let resource = if matches!(op, Op::List) && rel.is_empty() {
+            Resource::Mount {
+                mount: mount.name.clone(),
+                plugin: mount.plugin.clone(),
+            }
+        } else {
+            Resource::Secret {
+                mount: mount.name.clone(),
+                path: rel.to_string(),
+                plugin: mount.plugin.clone(),
+                tags,
+            }
+        };
+        let ctx = RequestContext {
+            time_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+            source: caller.source.clone(),
+            mtls: caller.mtls,
+            front_door: caller.front_door.as_str(),
+            version: match &op {
+                Op::Read { version } => version.map(str::to_string),
+                _ => None,
+            },
+            ttl_seconds: None,
+        };
+
+        // 4. Cedar decides, for every access.
+        let decision = self.policy.authorize(&caller.principal, action, &resource, &ctx);
+        span.decision(decision.allowed, &decision.policies);
+
+        // 5. Deny: audit, then a typed error. A prefetched value is dropped (zeroized).
+        if !decision.allowed {
+            drop(prefetched);
+            let mut e = event(Phase::Denied, &decision);
+            e.outcome = Some("denied".into());
+            e.latency_us = Some(started.elapsed().as_micros() as u64);
+            span.outcome("denied", started.elapsed().as_micros() as u64);
+            self.audit
+                .append(&e)
+                .map_err(|err| Error::AuditUnavailable(err.to_string()))?;
+            return Err(Error::Denied {
+                principal: caller.principal.name.clone(),
+                action: action.as_str().to_string(),
+                resource: format!("{}/{}", mount.name, rel),
+                policies: decision.policies,
+            });
+        }
+
+        // 6. Allow: audit the request before anything happens (fail closed)...
+        self.audit.append(&event(Phase::Request, &decision)).map_err(|err| {
+            span.outcome("audit-unavailable", started.elapsed().as_micros() as u64);
+            Error::AuditUnavailable(err.to_string())
+        })?;
+
+        // ...serve it...
+        let result = match (prefetched, &op) {
+            (Some(fetched), Op::Read { .. }) => fetched.map(Reply::Secret),
+            _ => {
+                self.serve(caller, mount, rel, &op)
+                    .instrument(span.span().clone())
+                    .await
+            }
+        };
+        if op.mutates() {
+            if let Some(cache) = &mount.cache {
+                cache.invalidate(rel);
+            }
+        }
+
+        // ...and audit the response; a read whose response cannot be audited is refused.
+        let latency_us = started.elapsed().as_micros() as u64;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        };
+        span.outcome(outcome, latency_us);
+        let mut e = event(Phase::Response, &decision);
+        e.outcome = Some(outcome.to_string());
+        e.latency_us = Some(latency_us);
+        self.audit
+            .append(&e)
+            .map_err(|err| Error::AuditUnavailable(err.to_string()))?;
+        result
+    }
+
+    /// Read a secret from the cache or the plugin (no policy here: callers
+    /// of `fetch` have authorized, or authorize before releasing the value).
+    async fn fetch(&self, mount: &Mount, rel: &str, version: Option<&str>) -> Result<Secret, Error> {
+        if let Some(hit) = mount.cache.as_ref().and_then(|c| c.get(rel, version)) {
+            return Ok(hit);
+        }
+        let secret = mount.pool.checkout().await?.get(rel, version).await?;
+        if let Some(cache) = &mount.cache {
+            cache.insert(rel, version, secret.clone());
+        }
+        Ok(secret)
+    }
+
+    /// Carry out an authorized operation.
+    async fn serve(&self, caller: &Caller, mount: &Mount, rel: &str, op: &Op<'_>) -> Result<Reply, Error> {
+        let caps = mount.pool.capabilities();
+        let unsupported = |what: &str| {
+            Error::Unsupported(format!(
+                "mount `{}` ({} plugin) does not support {what}",
+                mount.name, mount.plugin
+            ))
+        };
+        match op {
+            Op::Read { version } => self.fetch(mount, rel, *version).await.map(Reply::Secret),
+            Op::Write { value, options } => {
+                if !caps.writable {
+                    return Err(unsupported("writes"));
+                }
+                if options.expected_version.is_some() && !caps.check_and_set {
+                    return Err(unsupported("check-and-set writes"));
+                }
+                let mut lease = mount.pool.checkout().await?;
+                lease
+                    .put(
+                        rel,
+                        value.expose(),
+                        &options.metadata,
+                        options.expected_version.as_deref(),
+                    )
+                    .await
+                    .map(Reply::Version)
+            }
+            Op::Delete => {
+                if !caps.deletable {
+                    return Err(unsupported("deletes"));
+                }
+                mount.pool.checkout().await?.delete(rel).await.map(|_| Reply::Done)
+            }
+            Op::DeleteVersions { versions, destroy } => {
+                if !caps.soft_delete {
+                    return Err(unsupported("deleting individual versions"));
+                }
+                mount
+                    .pool
+                    .checkout()
+                    .await?
+                    .delete_versions(rel, versions, *destroy)
+                    .await
+                    .map(|_| Reply::Done)
+            }
+            Op::Undelete { versions } => {
+                if !caps.soft_delete {
+                    return Err(unsupported("undelete"));
+                }
+                mount
+                    .pool
+                    .checkout()
+                    .await?
+                    .undelete_versions(rel, versions)
+                    .await
+                    .map(|_| Reply::Done)
+            }
+            Op::Versions => mount.pool.checkout().await?.versions(rel).await.map(Reply::Versions),
+            Op::List => {
+                if !caps.listable {
+                    return Err(unsupported("listing"));
+                }
+                let paths = mount.pool.checkout().await?.list(rel).await?;
+                Ok(Reply::Paths(self.readable(caller, mount, paths)))
+            }
+        }
+    }
+
+    /// Keep only the listed paths the caller may read.
+    fn readable(&self, caller: &Caller, mount: &Mount, paths: Vec<String>) -> Vec<String> {
+        let ctx = RequestContext {
+            time_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+            source: caller.source.clone(),
+            mtls: caller.mtls,
+            front_door: caller.front_door.as_str(),
+            version: None,
+            ttl_seconds: None,
+        };
+        paths
+            .into_iter()
+            .filter(|p| {
+                let resource = Resource::Secret {
+                    mount: mount.name.clone(),
+                    path: p.clone(),
+                    plugin: mount.plugin.clone(),
+                    tags: Metadata::new(),
+                };
+                self.policy
+                    .authorize(&caller.principal, Action::Read, &resource, &ctx)
+                    .allowed
+            })
+            .collect()
+    }
+}

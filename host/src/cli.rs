@@ -1,0 +1,198 @@
+//! The `tresor` command line.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::policy::{Action, PolicyEngine, Principal, RequestContext, Resource};
+
+/// Tresor: a secrets host with sandboxed plugins, Cedar policies and audit.
+#[derive(Debug, Parser)]
+#[command(name = "tresor", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Work with Cedar policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Work with the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Check that every policy in a directory parses and validates against the schema.
+    Validate {
+        /// Directory of *.cedar files.
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+    },
+    /// Would this principal be allowed this action on this resource, and which policies decide it?
+    Test(PolicyTest),
+    /// Print the Cedar schema that policies are validated against.
+    Schema,
+}
+
+#[derive(Debug, Args)]
+struct PolicyTest {
+    /// Directory of *.cedar files.
+    #[arg(long, default_value = "policies")]
+    dir: PathBuf,
+    /// The principal's name.
+    #[arg(long)]
+    principal: String,
+    /// A group the principal belongs to (repeatable).
+    #[arg(long = "group")]
+    groups: Vec<String>,
+    /// A principal attribute, `key=value` (repeatable).
+    #[arg(long = "attr", value_parser = parse_pair)]
+    attributes: Vec<(String, String)>,
+    /// read, write, delete, list, issue, renew, revoke, rotate or admin.
+    #[arg(long)]
+    action: Action,
+    /// The resource, `mount/path` (a bare `mount` for a mount-level action).
+    #[arg(long)]
+    resource: String,
+    /// The plugin serving the mount.
+    #[arg(long, default_value = "file")]
+    plugin: String,
+    /// A tag (metadata pair) of the secret, `key=value` (repeatable).
+    #[arg(long = "tag", value_parser = parse_pair)]
+    tags: Vec<(String, String)>,
+    /// The client's address.
+    #[arg(long, default_value = "local")]
+    source: String,
+    /// Whether the client used mTLS.
+    #[arg(long)]
+    mtls: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain of an audit log and report the first broken entry.
+    Verify {
+        /// The audit log file.
+        log: PathBuf,
+    },
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected key=value, got `{s}`"))
+}
+
+impl Cli {
+    /// Run the command; the exit code is 0 on success, 1 on a negative answer
+    /// (denied, broken chain), 2 on an error.
+    pub fn run(self) -> ExitCode {
+        match self.command {
+            Command::Policy(PolicyCommand::Validate { dir }) => match PolicyEngine::load_dir(&dir) {
+                Ok(engine) => {
+                    println!(
+                        "ok: {} policies in {} validate against the schema",
+                        engine.len(),
+                        dir.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            },
+            Command::Policy(PolicyCommand::Schema) => {
+                print!("{}", crate::policy::SCHEMA);
+                ExitCode::SUCCESS
+            }
+            Command::Policy(PolicyCommand::Test(t)) => policy_test(t),
+            Command::Audit(AuditCommand::Verify { log }) => match crate::audit::verify(&log) {
+                Ok(report) => match report.first_broken {
+                    None => {
+                        println!("ok: {} entries, chain intact", report.entries);
+                        ExitCode::SUCCESS
+                    }
+                    Some(b) => {
+                        println!(
+                            "BROKEN at line {}{}: {} ({} intact entries in the file)",
+                            b.line,
+                            b.seq.map(|s| format!(" (seq {s})")).unwrap_or_default(),
+                            b.reason,
+                            report.entries
+                        );
+                        ExitCode::from(1)
+                    }
+                },
+                Err(e) => fail(e),
+            },
+        }
+    }
+}
+
+fn policy_test(t: PolicyTest) -> ExitCode {
+    let engine = match PolicyEngine::load_dir(&t.dir) {
+        Ok(e) => e,
+        Err(e) => return fail(e),
+    };
+    let principal = Principal {
+        name: t.principal.clone(),
+        groups: t.groups,
+        attributes: t.attributes.into_iter().collect(),
+    };
+    let (mount, path) = crate::path::split(&t.resource);
+    let resource = if path.is_empty() {
+        Resource::Mount {
+            mount: mount.to_string(),
+            plugin: t.plugin,
+        }
+    } else {
+        let tags: BTreeMap<String, String> = t.tags.into_iter().collect();
+        Resource::Secret {
+            mount: mount.to_string(),
+            path: path.to_string(),
+            plugin: t.plugin,
+            tags,
+        }
+    };
+    let ctx = RequestContext {
+        time_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+        source: t.source,
+        mtls: t.mtls,
+        front_door: "cli",
+        version: None,
+        ttl_seconds: None,
+    };
+    let d = engine.authorize(&principal, t.action, &resource, &ctx);
+    let verdict = if d.allowed { "ALLOW" } else { "DENY" };
+    let by = if d.policies.is_empty() {
+        "no policy matched (default deny)".to_string()
+    } else {
+        d.policies.join(", ")
+    };
+    println!(
+        "{verdict}: {} {} {} — decided by {by}",
+        t.principal,
+        t.action.as_str(),
+        t.resource
+    );
+    for e in &d.errors {
+        println!("  evaluation error: {e}");
+    }
+    if d.allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,426 @@
+//! The configuration file (`tresor.toml`): mounts, their plugins and grants,
+//! policies, audit, runtime limits and the server's listeners.
+//!
+//! ```toml
+//! state_dir = "/var/lib/tresor"          # key file, compiled-plugin cache, default data dirs
+//!
+//! [policy]
+//! dir = "/etc/tresor/policies"           # *.cedar files, reloaded without restart
+//!
+//! [audit]
+//! log = "/var/log/tresor/audit.log"      # hash-chained JSON lines; accesses fail closed without it
+//!
+//! [[mount]]
+//! path = "secret"                        # first path segment served by this mount
+//! plugin = "file"                        # an embedded plugin: "file" or "env"
+//! grants = { directory = "/var/lib/tresor/secret", clock = true }
+//! cache = { ttl_ms = 30000, max_entries = 10000 }
+//!
+//! [[mount]]
+//! path = "ci"
+//! plugin_path = "/opt/tresor/plugins/custom.wasm"   # third-party plugin, pinned:
+//! sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+//! config = { prefix = "CI_" }
+//! grants = { env = ["CI_*"] }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::StartupError;
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the host keeps its own state: the master key file (unless
+    /// `$TRESOR_MASTER_KEY` is set), the compiled-plugin cache, and relative
+    /// `directory` grants.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Master key file; default `<state_dir>/master.key`.
+    #[serde(default)]
+    pub master_key_file: Option<PathBuf>,
+    /// Policies.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Sandbox limits applied to every mount unless the mount overrides them.
+    #[serde(default)]
+    pub limits: Limits,
+    /// The mounts, each a path prefix served by one plugin.
+    #[serde(default, rename = "mount")]
+    pub mounts: Vec<MountConfig>,
+    /// The HTTP server (used by `tresor server`).
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(".tresor")
+}
+
+/// Where policies come from.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Directory of `*.cedar` files.
+    #[serde(default = "default_policy_dir")]
+    pub dir: PathBuf,
+    /// How often the directory is checked for changes, in milliseconds.
+    #[serde(default = "default_reload_ms")]
+    pub reload_interval_ms: u64,
+}
+
+fn default_policy_dir() -> PathBuf {
+    PathBuf::from("policies")
+}
+fn default_reload_ms() -> u64 {
+    1000
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            dir: default_policy_dir(),
+            reload_interval_ms: default_reload_ms(),
+        }
+    }
+}
+
+/// The local audit log.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Path of the log; default `<state_dir>/audit.log`.
+    #[serde(default)]
+    pub log: Option<PathBuf>,
+}
+
+/// Per-call sandbox limits.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Deadline of one plugin call in milliseconds; a call past it is interrupted.
+    #[serde(default = "default_timeout_ms")]
+    pub call_timeout_ms: u64,
+    /// Memory cap of one plugin instance, in MiB.
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: u64,
+    /// Instances kept per mount; also the mount's concurrency limit.
+    #[serde(default = "default_instances")]
+    pub max_instances: usize,
+}
+
+fn default_timeout_ms() -> u64 {
+    5_000
+}
+fn default_memory_mib() -> u64 {
+    64
+}
+fn default_instances() -> usize {
+    8
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            call_timeout_ms: default_timeout_ms(),
+            memory_mib: default_memory_mib(),
+            max_instances: default_instances(),
+        }
+    }
+}
+
+impl Limits {
+    /// The call deadline as a duration.
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_timeout_ms)
+    }
+}
+
+/// One mount: a path prefix served by a plugin.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountConfig {
+    /// The first path segment this mount serves (`secret` serves `secret/...`).
+    pub path: String,
+    /// Name of an embedded plugin (`file`, `env`). Exclusive with `plugin_path`.
+    #[serde(default)]
+    pub plugin: Option<String>,
+    /// Path of a third-party plugin component. Requires `sha256`.
+    #[serde(default)]
+    pub plugin_path: Option<PathBuf>,
+    /// The pinned sha256 (hex) of `plugin_path`; a mismatching file is refused.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Configuration handed to the plugin's `configure`.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Capabilities granted to the plugin. Nothing is granted by default.
+    #[serde(default)]
+    pub grants: Grants,
+    /// Optional in-memory cache of read values.
+    #[serde(default)]
+    pub cache: Option<CacheConfig>,
+    /// Overrides of the global sandbox limits.
+    #[serde(default)]
+    pub limits: Option<Limits>,
+}
+
+/// Capabilities a mount grants its plugin. The default grants nothing.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    /// A host directory preopened for the plugin, visible inside as `/data`.
+    /// Relative paths are resolved against `state_dir`; created if missing.
+    #[serde(default)]
+    pub directory: Option<PathBuf>,
+    /// Make the directory read-only for the plugin.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Environment variables the plugin may read: exact names, or prefixes
+    /// ending in `*` (`APP_*`).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Let the plugin read the real wall and monotonic clocks. Without it, the
+    /// plugin sees a clock frozen at the Unix epoch.
+    #[serde(default)]
+    pub clock: bool,
+}
+
+/// A mount's read cache.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// How long a value may be served from memory, in milliseconds.
+    pub ttl_ms: u64,
+    /// Most values held at once; the oldest is evicted beyond it.
+    #[serde(default = "default_cache_entries")]
+    pub max_entries: usize,
+}
+
+fn default_cache_entries() -> usize {
+    1024
+}
+
+/// The HTTP server's settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listen address.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8200".into()
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+        }
+    }
+}
+
+impl Config {
+    /// Read and check a configuration file.
+    pub fn from_file(path: &Path) -> Result<Config, StartupError> {
+        let text = std::fs::read_to_string(path).map_err(|source| StartupError::Io {
+            what: "reading configuration",
+            path: path.into(),
+            source,
+        })?;
+        let mut config =
+            Config::from_toml(&text).map_err(|e| StartupError::Config(format!("{}: {e}", path.display())))?;
+        // Relative paths in a config file are relative to the file.
+        if let Some(base) = path.parent() {
+            config.rebase(base);
+        }
+        Ok(config)
+    }
+
+    /// Parse and check configuration text.
+    pub fn from_toml(text: &str) -> Result<Config, StartupError> {
+        let config: Config = toml::from_str(text).map_err(|e| StartupError::Config(e.to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// A configuration with one embedded `file` mount at `secret/`, state in
+    /// `state_dir` and policies from `policy_dir`: what `tresor server --dev` runs.
+    pub fn dev(state_dir: &Path, policy_dir: &Path) -> Config {
+        Config {
+            state_dir: state_dir.into(),
+            master_key_file: None,
+            policy: PolicyConfig {
+                dir: policy_dir.into(),
+                reload_interval_ms: default_reload_ms(),
+            },
+            audit: AuditConfig::default(),
+            limits: Limits::default(),
+            mounts: vec![MountConfig {
+                path: "secret".into(),
+                plugin: Some("file".into()),
+                plugin_path: None,
+                sha256: None,
+                config: BTreeMap::new(),
+                grants: Grants {
+                    directory: Some("data/secret".into()),
+                    clock: true,
+                    ..Grants::default()
+                },
+                cache: Some(CacheConfig {
+                    ttl_ms: 30_000,
+                    max_entries: 10_000,
+                }),
+                limits: None,
+            }],
+            server: ServerConfig::default(),
+        }
+    }
+
+    fn rebase(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.state_dir);
+        fix(&mut self.policy.dir);
+        if let Some(p) = self.master_key_file.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.audit.log.as_mut() {
+            fix(p);
+        }
+        for m in &mut self.mounts {
+            if let Some(p) = m.plugin_path.as_mut() {
+                fix(p);
+            }
+        }
+    }
+
+    /// Reject configurations that cannot work, with a message saying what to change.
+    pub fn check(&self) -> Result<(), StartupError> {
+        let bad = |m: &str| Err(StartupError::Config(m.to_string()));
+        let mut seen = std::collections::BTreeSet::new();
+        for m in &self.mounts {
+            if !is_mount_name(&m.path) {
+                return bad(&format!(
+                    "mount path `{}` must be one segment of letters, digits, `-` or `_` (e.g. `secret`)",
+                    m.path
+                ));
+            }
+            if !seen.insert(m.path.as_str()) {
+                return bad(&format!("mount path `{}` is configured twice", m.path));
+            }
+            match (&m.plugin, &m.plugin_path, &m.sha256) {
+                (Some(_), None, None) => {}
+                (None, Some(_), Some(hash)) if hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {}
+                (None, Some(_), Some(_)) => {
+                    return bad(&format!(
+                        "mount `{}`: sha256 must be 64 hex digits (`sha256sum plugin.wasm`)",
+                        m.path
+                    ))
+                }
+                (None, Some(_), None) => {
+                    return bad(&format!(
+                        "mount `{}`: a plugin_path must be pinned with `sha256 = \"...\"` (`sha256sum plugin.wasm`)",
+                        m.path
+                    ))
+                }
+                _ => {
+                    return bad(&format!(
+                        "mount `{}`: set exactly one of `plugin` (embedded: file, env) or `plugin_path` + `sha256`",
+                        m.path
+                    ))
+                }
+            }
+            if let Some(c) = &m.cache {
+                if c.max_entries == 0 || c.ttl_ms == 0 {
+                    return bad(&format!(
+                        "mount `{}`: cache ttl_ms and max_entries must be positive (or remove `cache`)",
+                        m.path
+                    ));
+                }
+            }
+            let limits = m.limits.unwrap_or(self.limits);
+            if limits.max_instances == 0 || limits.call_timeout_ms == 0 || limits.memory_mib == 0 {
+                return bad(&format!("mount `{}`: limits must be positive", m.path));
+            }
+            for pattern in &m.grants.env {
+                if pattern.is_empty() || pattern[..pattern.len() - 1].contains('*') {
+                    return bad(&format!(
+                        "mount `{}`: env grant `{pattern}` must be a name or a prefix ending in `*`",
+                        m.path
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The master key file in effect.
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("master.key"))
+    }
+
+    /// The audit log path in effect.
+    pub fn audit_log_path(&self) -> PathBuf {
+        self.audit
+            .log
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("audit.log"))
+    }
+}
+
+/// True for a valid mount name: one segment of `[A-Za-z0-9_-]`.
+pub fn is_mount_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let doc: String = include_str!("config.rs")
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::from_toml(&doc).unwrap();
+        assert_eq!(c.mounts.len(), 2);
+        assert_eq!(c.mounts[1].grants.env, vec!["CI_*"]);
+    }
+
+    #[test]
+    fn refuses_unpinned_plugins_and_bad_mounts() {
+        let e = Config::from_toml("[[mount]]\npath = \"x\"\nplugin_path = \"a.wasm\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sha256"), "{e}");
+        let e = Config::from_toml("[[mount]]\npath = \"a/b\"\nplugin = \"file\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("one segment"), "{e}");
+        let e = Config::from_toml("[[mount]]\npath = \"a\"\nplugin = \"file\"\nbogus = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus"), "{e}");
+    }
+}

@@ -1,0 +1,13 @@
+//! The first-party plugins embedded in the binary (built by `build.rs`).
+
+/// The component bytes of an embedded plugin, by the name configs use.
+pub fn embedded(name: &str) -> Option<&'static [u8]> {
+    match name {
+        "file" => Some(include_bytes!(env!("TRESOR_PLUGIN_FILE"))),
+        "env" => Some(include_bytes!(env!("TRESOR_PLUGIN_ENV"))),
+        _ => None,
+    }
+}
+
+/// Names of the embedded plugins.
+pub const EMBEDDED: &[&str] = &["file", "env"];

@@ -1,0 +1,65 @@
+//! The `tresor:plugin/host` imports: what every plugin may ask of the host.
+//! Seal and unseal use the mount's own key (see [`crate::keys`]), so a plugin
+//! stores ciphertext without ever holding a key.
+
+use zeroize::Zeroize;
+
+use super::bindings::tresor::plugin::host::{Host, LogLevel};
+use super::bindings::tresor::plugin::types::{self, Error};
+use super::sandbox::PluginState;
+use crate::keys::SealError;
+
+/// Longest log line a plugin may write; longer lines are cut.
+const MAX_LOG_LINE: usize = 4096;
+
+impl types::Host for PluginState {}
+
+impl Host for PluginState {
+    fn log(&mut self, level: LogLevel, mut message: String) {
+        if message.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        let mount = &*self.mount;
+        match level {
+            LogLevel::Trace => tracing::trace!(target: "tresor::plugin", mount, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "tresor::plugin", mount, "{message}"),
+            LogLevel::Info => tracing::info!(target: "tresor::plugin", mount, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "tresor::plugin", mount, "{message}"),
+            LogLevel::Error => tracing::error!(target: "tresor::plugin", mount, "{message}"),
+        }
+    }
+
+    fn seal(&mut self, mut plaintext: Vec<u8>, context: Vec<u8>) -> Result<Vec<u8>, Error> {
+        let sealed = self.sealer.seal(&plaintext, &context);
+        plaintext.zeroize();
+        sealed.map_err(seal_error)
+    }
+
+    fn unseal(&mut self, sealed: Vec<u8>, context: Vec<u8>) -> Result<Vec<u8>, Error> {
+        // The plaintext crosses into guest memory here; the host copy is wiped
+        // when the guest has its own.
+        self.sealer
+            .unseal(&sealed, &context)
+            .map(|p| p.to_vec())
+            .map_err(seal_error)
+    }
+
+    fn protect(&mut self, data: Vec<u8>, entropy: Vec<u8>) -> Result<Vec<u8>, Error> {
+        crate::platform::protect(data, &entropy).map_err(Error::Unsupported)
+    }
+
+    fn unprotect(&mut self, blob: Vec<u8>, entropy: Vec<u8>) -> Result<Vec<u8>, Error> {
+        crate::platform::unprotect(&blob, &entropy).map_err(Error::Unsupported)
+    }
+}
+
+fn seal_error(e: SealError) -> Error {
+    match e {
+        SealError::Malformed | SealError::Authentication => Error::InvalidInput(e.to_string()),
+        SealError::Random => Error::Internal(e.to_string()),
+    }
+}

@@ -1,0 +1,412 @@
+//! Instances of one mount's plugin. A `Store` serves one call at a time, so a
+//! mount keeps a pool of ready instances (at most `max_instances`, which is
+//! also its concurrency limit). Every call runs under an epoch deadline and a
+//! memory cap; an instance that traps, times out, hits the cap or answers
+//! something malformed is dropped, and the next call gets a fresh one.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Store, Trap};
+
+use super::bindings::tresor::plugin::types as wit;
+use super::bindings::{ProviderPlugin, ProviderPluginPre};
+use super::sandbox::{PluginState, Sandbox};
+use super::{Runtime, EPOCH_TICK};
+use crate::config::Limits;
+use crate::error::{Error, PluginFailure};
+use crate::keys::Sealer;
+use crate::secret::{Capabilities, Metadata, Secret, SecretBytes, VersionInfo};
+
+/// Errors reported while starting a mount's plugin.
+pub type PluginError = Error;
+
+/// One live instance.
+struct Instance {
+    store: Store<PluginState>,
+    plugin: ProviderPlugin,
+}
+
+/// The instances of one mount.
+pub struct MountPool {
+    mount: String,
+    pre: ProviderPluginPre<PluginState>,
+    runtime: Runtime,
+    sandbox: Sandbox,
+    sealer: Arc<Sealer>,
+    config: Vec<(String, String)>,
+    timeout: Duration,
+    idle: Mutex<Vec<Instance>>,
+    permits: Arc<Semaphore>,
+    capabilities: Capabilities,
+}
+
+impl std::fmt::Debug for MountPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MountPool")
+            .field("mount", &self.mount)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MountPool {
+    /// Prepare a mount: link the component against WASI and the host imports,
+    /// start one instance (which runs `configure`, so a bad configuration is
+    /// reported now, at startup) and read its capabilities.
+    pub async fn start(
+        runtime: &Runtime,
+        component: &Component,
+        sandbox: Sandbox,
+        sealer: Arc<Sealer>,
+        config: Vec<(String, String)>,
+        limits: Limits,
+    ) -> Result<Arc<MountPool>, Error> {
+        let mount = sandbox.mount.clone();
+        let startup = |detail: String| Error::Plugin {
+            mount: mount.clone(),
+            failure: PluginFailure::Startup,
+            detail,
+        };
+        let mut linker: Linker<PluginState> = Linker::new(runtime.engine());
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| startup(format!("{e:#}")))?;
+        ProviderPlugin::add_to_linker::<_, wasmtime::component::HasSelf<PluginState>>(&mut linker, |s| s)
+            .map_err(|e| startup(format!("{e:#}")))?;
+        let pre = linker.instantiate_pre(component).map_err(|e| {
+            startup(format!(
+                "the component does not fit the tresor:plugin provider world: {e:#}"
+            ))
+        })?;
+        let pre = ProviderPluginPre::new(pre)
+            .map_err(|e| startup(format!("the component does not export tresor:plugin/provider: {e:#}")))?;
+        let mut pool = MountPool {
+            mount: mount.clone(),
+            pre,
+            runtime: runtime.clone(),
+            sandbox,
+            sealer,
+            config,
+            timeout: limits.call_timeout(),
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(limits.max_instances)),
+            capabilities: Capabilities {
+                writable: false,
+                versioned: false,
+                check_and_set: false,
+                deletable: false,
+                listable: false,
+                soft_delete: false,
+            },
+        };
+        let mut first = pool.instantiate().await?;
+        let caps = {
+            let fut = first
+                .plugin
+                .tresor_plugin_provider()
+                .call_get_capabilities(&mut first.store);
+            match tokio::time::timeout(pool.timeout + EPOCH_TICK * 4, fut).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => return Err(startup(format!("capabilities() failed: {e:#}"))),
+                Err(_) => return Err(startup("capabilities() timed out".into())),
+            }
+        };
+        pool.capabilities = Capabilities {
+            writable: caps.writable,
+            versioned: caps.versioned,
+            check_and_set: caps.check_and_set,
+            deletable: caps.deletable,
+            listable: caps.listable,
+            soft_delete: caps.soft_delete,
+        };
+        pool.idle.get_mut().expect("fresh mutex").push(first);
+        Ok(Arc::new(pool))
+    }
+
+    /// What the plugin reported it supports.
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    /// The mount this pool serves.
+    pub fn mount(&self) -> &str {
+        &self.mount
+    }
+
+    /// Take an instance for one call, waiting while all are busy.
+    pub async fn checkout(self: &Arc<Self>) -> Result<Lease, Error> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Internal("mount is shutting down".into()))?;
+        let idle = self.idle.lock().expect("pool lock").pop();
+        let inst = match idle {
+            Some(inst) => inst,
+            None => self.instantiate().await?,
+        };
+        Ok(Lease {
+            pool: self.clone(),
+            inst: Some(inst),
+            healthy: true,
+            _permit: permit,
+        })
+    }
+
+    async fn instantiate(&self) -> Result<Instance, Error> {
+        let startup = |detail: String| Error::Plugin {
+            mount: self.mount.clone(),
+            failure: PluginFailure::Startup,
+            detail,
+        };
+        let state = PluginState::new(&self.sandbox, self.sealer.clone()).map_err(|e| startup(format!("{e:#}")))?;
+        let mut store = Store::new(self.runtime.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(self.deadline_ticks());
+        let plugin = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| startup(format!("instantiation failed: {e:#}")))?;
+        let mut inst = Instance { store, plugin };
+        inst.store.set_epoch_deadline(self.deadline_ticks());
+        let fut = inst
+            .plugin
+            .tresor_plugin_provider()
+            .call_configure(&mut inst.store, &self.config);
+        match tokio::time::timeout(self.timeout + EPOCH_TICK * 4, fut).await {
+            Ok(Ok(Ok(()))) => Ok(inst),
+            Ok(Ok(Err(e))) => Err(startup(format!(
+                "configure refused the mount's config: {}",
+                wit_message(&e)
+            ))),
+            Ok(Err(trap)) => Err(startup(format!("configure trapped: {trap:#}"))),
+            Err(_) => Err(startup("configure timed out".into())),
+        }
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        (self.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+    }
+}
+
+/// One instance checked out for one call. Dropping it returns a healthy
+/// instance to the pool and discards a failed one.
+pub struct Lease {
+    pool: Arc<MountPool>,
+    inst: Option<Instance>,
+    healthy: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(inst) = self.inst.take() {
+            if self.healthy {
+                self.pool.idle.lock().expect("pool lock").push(inst);
+            }
+        }
+    }
+}
+
+type CallResult<T> = Result<wasmtime::Result<Result<T, wit::Error>>, tokio::time::error::Elapsed>;
+
+/// Run one export call of the leased instance under its deadline.
+macro_rules! call {
+    ($lease:ident, $method:ident ( $($arg:expr),* )) => {{
+        let deadline = $lease.pool.deadline_ticks();
+        let grace = $lease.pool.timeout + EPOCH_TICK * 4;
+        let inst = $lease.inst.as_mut().expect("lease holds an instance");
+        inst.store.set_epoch_deadline(deadline);
+        let fut = inst.plugin.tresor_plugin_provider().$method(&mut inst.store, $($arg),*);
+        let result: CallResult<_> = tokio::time::timeout(grace, fut).await;
+        $lease.settle(result)
+    }};
+}
+
+impl Lease {
+    /// Read a secret.
+    pub async fn get(&mut self, path: &str, version: Option<&str>) -> Result<Secret, Error> {
+        let s = call!(self, call_get(path, version))?;
+        if s.version.is_empty() || s.version.len() > 256 {
+            return Err(self.malformed("get returned an empty or oversized version"));
+        }
+        let metadata = self.metadata(s.metadata)?;
+        Ok(Secret {
+            value: SecretBytes::new(s.value),
+            version: s.version,
+            created_ms: s.created_ms,
+            metadata,
+        })
+    }
+
+    /// Write a new version; returns its version identifier.
+    pub async fn put(
+        &mut self,
+        path: &str,
+        value: &[u8],
+        metadata: &Metadata,
+        expected: Option<&str>,
+    ) -> Result<String, Error> {
+        let pairs: Vec<(String, String)> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let version = call!(self, call_put(path, value, &pairs, expected))?;
+        if version.is_empty() || version.len() > 256 {
+            return Err(self.malformed("put returned an empty or oversized version"));
+        }
+        Ok(version)
+    }
+
+    /// Delete a secret and all its versions.
+    pub async fn delete(&mut self, path: &str) -> Result<(), Error> {
+        call!(self, call_delete(path))
+    }
+
+    /// Soft-delete or destroy versions.
+    pub async fn delete_versions(&mut self, path: &str, versions: &[String], destroy: bool) -> Result<(), Error> {
+        call!(self, call_delete_versions(path, versions, destroy))
+    }
+
+    /// Restore soft-deleted versions.
+    pub async fn undelete_versions(&mut self, path: &str, versions: &[String]) -> Result<(), Error> {
+        call!(self, call_undelete_versions(path, versions))
+    }
+
+    /// List the paths under `prefix`. Every answer must start with the prefix
+    /// and be a well-formed path.
+    pub async fn list(&mut self, prefix: &str) -> Result<Vec<String>, Error> {
+        let paths = call!(self, call_list_secrets(prefix))?;
+        if let Some(bad) = paths
+            .iter()
+            .find(|p| !p.starts_with(prefix) || crate::path::check(p).is_err())
+        {
+            let bad = bad.chars().take(80).collect::<String>();
+            return Err(self.malformed(&format!(
+                "list returned `{bad}`, which is not a valid path under `{prefix}`"
+            )));
+        }
+        Ok(paths)
+    }
+
+    /// Describe every version of a secret.
+    pub async fn versions(&mut self, path: &str) -> Result<Vec<VersionInfo>, Error> {
+        let list = call!(self, call_versions(path))?;
+        let mut out = Vec::with_capacity(list.len());
+        for v in list {
+            if v.version.is_empty() {
+                return Err(self.malformed("versions returned an empty version"));
+            }
+            let metadata = self.metadata(v.metadata)?;
+            out.push(VersionInfo {
+                version: v.version,
+                created_ms: v.created_ms,
+                deleted: v.deleted,
+                destroyed: v.destroyed,
+                metadata,
+            });
+        }
+        Ok(out)
+    }
+
+    fn metadata(&mut self, pairs: Vec<(String, String)>) -> Result<Metadata, Error> {
+        if pairs.iter().any(|(k, _)| k.is_empty()) {
+            return Err(self.malformed("metadata with an empty key"));
+        }
+        Ok(pairs.into_iter().collect())
+    }
+
+    fn malformed(&mut self, detail: &str) -> Error {
+        self.healthy = false;
+        Error::Plugin {
+            mount: self.pool.mount.clone(),
+            failure: PluginFailure::Malformed,
+            detail: detail.to_string(),
+        }
+    }
+
+    /// Turn the outcome of a call into the host's error model; any failure of
+    /// the sandbox itself marks the instance for disposal.
+    fn settle<T>(&mut self, result: CallResult<T>) -> Result<T, Error> {
+        let mount = self.pool.mount.clone();
+        match result {
+            Ok(Ok(Ok(v))) => Ok(v),
+            Ok(Ok(Err(e))) => Err(from_wit(e)),
+            Ok(Err(trap)) => {
+                self.healthy = false;
+                let exceeded = self.inst.as_ref().is_some_and(|i| i.store.data().limiter.exceeded);
+                let failure = if exceeded {
+                    PluginFailure::MemoryLimit
+                } else if trap.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                    PluginFailure::Timeout
+                } else {
+                    PluginFailure::Trap
+                };
+                let detail = match failure {
+                    PluginFailure::MemoryLimit => format!(
+                        "the instance hit its memory cap of {} MiB",
+                        self.pool.sandbox.memory_bytes >> 20
+                    ),
+                    PluginFailure::Timeout => format!(
+                        "the call ran past its {} ms deadline and was interrupted",
+                        self.pool.timeout.as_millis()
+                    ),
+                    _ => trap_summary(&trap),
+                };
+                tracing::warn!(mount, failure = %failure, "plugin instance failed and was discarded");
+                Err(Error::Plugin { mount, failure, detail })
+            }
+            Err(_) => {
+                self.healthy = false;
+                let detail = format!(
+                    "the call did not return within {} ms (blocked in a host call)",
+                    self.pool.timeout.as_millis()
+                );
+                Err(Error::Plugin {
+                    mount,
+                    failure: PluginFailure::Timeout,
+                    detail,
+                })
+            }
+        }
+    }
+}
+
+/// The first line of a trap: what happened, without the guest's backtrace.
+fn trap_summary(trap: &wasmtime::Error) -> String {
+    match trap.downcast_ref::<Trap>() {
+        Some(t) => format!("wasm trap: {t}"),
+        None => trap
+            .root_cause()
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("unknown failure")
+            .to_string(),
+    }
+}
+
+fn wit_message(e: &wit::Error) -> &str {
+    match e {
+        wit::Error::NotFound(m)
+        | wit::Error::InvalidInput(m)
+        | wit::Error::Conflict(m)
+        | wit::Error::Unavailable(m)
+        | wit::Error::PermissionDenied(m)
+        | wit::Error::Unsupported(m)
+        | wit::Error::Internal(m) => m,
+    }
+}
+
+/// A plugin-reported error, as the host's error type.
+fn from_wit(e: wit::Error) -> Error {
+    match e {
+        wit::Error::NotFound(m) => Error::NotFound(m),
+        wit::Error::InvalidInput(m) => Error::InvalidInput(m),
+        wit::Error::Conflict(m) => Error::Conflict(m),
+        wit::Error::Unavailable(m) => Error::Unavailable(m),
+        wit::Error::PermissionDenied(m) => Error::UpstreamDenied(m),
+        wit::Error::Unsupported(m) => Error::Unsupported(m),
+        wit::Error::Internal(m) => Error::Internal(m),
+    }
+}

@@ -1,0 +1,150 @@
+//! What a plugin instance may touch. Nothing is ambient: the WASI context of
+//! every instance starts empty (no files, no environment, no sockets, a clock
+//! frozen at the Unix epoch), and each grant of the mount adds exactly one
+//! capability.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::keys::Sealer;
+
+/// The resolved capabilities of one mount, shared by all its instances.
+#[derive(Clone, Debug)]
+pub struct Sandbox {
+    /// Mount name, used in logs and errors.
+    pub mount: String,
+    /// Host directory preopened as `/data`, if granted.
+    pub directory: Option<PathBuf>,
+    /// Whether `/data` is read-only.
+    pub read_only: bool,
+    /// Environment variables copied into the instance (already filtered by the
+    /// mount's allow-list).
+    pub env: Vec<(String, String)>,
+    /// Real clocks, or the frozen epoch.
+    pub clock: bool,
+    /// Memory cap per instance, in bytes.
+    pub memory_bytes: usize,
+}
+
+impl Sandbox {
+    /// The environment variables of this process that an allow-list admits:
+    /// exact names, or prefixes written `PREFIX*`.
+    pub fn allowed_env(patterns: &[String]) -> Vec<(String, String)> {
+        std::env::vars()
+            .filter(|(name, _)| {
+                patterns.iter().any(|p| match p.strip_suffix('*') {
+                    Some(prefix) => name.starts_with(prefix),
+                    None => name == p,
+                })
+            })
+            .collect()
+    }
+
+    /// Build the WASI context for a fresh instance.
+    pub fn wasi_ctx(&self) -> wasmtime::Result<WasiCtx> {
+        let mut b = WasiCtxBuilder::new();
+        // Sockets: wasmtime denies every address unless a check allows it, and
+        // name lookups are off by default. Say so explicitly all the same.
+        b.socket_addr_check(|_, _| Box::pin(async { false }));
+        b.allow_ip_name_lookup(false);
+        b.allow_tcp(false);
+        b.allow_udp(false);
+        for (k, v) in &self.env {
+            b.env(k, v);
+        }
+        if !self.clock {
+            b.wall_clock(FrozenClock);
+            b.monotonic_clock(FrozenClock);
+        }
+        if let Some(dir) = &self.directory {
+            let perms = if self.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            b.preopened_dir(dir, "/data", perms)?;
+        }
+        Ok(b.build())
+    }
+}
+
+/// A clock stuck at the Unix epoch, for plugins without a clock grant.
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// The data of one instance's store.
+pub struct PluginState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    pub(crate) mount: Arc<str>,
+    pub(crate) sealer: Arc<Sealer>,
+}
+
+impl PluginState {
+    /// Fresh state for one instance of the mount described by `sandbox`.
+    pub fn new(sandbox: &Sandbox, sealer: Arc<Sealer>) -> wasmtime::Result<PluginState> {
+        Ok(PluginState {
+            wasi: sandbox.wasi_ctx()?,
+            table: ResourceTable::new(),
+            limiter: Limiter {
+                memory_bytes: sandbox.memory_bytes,
+                exceeded: false,
+            },
+            mount: sandbox.mount.as_str().into(),
+            sealer,
+        })
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps an instance's memories and remembers whether the cap was hit, so the
+/// failure can be reported as a memory-limit failure rather than a plain trap.
+pub struct Limiter {
+    memory_bytes: usize,
+    pub(crate) exceeded: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.exceeded = true;
+            wasmtime::bail!("memory cap of {} MiB reached", self.memory_bytes >> 20);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}

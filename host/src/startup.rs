@@ -1,0 +1,151 @@
+//! Starting a host from its configuration: key, runtime, policies, audit log,
+//! then every mount's plugin (verified, compiled or loaded from the cache,
+//! sandboxed, configured).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::access::{Host, Mount};
+use crate::audit::AuditLog;
+use crate::cache::ReadCache;
+use crate::config::{Config, MountConfig};
+use crate::error::StartupError;
+use crate::keys::MasterKey;
+use crate::policy::PolicyEngine;
+use crate::runtime::{compile, MountPool, Runtime, Sandbox};
+
+impl Host {
+    /// Start a host from `config`: load (or create) the master key, load and
+    /// validate the policies (and watch them for changes), open the audit log,
+    /// and start every mount. Fails with a message naming what to fix.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tresor::{Caller, Config, Host, Principal, SecretBytes, WriteOptions};
+    /// let host = Host::start(Config::dev(".tresor".as_ref(), "policies".as_ref())).await?;
+    /// let me = Caller::embedded(Principal { groups: vec!["admins".into()], ..Principal::new("deploy-bot") });
+    /// host.write(&me, "secret/apps/db", &SecretBytes::from("s3cret"), &WriteOptions::default()).await?;
+    /// let secret = host.read(&me, "secret/apps/db", None).await?;
+    /// assert_eq!(secret.value.expose(), b"s3cret");
+    /// # Ok(()) }
+    /// ```
+    pub async fn start(config: Config) -> Result<Host, StartupError> {
+        config.check()?;
+        let state = &config.state_dir;
+        std::fs::create_dir_all(state).map_err(|source| StartupError::Io {
+            what: "creating state directory",
+            path: state.clone(),
+            source,
+        })?;
+        let key = MasterKey::load_or_create(&config.master_key_path())?;
+
+        let policy = Arc::new(PolicyEngine::load_dir(&config.policy.dir)?);
+        let watch = (config.policy.reload_interval_ms > 0)
+            .then(|| policy.watch(Duration::from_millis(config.policy.reload_interval_ms)));
+        let audit = Arc::new(AuditLog::open(&config.audit_log_path())?);
+
+        let runtime = Runtime::new(state.join("cache"))
+            .map_err(|e| StartupError::Config(format!("starting the wasm engine: {e:#}")))?;
+        let mut mounts = BTreeMap::new();
+        for m in &config.mounts {
+            let mount = start_mount(&config, m, &runtime, &key).await?;
+            mounts.insert(m.path.clone(), mount);
+        }
+        tracing::info!(mounts = mounts.len(), policies = policy.len(), audit_log = %audit.path().display(), "tresor host started");
+        Ok(Host {
+            mounts,
+            policy,
+            audit,
+            _policy_watch: watch,
+        })
+    }
+}
+
+async fn start_mount(
+    config: &Config,
+    m: &MountConfig,
+    runtime: &Runtime,
+    key: &MasterKey,
+) -> Result<Mount, StartupError> {
+    let fail = |detail: String| StartupError::Plugin {
+        mount: m.path.clone(),
+        detail,
+    };
+
+    // The plugin's bytes: embedded, or a file that must match its pinned hash.
+    let (plugin_name, bytes): (String, std::borrow::Cow<'static, [u8]>) = match (&m.plugin, &m.plugin_path) {
+        (Some(name), _) => {
+            let bytes = crate::plugins::embedded(name).ok_or_else(|| {
+                fail(format!(
+                    "no embedded plugin `{name}`; embedded are {:?}, or use plugin_path + sha256",
+                    crate::plugins::EMBEDDED
+                ))
+            })?;
+            (name.clone(), bytes.into())
+        }
+        (None, Some(path)) => {
+            let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read `{}`: {e}", path.display())))?;
+            let actual = compile::sha256_hex(&bytes);
+            let pinned = m.sha256.as_deref().unwrap_or_default().to_ascii_lowercase();
+            if actual != pinned {
+                return Err(fail(format!(
+                    "`{}` has sha256 {actual}, but the config pins {pinned}; refusing to load it (update the pin only if you trust the new file)",
+                    path.display()
+                )));
+            }
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "plugin".into());
+            (name, bytes.into())
+        }
+        (None, None) => return Err(fail("no plugin configured".into())),
+    };
+    let component = compile::load_component(runtime.engine(), runtime.cache_dir(), &bytes)
+        .map_err(|e| fail(format!("not a valid WebAssembly component: {e:#}")))?;
+
+    // The sandbox: only what the mount grants.
+    let limits = m.limits.unwrap_or(config.limits);
+    let directory = match &m.grants.directory {
+        Some(dir) => {
+            let dir = if dir.is_relative() {
+                config.state_dir.join(dir)
+            } else {
+                dir.clone()
+            };
+            std::fs::create_dir_all(&dir).map_err(|source| StartupError::Io {
+                what: "creating the mount's directory",
+                path: dir.clone(),
+                source,
+            })?;
+            Some(dir)
+        }
+        None => None,
+    };
+    let sandbox = Sandbox {
+        mount: m.path.clone(),
+        directory,
+        read_only: m.grants.read_only,
+        env: Sandbox::allowed_env(&m.grants.env),
+        clock: m.grants.clock,
+        memory_bytes: (limits.memory_mib as usize) << 20,
+    };
+    let config_pairs = m.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let pool = MountPool::start(
+        runtime,
+        &component,
+        sandbox,
+        Arc::new(key.sealer_for(&m.path)),
+        config_pairs,
+        limits,
+    )
+    .await
+    .map_err(|e| fail(e.to_string()))?;
+    Ok(Mount {
+        name: m.path.clone(),
+        plugin: plugin_name,
+        pool,
+        cache: m.cache.map(ReadCache::new),
+    })
+}

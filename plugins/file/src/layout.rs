@@ -1,0 +1,221 @@
+//! Names of the files and directories in the data directory.
+//!
+//! ```text
+//! /data/
+//!   <hex of the path>/          one directory per secret
+//!     1.json  2.json ...        one immutable file per version
+//!     2.deleted                 marker: version 2 is soft-deleted
+//!     tmp-<random>              a version being written (ignored by reads)
+//!   .trash-<random>/            a deleted secret being removed (ignored)
+//! ```
+//!
+//! A file or directory name is limited to 255 bytes on common file systems,
+//! so a path longer than [`HEX_CHUNK`]` / 2` bytes is spread over nested
+//! directories: every chunk of [`HEX_CHUNK`] hex digits but the last becomes
+//! a `<chunk>.d` directory, and the last chunk names the secret's directory.
+//! Paths up to 100 bytes (most of them) get the flat layout above.
+
+/// Hex digits per directory name.
+pub(crate) const HEX_CHUNK: usize = 200;
+
+/// Suffix of a directory holding the rest of a long path.
+pub(crate) const CONTINUED: &str = ".d";
+
+/// Prefix of a version file being written.
+pub(crate) const TMP_PREFIX: &str = "tmp-";
+
+/// Prefix of a deleted secret's directory, waiting to be removed.
+pub(crate) const TRASH_PREFIX: &str = ".trash-";
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn encode_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+/// Decodes lowercase hex; `None` for anything else (odd length, uppercase,
+/// other characters).
+pub(crate) fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let bytes = text.as_bytes();
+    if !bytes.len().is_multiple_of(2) {
+        return None;
+    }
+    bytes
+        .chunks_exact(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
+}
+
+/// Is `name` lowercase hex of even length (a secret directory, or the
+/// start of a long path's chunk)?
+pub(crate) fn is_hex_name(name: &str) -> bool {
+    !name.is_empty() && name.len().is_multiple_of(2) && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The directory names leading to the secret at `path`, relative to the
+/// data directory: `["<hex>"]`, or `["<chunk>.d", ..., "<last chunk>"]`
+/// for a long path.
+pub(crate) fn secret_dir_names(path: &str) -> Vec<String> {
+    let hex = encode_hex(path.as_bytes());
+    let chunks: Vec<&str> = hex
+        .as_bytes()
+        .chunks(HEX_CHUNK)
+        // Hex digits are ASCII, so every chunk is valid UTF-8.
+        .map(|chunk| std::str::from_utf8(chunk).unwrap_or_default())
+        .collect();
+    let last = chunks.len().saturating_sub(1);
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            if i < last {
+                format!("{chunk}{CONTINUED}")
+            } else {
+                (*chunk).to_owned()
+            }
+        })
+        .collect()
+}
+
+/// The hex chunk of a `<chunk>.d` directory name, if `name` is one.
+pub(crate) fn continued_chunk(name: &str) -> Option<&str> {
+    name.strip_suffix(CONTINUED)
+        .filter(|chunk| chunk.len() == HEX_CHUNK && is_hex_name(chunk))
+}
+
+/// Parses a version identifier: a decimal number from 1 up, written without
+/// sign or leading zeros (`"1"`, `"42"`). Anything else names no version.
+pub(crate) fn parse_version(text: &str) -> Option<u64> {
+    if text.is_empty() || text.starts_with('0') || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// File holding version `n`.
+pub(crate) fn version_file(n: u64) -> String {
+    format!("{n}.json")
+}
+
+/// Marker telling that version `n` is soft-deleted.
+pub(crate) fn deleted_marker(n: u64) -> String {
+    format!("{n}.deleted")
+}
+
+/// What a file in a secret's directory is.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// `<n>.json`: version `n`.
+    Version(u64),
+    /// `<n>.deleted`: version `n` is soft-deleted.
+    Deleted(u64),
+    /// `tmp-*`: a version being written, or left over by a crash.
+    Tmp,
+    /// Anything else; ignored.
+    Other,
+}
+
+/// Classifies a file name found in a secret's directory.
+pub(crate) fn classify(name: &str) -> Entry {
+    if name.starts_with(TMP_PREFIX) {
+        return Entry::Tmp;
+    }
+    if let Some(n) = name.strip_suffix(".json").and_then(parse_version) {
+        return Entry::Version(n);
+    }
+    if let Some(n) = name.strip_suffix(".deleted").and_then(parse_version) {
+        return Entry::Deleted(n);
+    }
+    Entry::Other
+}
+
+/// The context bound to a sealed value: `"<path>\0<version>"`, so a value
+/// copied to another path or version fails to unseal.
+pub(crate) fn seal_context(path: &str, version: u64) -> Vec<u8> {
+    format!("{path}\0{version}").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let hex = encode_hex(&bytes);
+        assert!(hex.starts_with("000102"));
+        assert!(hex.ends_with("feff"));
+        assert_eq!(decode_hex(&hex), Some(bytes));
+        assert_eq!(encode_hex("app/db".as_bytes()), "6170702f6462");
+    }
+
+    #[test]
+    fn hex_rejects_non_canonical_text() {
+        for text in ["a", "0G", "AB", "6170702f646", ".trash-1", "tmp-1"] {
+            assert_eq!(decode_hex(text), None, "{text:?}");
+            assert!(!is_hex_name(text), "{text:?}");
+        }
+        assert!(!is_hex_name(""));
+    }
+
+    #[test]
+    fn short_paths_get_one_directory() {
+        assert_eq!(secret_dir_names("a/b"), vec!["612f62".to_owned()]);
+        let hundred = "x".repeat(HEX_CHUNK / 2);
+        assert_eq!(secret_dir_names(&hundred), vec![encode_hex(hundred.as_bytes())]);
+    }
+
+    #[test]
+    fn long_paths_are_spread_over_directories() {
+        let path = "y".repeat(512);
+        let names = secret_dir_names(&path);
+        assert_eq!(names.len(), 6);
+        for name in &names[..5] {
+            assert!(continued_chunk(name).is_some(), "{name}");
+            assert!(name.len() < 255);
+        }
+        assert!(is_hex_name(&names[5]));
+        let hex: String = names[..5]
+            .iter()
+            .filter_map(|n| continued_chunk(n))
+            .chain(std::iter::once(names[5].as_str()))
+            .collect();
+        assert_eq!(decode_hex(&hex), Some(path.into_bytes()));
+    }
+
+    #[test]
+    fn versions_are_canonical_decimals() {
+        assert_eq!(parse_version("1"), Some(1));
+        assert_eq!(parse_version("42"), Some(42));
+        for text in ["", "0", "01", "+1", "-1", "1.0", " 1", "abc", "99999999999999999999999"] {
+            assert_eq!(parse_version(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn classifies_directory_entries() {
+        assert_eq!(classify("3.json"), Entry::Version(3));
+        assert_eq!(classify("3.deleted"), Entry::Deleted(3));
+        assert_eq!(classify("tmp-0123"), Entry::Tmp);
+        assert_eq!(classify("03.json"), Entry::Other);
+        assert_eq!(classify("x.json"), Entry::Other);
+        assert_eq!(classify("3.claim"), Entry::Other);
+    }
+
+    #[test]
+    fn context_binds_path_and_version() {
+        assert_eq!(seal_context("a/b", 7), b"a/b\x007".to_vec());
+    }
+}

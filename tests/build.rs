@@ -1,0 +1,48 @@
+//! Builds the deliberately hostile test plugin (tests/plugins/hostile) for
+//! wasm32-wasip2 and hands its path to the tests as `TRESOR_TEST_HOSTILE`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest_dir.parent().unwrap().to_path_buf();
+    println!("cargo:rerun-if-changed={}", manifest_dir.join("plugins").display());
+    println!("cargo:rerun-if-changed={}", root.join("plugins/sdk").display());
+    println!("cargo:rerun-if-changed={}", root.join("wit").display());
+
+    let target_dir = match std::env::var("CARGO_TARGET_DIR") {
+        Ok(dir) => Path::new(&dir).join("wasm"),
+        Err(_) => {
+            let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+            out.ancestors().nth(4).unwrap().join("wasm")
+        }
+    };
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args([
+        "build",
+        "--release",
+        "--target=wasm32-wasip2",
+        "-p",
+        "tresor-test-hostile",
+        "--manifest-path",
+    ])
+    .arg(root.join("plugins/Cargo.toml"))
+    .arg("--target-dir")
+    .arg(&target_dir);
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("running cargo to build the hostile test plugin");
+    assert!(status.success(), "building tests/plugins/hostile for wasm32-wasip2 failed; is the target installed? `rustup target add wasm32-wasip2`");
+    let wasm = target_dir.join("wasm32-wasip2/release/tresor_test_hostile.wasm");
+    println!("cargo:rustc-env=TRESOR_TEST_HOSTILE={}", wasm.display());
+}

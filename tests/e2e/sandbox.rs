@@ -1,0 +1,185 @@
+//! A deliberately hostile plugin (tests/plugins/hostile) against the sandbox:
+//! each attack fails its own request, and the host keeps serving.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use tresor::{Config, Error, Host, PluginFailure};
+use tresor_e2e::*;
+
+fn hostile_mount(dir: &std::path::Path, sha256: &str) -> String {
+    std::fs::create_dir_all(dir.join("granted")).unwrap();
+    std::fs::write(dir.join("granted/inside.txt"), b"inside-the-grant").unwrap();
+    format!(
+        r#"
+[[mount]]
+path = "hostile"
+plugin_path = "{wasm}"
+sha256 = "{sha256}"
+grants = {{ directory = "{granted}", read_only = true, env = ["TRESOR_SANDBOX_GRANTED"] }}
+limits = {{ call_timeout_ms = 300, memory_mib = 32, max_instances = 4 }}
+"#,
+        wasm = HOSTILE_WASM,
+        granted = dir.join("granted").display(),
+    )
+}
+
+fn wasm_sha256() -> String {
+    tresor::runtime::compile::sha256_hex(&std::fs::read(HOSTILE_WASM).expect("hostile plugin built"))
+}
+
+async fn start_hostile() -> (TestHost, tempfile::TempDir) {
+    // SAFETY: set before the host snapshots the allow-listed environment.
+    unsafe {
+        std::env::set_var("TRESOR_SANDBOX_GRANTED", "granted-value");
+        std::env::set_var("TRESOR_SANDBOX_SECRET", "must-not-leak");
+    }
+    let extra = tempfile::tempdir().unwrap();
+    let t = start(TEST_POLICIES, &hostile_mount(extra.path(), &wasm_sha256())).await;
+    (t, extra)
+}
+
+async fn read(t: &TestHost, path: &str) -> Result<Vec<u8>, Error> {
+    t.host
+        .read(&caller("root", &["admins"]), &format!("hostile/{path}"), None)
+        .await
+        .map(|s| s.value.expose().to_vec())
+}
+
+async fn assert_still_serving(t: &TestHost) {
+    assert_eq!(read(t, "ok").await.expect("the host keeps serving"), b"fine");
+}
+
+fn failure(e: &Error) -> Option<PluginFailure> {
+    match e {
+        Error::Plugin { failure, .. } => Some(*failure),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infinite_loop_hits_the_deadline_while_others_are_served() {
+    let (t, _dir) = start_hostile().await;
+    let t = std::sync::Arc::new(t);
+    let looping = {
+        let t = t.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            (read(&t, "loop").await, started.elapsed())
+        })
+    };
+    // While the loop burns its instance, other requests are served.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for _ in 0..5 {
+        assert_still_serving(&t).await;
+    }
+    let (result, elapsed) = looping.await.unwrap();
+    let err = result.unwrap_err();
+    assert_eq!(failure(&err), Some(PluginFailure::Timeout), "{err:?}");
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "interrupted after {elapsed:?}, deadline is 300 ms"
+    );
+    assert_still_serving(&t).await;
+}
+
+#[tokio::test]
+async fn unbounded_allocation_hits_the_memory_cap() {
+    let (t, _dir) = start_hostile().await;
+    let err = read(&t, "alloc").await.unwrap_err();
+    assert_eq!(failure(&err), Some(PluginFailure::MemoryLimit), "{err:?}");
+    assert_still_serving(&t).await;
+}
+
+#[tokio::test]
+async fn traps_and_panics_fail_only_their_request() {
+    let (t, _dir) = start_hostile().await;
+    for path in ["trap", "panic"] {
+        let err = read(&t, path).await.unwrap_err();
+        assert_eq!(failure(&err), Some(PluginFailure::Trap), "{path}: {err:?}");
+        assert_still_serving(&t).await;
+    }
+}
+
+#[tokio::test]
+async fn malformed_answers_are_rejected() {
+    let (t, _dir) = start_hostile().await;
+    let err = read(&t, "malformed").await.unwrap_err();
+    assert_eq!(failure(&err), Some(PluginFailure::Malformed), "{err:?}");
+    assert_still_serving(&t).await;
+    let err = t
+        .host
+        .list(&caller("root", &["admins"]), "hostile/o")
+        .await
+        .unwrap_err();
+    assert_eq!(failure(&err), Some(PluginFailure::Malformed), "{err:?}");
+    assert_still_serving(&t).await;
+}
+
+#[tokio::test]
+async fn files_outside_the_preopened_directory_are_unreachable() {
+    let (t, _dir) = start_hostile().await;
+    // Inside the grant: readable.
+    assert_eq!(read(&t, "file:/data/inside.txt").await.unwrap(), b"inside-the-grant");
+    // A symlink inside the grant that points outside it.
+    std::os::unix::fs::symlink("/etc/passwd", _dir.path().join("granted/escape-link")).unwrap();
+    // Outside: every attempt fails inside the plugin. (`..` is smuggled in hex:
+    // the host itself refuses `..` in secret paths before any plugin runs.)
+    for outside in [
+        "/etc/passwd",
+        "/data/../../../../etc/passwd",
+        "/data/../granted/inside.txt",
+        "/proc/self/environ",
+        "../etc/hostname",
+        "/data/escape-link",
+    ] {
+        let err = read(&t, &format!("file-hex:{}", hex::encode(outside)))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Internal(_)), "{outside}: {err:?}");
+        assert_still_serving(&t).await;
+    }
+}
+
+#[tokio::test]
+async fn only_allow_listed_environment_variables_are_visible() {
+    let (t, _dir) = start_hostile().await;
+    assert_eq!(read(&t, "env:TRESOR_SANDBOX_GRANTED").await.unwrap(), b"granted-value");
+    for name in ["TRESOR_SANDBOX_SECRET", "PATH", "HOME"] {
+        let err = read(&t, &format!("env:{name}")).await.unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)), "{name}: {err:?}");
+    }
+    assert_still_serving(&t).await;
+}
+
+#[tokio::test]
+async fn outbound_connections_are_refused_without_a_grant() {
+    let (t, _dir) = start_hostile().await;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let err = read(&t, &format!("net:{addr}")).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    assert!(listener.accept().is_err(), "the plugin reached the listener");
+    assert_still_serving(&t).await;
+}
+
+#[tokio::test]
+async fn clock_is_frozen_without_a_grant() {
+    let (t, _dir) = start_hostile().await;
+    assert_eq!(read(&t, "clock").await.unwrap(), b"0");
+}
+
+#[tokio::test]
+async fn plugin_file_must_match_its_pinned_sha256() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/p.cedar"), TEST_POLICIES).unwrap();
+    let wrong = "0".repeat(64);
+    let text = config_text(dir.path(), &hostile_mount(dir.path(), &wrong));
+    let err = match Host::start(Config::from_toml(&text).unwrap()).await {
+        Ok(_) => panic!("a plugin with the wrong hash was loaded"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("sha256") && err.contains(&wasm_sha256()), "{err}");
+}

@@ -1,0 +1,187 @@
+//! A deliberately hostile provider, to test that the host's sandbox holds.
+//!
+//! It implements the raw `tresor:plugin/provider` export directly (not the
+//! SDK's `Provider` trait), so no SDK check stands between a test and the
+//! misbehaviour it asks for. `get(path, _)` does what `path` says:
+//!
+//! | path               | behaviour                                                   |
+//! |--------------------|-------------------------------------------------------------|
+//! | `ok`               | value `fine`, version `1`                                   |
+//! | `loop`             | spins forever (the host must interrupt it)                  |
+//! | `alloc`            | allocates and touches memory without bound                  |
+//! | `trap`             | executes `unreachable` (a trap)                             |
+//! | `panic`            | panics with "hostile panic"                                 |
+//! | `file:<abs path>`  | reads that file; its bytes are the value                    |
+//! | `file-hex:<hex>`   | the same, for a path given in hex (to smuggle `..` past the host's path check) |
+//! | `env:<NAME>`       | reads that environment variable                             |
+//! | `net:<host:port>`  | opens a TCP connection and writes `hello`; value `connected` |
+//! | `clock`            | the wall clock, as decimal milliseconds since the epoch     |
+//! | `malformed`        | a secret with an empty version (the host must reject it)    |
+//! | anything else      | `not-found`                                                 |
+//!
+//! `list-secrets` answers `["../escape", "ok"]` whatever the prefix: the host must
+//! reject entries that are not valid paths or do not start with the prefix.
+//! Every other operation is `unsupported`.
+
+use std::hint::black_box;
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tresor_plugin_sdk::bindings::provider::exports::tresor::plugin::provider::Guest;
+use tresor_plugin_sdk::{Capabilities, Error, Metadata, Secret, VersionInfo};
+
+/// The exported provider.
+struct Hostile;
+
+/// A secret with `value` and version `1`.
+fn secret(value: impl Into<Vec<u8>>) -> Secret {
+    Secret {
+        value: value.into(),
+        version: "1".to_owned(),
+        created_ms: 0,
+        metadata: Vec::new(),
+    }
+}
+
+/// Spins forever; `black_box` keeps the optimiser from removing the loop.
+fn spin() -> ! {
+    let mut counter: u64 = 0;
+    loop {
+        counter = black_box(counter.wrapping_add(1));
+    }
+}
+
+/// Allocates 1 MiB blocks of non-zero bytes (so every page is touched) and
+/// never frees them.
+fn hoard() -> ! {
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        blocks.push(vec![0xa5; 1 << 20]);
+        black_box(&blocks);
+    }
+}
+
+/// Executes the `unreachable` instruction.
+fn trap() -> ! {
+    #[cfg(target_arch = "wasm32")]
+    core::arch::wasm32::unreachable();
+    #[cfg(not(target_arch = "wasm32"))]
+    std::process::abort();
+}
+
+/// Decode lowercase or uppercase hex into a UTF-8 string.
+fn unhex(hex: &str) -> Option<String> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
+fn read_file(path: &str) -> Result<Secret, Error> {
+    std::fs::read(path)
+        .map(secret)
+        .map_err(|e| Error::internal(format!("open failed: {e}")))
+}
+
+fn read_env(name: &str) -> Result<Secret, Error> {
+    std::env::var(name)
+        .map(secret)
+        .map_err(|e| Error::not_found(format!("env var not visible: {e}")))
+}
+
+fn connect(addr: &str) -> Result<Secret, Error> {
+    let mut stream =
+        std::net::TcpStream::connect(addr).map_err(|e| Error::unavailable(format!("connect failed: {e}")))?;
+    stream
+        .write_all(b"hello")
+        .map_err(|e| Error::unavailable(format!("write failed: {e}")))?;
+    Ok(secret("connected"))
+}
+
+fn clock() -> Secret {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    secret(ms.to_string())
+}
+
+fn unsupported() -> Error {
+    Error::unsupported("the hostile test plugin only implements get and list-secrets")
+}
+
+impl Guest for Hostile {
+    fn configure(_config: Vec<(String, String)>) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn get_capabilities() -> Capabilities {
+        Capabilities {
+            listable: true,
+            ..Capabilities::NONE
+        }
+    }
+
+    fn get(path: String, _version: Option<String>) -> Result<Secret, Error> {
+        match path.as_str() {
+            "ok" => Ok(secret("fine")),
+            "loop" => spin(),
+            "alloc" => hoard(),
+            "trap" => trap(),
+            "panic" => panic!("hostile panic"),
+            "clock" => Ok(clock()),
+            "malformed" => Ok(Secret {
+                version: String::new(),
+                ..secret("fine")
+            }),
+            _ => {
+                if let Some(hex) = path.strip_prefix("file-hex:") {
+                    match unhex(hex) {
+                        Some(file) => read_file(&file),
+                        None => Err(Error::invalid_input("file-hex: wants an even number of hex digits")),
+                    }
+                } else if let Some(file) = path.strip_prefix("file:") {
+                    read_file(file)
+                } else if let Some(name) = path.strip_prefix("env:") {
+                    read_env(name)
+                } else if let Some(addr) = path.strip_prefix("net:") {
+                    connect(addr)
+                } else {
+                    Err(Error::not_found(format!(
+                        "the hostile plugin has no behaviour `{path}`"
+                    )))
+                }
+            }
+        }
+    }
+
+    fn put(_: String, _: Vec<u8>, _: Metadata, _: Option<String>) -> Result<String, Error> {
+        Err(unsupported())
+    }
+
+    fn delete(_: String) -> Result<(), Error> {
+        Err(unsupported())
+    }
+
+    fn delete_versions(_: String, _: Vec<String>, _: bool) -> Result<(), Error> {
+        Err(unsupported())
+    }
+
+    fn undelete_versions(_: String, _: Vec<String>) -> Result<(), Error> {
+        Err(unsupported())
+    }
+
+    fn list_secrets(_prefix: String) -> Result<Vec<String>, Error> {
+        Ok(vec!["../escape".to_owned(), "ok".to_owned()])
+    }
+
+    fn versions(_: String) -> Result<Vec<VersionInfo>, Error> {
+        Err(unsupported())
+    }
+}
+
+tresor_plugin_sdk::bindings::provider::export_provider_world!(Hostile);

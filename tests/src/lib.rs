@@ -1,0 +1,161 @@
+//! Helpers shared by the end-to-end tests: start a real host (real wasm
+//! plugins, real Cedar, real audit log) in a temporary directory.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tresor::{Caller, Config, Host, Principal};
+
+/// Path of the hostile test plugin component (built by build.rs).
+pub const HOSTILE_WASM: &str = env!("TRESOR_TEST_HOSTILE");
+
+/// Policies most tests use: admins do everything; apps read `apps/*` and
+/// list the whole `secret` mount (so listings show filtering); restricted
+/// secrets are for admins only.
+pub const TEST_POLICIES: &str = r#"
+@id("admins-all")
+permit (principal in Tresor::Group::"admins", action, resource);
+
+@id("apps-read")
+permit (
+  principal in Tresor::Group::"apps",
+  action == Tresor::Action::"read",
+  resource is Tresor::Secret in Tresor::Mount::"secret"
+) when { resource.path like "apps/*" };
+
+@id("apps-list")
+permit (
+  principal in Tresor::Group::"apps",
+  action == Tresor::Action::"list",
+  resource in Tresor::Mount::"secret"
+);
+
+@id("restricted")
+forbid (principal, action == Tresor::Action::"read", resource is Tresor::Secret)
+when { resource.hasTag("classification") && resource.getTag("classification") == "restricted" }
+unless { principal in Tresor::Group::"admins" };
+"#;
+
+/// A host running in its own temporary directory.
+pub struct TestHost {
+    /// The host.
+    pub host: Host,
+    /// Root of everything the host writes.
+    pub dir: tempfile::TempDir,
+}
+
+impl TestHost {
+    /// The state directory (key, cache, mount data).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+    /// The policy directory.
+    pub fn policy_dir(&self) -> PathBuf {
+        self.dir.path().join("policies")
+    }
+    /// The audit log.
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.path().join("audit.log")
+    }
+    /// Replace the policy file the host was started with.
+    pub fn set_policies(&self, text: &str) {
+        write_atomically(&self.policy_dir().join("test.cedar"), text);
+    }
+}
+
+/// The configuration text of a test host rooted at `dir`, with the `secret`
+/// file mount (cached) plus `extra_mounts` (TOML `[[mount]]` tables).
+pub fn config_text(dir: &Path, extra_mounts: &str) -> String {
+    format!(
+        r#"
+state_dir = "{state}"
+[policy]
+dir = "{policies}"
+reload_interval_ms = 100
+[audit]
+log = "{audit}"
+[[mount]]
+path = "secret"
+plugin = "file"
+grants = {{ directory = "data/secret", clock = true }}
+cache = {{ ttl_ms = 600000, max_entries = 100 }}
+{extra_mounts}
+"#,
+        state = dir.join("state").display(),
+        policies = dir.join("policies").display(),
+        audit = dir.join("audit.log").display(),
+    )
+}
+
+/// Start a host with `policies` and the given extra mounts in a fresh temporary directory.
+pub async fn start(policies: &str, extra_mounts: &str) -> TestHost {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    write_atomically(&dir.path().join("policies/test.cedar"), policies);
+    let config = Config::from_toml(&config_text(dir.path(), extra_mounts)).expect("test config parses");
+    let host = Host::start(config).await.expect("host starts");
+    TestHost { host, dir }
+}
+
+/// Write a file via a temporary name and rename, so a watcher never sees half of it.
+pub fn write_atomically(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A principal with groups.
+pub fn principal(name: &str, groups: &[&str]) -> Principal {
+    Principal {
+        name: name.into(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        attributes: Default::default(),
+    }
+}
+
+/// An embedded-API caller with groups.
+pub fn caller(name: &str, groups: &[&str]) -> Caller {
+    Caller::embedded(principal(name, groups))
+}
+
+/// Poll `check` until it returns true or `limit` passes; returns whether it did.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// A fresh random marker, to search for in files and errors.
+pub fn marker(label: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{label}-{nanos:x}-{}", std::process::id())
+}
