@@ -1,5 +1,6 @@
-//! Builds the deliberately hostile test plugin (tests/plugins/hostile) for
-//! wasm32-wasip2 and hands its path to the tests as `TRESOR_TEST_HOSTILE`.
+//! Builds the deliberately hostile test plugin (tests/plugins/hostile) and the
+//! third-party-style dpapi plugin (plugins/dpapi) for wasm32-wasip2 and hands
+//! their paths to the tests as `TRESOR_TEST_HOSTILE` and `TRESOR_PLUGIN_DPAPI`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,6 +10,8 @@ fn main() {
     let root = manifest_dir.parent().unwrap().to_path_buf();
     println!("cargo:rerun-if-changed={}", manifest_dir.join("plugins").display());
     println!("cargo:rerun-if-changed={}", root.join("plugins/sdk").display());
+    println!("cargo:rerun-if-changed={}", root.join("plugins/dpapi").display());
+    println!("cargo:rerun-if-changed={}", root.join("plugins/vault").display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
 
     let target_dir = match std::env::var("CARGO_TARGET_DIR") {
@@ -25,6 +28,10 @@ fn main() {
         "--target=wasm32-wasip2",
         "-p",
         "tresor-test-hostile",
+        "-p",
+        "tresor-plugin-dpapi",
+        "-p",
+        "tresor-plugin-vault",
         "--manifest-path",
     ])
     .arg(root.join("plugins/Cargo.toml"))
@@ -45,4 +52,8 @@ fn main() {
     assert!(status.success(), "building tests/plugins/hostile for wasm32-wasip2 failed; is the target installed? `rustup target add wasm32-wasip2`");
     let wasm = target_dir.join("wasm32-wasip2/release/tresor_test_hostile.wasm");
     println!("cargo:rustc-env=TRESOR_TEST_HOSTILE={}", wasm.display());
+    let dpapi = target_dir.join("wasm32-wasip2/release/tresor_plugin_dpapi.wasm");
+    println!("cargo:rustc-env=TRESOR_PLUGIN_DPAPI={}", dpapi.display());
+    let vault = target_dir.join("wasm32-wasip2/release/tresor_plugin_vault.wasm");
+    println!("cargo:rustc-env=TRESOR_PLUGIN_VAULT={}", vault.display());
 }

@@ -21,6 +21,13 @@ fi
 # pyenv installs console scripts as shims; refresh them so `bao` is on PATH.
 command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 
+# Further peers (moto, cloudbox, wine, ...) each have an installer here.
+for installer in "$(dirname "$0")"/peers/*.sh; do
+    [ -e "$installer" ] || continue
+    log "peer installer: $(basename "$installer")"
+    bash "$installer"
+done
+
 for tool in bao; do
     command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is not on PATH after installation" >&2; exit 1; }
 done

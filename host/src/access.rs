@@ -36,15 +36,18 @@ pub enum FrontDoor {
     Cli,
     /// A platform embedding the library.
     Embed,
+    /// The host itself, resolving `ref:` values in mount configuration.
+    Host,
 }
 
 impl FrontDoor {
-    /// Stable name: "http", "cli", "embed".
+    /// Stable name: "http", "cli", "embed", "host".
     pub fn as_str(self) -> &'static str {
         match self {
             FrontDoor::Http => "http",
             FrontDoor::Cli => "cli",
             FrontDoor::Embed => "embed",
+            FrontDoor::Host => "host",
         }
     }
 }
@@ -516,5 +519,83 @@ impl Host {
                     .allowed
             })
             .collect()
+    }
+}
+
+/// The plugin name recorded for operations the host serves itself.
+const BUILTIN: &str = "builtin";
+
+impl Host {
+    /// Authorize and audit an administrative operation that is not a secret
+    /// access (creating, looking up or revoking tokens, ...): Cedar decides
+    /// action `admin` on `Tresor::Mount::"<area>"` (e.g. `auth`), the
+    /// decision and the outcome are audited like an access (with
+    /// `operation`, e.g. `token/create`, as the path), and `op` runs only
+    /// when allowed.
+    pub async fn admin<T, F, Fut>(&self, caller: &Caller, area: &str, operation: &str, op: F) -> Result<T, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let started = Instant::now();
+        let action = Action::Admin;
+        let rid = request_id();
+        let span = AccessSpan::start(
+            &rid,
+            &caller.principal.name,
+            action.as_str(),
+            area,
+            operation,
+            BUILTIN,
+            &caller.source,
+            caller.front_door.as_str(),
+        );
+        let event = |phase: Phase, decision: &Decision, outcome: Option<&str>| AuditEvent {
+            request_id: rid.clone(),
+            phase,
+            principal: caller.principal.name.clone(),
+            action: action.as_str().to_string(),
+            mount: area.to_string(),
+            path: operation.to_string(),
+            plugin: BUILTIN.to_string(),
+            decision: if decision.allowed { "allow" } else { "deny" }.to_string(),
+            policies: decision.policies.clone(),
+            outcome: outcome.map(str::to_string),
+            latency_us: outcome.map(|_| started.elapsed().as_micros() as u64),
+            source: caller.source.clone(),
+            front_door: caller.front_door.as_str().to_string(),
+        };
+        let resource = Resource::Mount {
+            mount: area.to_string(),
+            plugin: BUILTIN.to_string(),
+        };
+        let ctx = RequestContext::now(caller.source.clone(), caller.mtls, caller.front_door.as_str());
+        let decision = self.policy.authorize(&caller.principal, action, &resource, &ctx);
+        span.decision(decision.allowed, &decision.policies);
+        let audit = |e: AuditEvent| {
+            self.audit
+                .append(&e)
+                .map_err(|err| Error::AuditUnavailable(err.to_string()))
+        };
+
+        if !decision.allowed {
+            span.outcome("denied", started.elapsed().as_micros() as u64);
+            audit(event(Phase::Denied, &decision, Some("denied")))?;
+            return Err(Error::Denied {
+                principal: caller.principal.name.clone(),
+                action: action.as_str().to_string(),
+                resource: format!("{area}/{operation}"),
+                policies: decision.policies,
+            });
+        }
+        audit(event(Phase::Request, &decision, None))?;
+        let result = op().instrument(span.span().clone()).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        };
+        span.outcome(outcome, started.elapsed().as_micros() as u64);
+        audit(event(Phase::Response, &decision, Some(outcome)))?;
+        result
     }
 }

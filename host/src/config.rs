@@ -32,6 +32,11 @@ use serde::Deserialize;
 
 use crate::error::StartupError;
 
+mod server;
+pub use server::{
+    parse_duration_seconds, ClientCertPrincipal, ListenerConfig, ServerConfig, TokenConfig, DEFAULT_LISTEN,
+};
+
 /// The whole configuration file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -188,6 +193,13 @@ pub struct Grants {
     /// ending in `*` (`APP_*`).
     #[serde(default)]
     pub env: Vec<String>,
+    /// Outbound HTTP (`wasi:http`) the plugin may make: exact `host:port`
+    /// authorities (`vault.internal:8200`). Nothing else is reachable.
+    #[serde(default)]
+    pub network: Vec<String>,
+    /// Extra trust root (PEM) for https upstreams, besides the public roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Let the plugin read the real wall and monotonic clocks. Without it, the
     /// plugin sees a clock frozen at the Unix epoch.
     #[serde(default)]
@@ -207,27 +219,6 @@ pub struct CacheConfig {
 
 fn default_cache_entries() -> usize {
     1024
-}
-
-/// The HTTP server's settings.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerConfig {
-    /// Listen address.
-    #[serde(default = "default_listen")]
-    pub listen: String,
-}
-
-fn default_listen() -> String {
-    "127.0.0.1:8200".into()
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: default_listen(),
-        }
-    }
 }
 
 impl Config {
@@ -294,6 +285,7 @@ impl Config {
             }
         };
         fix(&mut self.state_dir);
+        self.server.rebase(base);
         fix(&mut self.policy.dir);
         if let Some(p) = self.master_key_file.as_mut() {
             fix(p);
@@ -302,6 +294,9 @@ impl Config {
             fix(p);
         }
         for m in &mut self.mounts {
+            if let Some(p) = m.grants.ca_file.as_mut() {
+                fix(p);
+            }
             if let Some(p) = m.plugin_path.as_mut() {
                 fix(p);
             }
@@ -311,6 +306,7 @@ impl Config {
     /// Reject configurations that cannot work, with a message saying what to change.
     pub fn check(&self) -> Result<(), StartupError> {
         let bad = |m: &str| Err(StartupError::Config(m.to_string()));
+        self.server.check().map_err(StartupError::Config)?;
         let mut seen = std::collections::BTreeSet::new();
         for m in &self.mounts {
             if !is_mount_name(&m.path) {

@@ -231,18 +231,18 @@ mod tests {
     fn seal_round_trip_and_binding() {
         let key = MasterKey::generate().unwrap();
         let a = key.sealer_for("a");
-        let blob = a.seal(b"hunter2", b"db\0001").unwrap();
+        let blob = a.seal(b"hunter2", b"db\x001").unwrap();
         assert!(!blob.windows(7).any(|w| w == b"hunter2"), "plaintext visible in blob");
-        assert_eq!(&a.unseal(&blob, b"db\0001").unwrap()[..], b"hunter2");
+        assert_eq!(&a.unseal(&blob, b"db\x001").unwrap()[..], b"hunter2");
         // Another context, another mount, or a flipped bit: refused.
-        assert_eq!(a.unseal(&blob, b"db\0002").unwrap_err(), SealError::Authentication);
+        assert_eq!(a.unseal(&blob, b"db\x002").unwrap_err(), SealError::Authentication);
         assert_eq!(
-            key.sealer_for("b").unseal(&blob, b"db\0001").unwrap_err(),
+            key.sealer_for("b").unseal(&blob, b"db\x001").unwrap_err(),
             SealError::Authentication
         );
         let mut tampered = blob.clone();
         *tampered.last_mut().unwrap() ^= 1;
-        assert_eq!(a.unseal(&tampered, b"db\0001").unwrap_err(), SealError::Authentication);
+        assert_eq!(a.unseal(&tampered, b"db\x001").unwrap_err(), SealError::Authentication);
         assert_eq!(a.unseal(b"short", b"").unwrap_err(), SealError::Malformed);
     }
 

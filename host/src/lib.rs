@@ -15,7 +15,9 @@
 //! audit log entries for every decision.
 
 pub mod access;
+pub mod api;
 pub mod audit;
+pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -6,14 +6,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::access::{Host, Mount};
+use zeroize::Zeroize;
+
+use crate::access::{Caller, FrontDoor, Host, Mount};
+use crate::policy::Principal;
 use crate::audit::AuditLog;
 use crate::cache::ReadCache;
 use crate::config::{Config, MountConfig};
 use crate::error::StartupError;
 use crate::keys::MasterKey;
 use crate::policy::PolicyEngine;
-use crate::runtime::{compile, MountPool, Runtime, Sandbox};
+use crate::runtime::{compile, MountPool, NetworkGrant, Runtime, Sandbox};
 
 impl Host {
     /// Start a host from `config`: load (or create) the master key, load and
@@ -47,24 +50,67 @@ impl Host {
 
         let runtime = Runtime::new(state.join("cache"))
             .map_err(|e| StartupError::Config(format!("starting the wasm engine: {e:#}")))?;
-        let mut mounts = BTreeMap::new();
+        // Mounts start in configuration order, so a mount's `ref:` values can
+        // be read from the mounts configured before it, through the access path.
+        let mut host = Host { mounts: BTreeMap::new(), policy, audit, _policy_watch: watch };
         for m in &config.mounts {
-            let mount = start_mount(&config, m, &runtime, &key).await?;
-            mounts.insert(m.path.clone(), mount);
+            let plugin_config = resolve_refs(&host, m).await?;
+            let mount = start_mount(&config, m, plugin_config, &runtime, &key).await?;
+            host.mounts.insert(m.path.clone(), mount);
         }
-        tracing::info!(mounts = mounts.len(), policies = policy.len(), audit_log = %audit.path().display(), "tresor host started");
-        Ok(Host {
-            mounts,
-            policy,
-            audit,
-            _policy_watch: watch,
-        })
+        tracing::info!(mounts = host.mounts.len(), policies = host.policy.len(), audit_log = %host.audit.path().display(), "tresor host started");
+        Ok(host)
+    }
+}
+
+/// The prefix of a configuration value that names a secret in another mount.
+pub const REF_PREFIX: &str = "ref:";
+
+/// The mount's plugin configuration with every `ref:<mount>/<path>` value
+/// replaced by that secret's value, read as principal `mount:<name>` (group
+/// `mounts`) through the access path: authorized by policy and audited.
+async fn resolve_refs(host: &Host, m: &MountConfig) -> Result<PluginConfig, StartupError> {
+    let caller = Caller {
+        principal: Principal { name: format!("mount:{}", m.path), groups: vec!["mounts".into()], attributes: Default::default() },
+        source: "local".into(),
+        mtls: false,
+        front_door: FrontDoor::Host,
+    };
+    let mut out = PluginConfig(Vec::with_capacity(m.config.len()));
+    for (key, value) in &m.config {
+        let Some(target) = value.strip_prefix(REF_PREFIX) else {
+            out.0.push((key.clone(), value.clone()));
+            continue;
+        };
+        let fail = |why: String| StartupError::Plugin {
+            mount: m.path.clone(),
+            detail: format!(
+                "config key `{key}` refers to `{target}`: {why} (the referenced mount must be configured before this one, and policy must let principal `mount:{}` read it)",
+                m.path
+            ),
+        };
+        let secret = host.read(&caller, target, None).await.map_err(|e| fail(e.to_string()))?;
+        let text = secret.value.expose_str().ok_or_else(|| fail("the value is not UTF-8 text".into()))?;
+        out.0.push((key.clone(), text.to_string()));
+    }
+    Ok(out)
+}
+
+/// Plugin configuration; values may hold credentials, so they are zeroized on drop.
+struct PluginConfig(Vec<(String, String)>);
+
+impl Drop for PluginConfig {
+    fn drop(&mut self) {
+        for (_, v) in &mut self.0 {
+            v.zeroize();
+        }
     }
 }
 
 async fn start_mount(
     config: &Config,
     m: &MountConfig,
+    plugin_config: PluginConfig,
     runtime: &Runtime,
     key: &MasterKey,
 ) -> Result<Mount, StartupError> {
@@ -123,6 +169,11 @@ async fn start_mount(
         }
         None => None,
     };
+    let ca_pem = match &m.grants.ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|e| fail(format!("cannot read ca_file `{}`: {e}", path.display())))?),
+        None => None,
+    };
+    let network = NetworkGrant::new(&m.path, &m.grants.network, ca_pem.as_deref()).map_err(fail)?;
     let sandbox = Sandbox {
         mount: m.path.clone(),
         directory,
@@ -130,14 +181,14 @@ async fn start_mount(
         env: Sandbox::allowed_env(&m.grants.env),
         clock: m.grants.clock,
         memory_bytes: (limits.memory_mib as usize) << 20,
+        network,
     };
-    let config_pairs = m.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let pool = MountPool::start(
         runtime,
         &component,
         sandbox,
         Arc::new(key.sealer_for(&m.path)),
-        config_pairs,
+        plugin_config.0.clone(),
         limits,
     )
     .await

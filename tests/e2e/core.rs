@@ -334,3 +334,39 @@ grants = { env = ["TRESOR_E2E_APP_*"] }
         .unwrap_err();
     assert!(matches!(err, Error::Unsupported(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn mount_config_can_reference_a_secret_in_an_earlier_mount() {
+    // SAFETY: set before the host snapshots the allow-listed environment.
+    unsafe { std::env::set_var("TRESOR_REF_APP_KEY", "from-env") };
+    let t = start(TEST_POLICIES, "").await;
+    let admin = caller("root", &["admins"]);
+    t.host.write(&admin, "secret/config/env-prefix", &SecretBytes::from("TRESOR_REF_"), &WriteOptions::default()).await.unwrap();
+    let TestHost { host, dir } = t;
+    drop(host);
+
+    let env_mount = r#"
+[[mount]]
+path = "env"
+plugin = "env"
+config = { prefix = "ref:secret/config/env-prefix" }
+grants = { env = ["TRESOR_REF_*"] }
+"#;
+    let text = config_text(dir.path(), env_mount);
+    // Without a policy letting `mount:env` read the reference, the mount does not start.
+    let err = match tresor::Host::start(tresor::Config::from_toml(&text).unwrap()).await {
+        Ok(_) => panic!("a reference was resolved without a permitting policy"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("permission denied") && err.contains("mount:env"), "{err}");
+    assert!(!err.contains("TRESOR_REF_\""), "{err}");
+
+    write_atomically(
+        &dir.path().join("policies/test.cedar"),
+        &format!(
+            "{TEST_POLICIES}\n@id(\"mounts-read-config\")\npermit (principal in Tresor::Group::\"mounts\", action == Tresor::Action::\"read\", resource) when {{ resource has path && resource.path like \"config/*\" }};"
+        ),
+    );
+    let host = tresor::Host::start(tresor::Config::from_toml(&text).unwrap()).await.unwrap();
+    assert_eq!(host.read(&admin, "env/APP_KEY", None).await.unwrap().value.expose(), b"from-env");
+}

@@ -6,8 +6,14 @@ use std::time::{Duration, Instant};
 
 use tresor::{Caller, Config, Host, Principal};
 
+pub mod conformance;
+pub mod peers;
+
 /// Path of the hostile test plugin component (built by build.rs).
 pub const HOSTILE_WASM: &str = env!("TRESOR_TEST_HOSTILE");
+
+/// Path of the Vault / OpenBao provider plugin component (built by build.rs).
+pub const VAULT_WASM: &str = env!("TRESOR_PLUGIN_VAULT");
 
 /// Policies most tests use: admins do everything; apps read `apps/*` and
 /// list the whole `secret` mount (so listings show filtering); restricted

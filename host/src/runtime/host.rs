@@ -8,6 +8,7 @@ use super::bindings::tresor::plugin::host::{Host, LogLevel};
 use super::bindings::tresor::plugin::types::{self, Error};
 use super::sandbox::PluginState;
 use crate::keys::SealError;
+use crate::platform::PlatformError;
 
 /// Longest log line a plugin may write; longer lines are cut.
 const MAX_LOG_LINE: usize = 4096;
@@ -49,11 +50,12 @@ impl Host for PluginState {
     }
 
     fn protect(&mut self, data: Vec<u8>, entropy: Vec<u8>) -> Result<Vec<u8>, Error> {
-        crate::platform::protect(data, &entropy).map_err(Error::Unsupported)
+        crate::platform::protect(data, &entropy).map_err(platform_error)
     }
 
     fn unprotect(&mut self, blob: Vec<u8>, entropy: Vec<u8>) -> Result<Vec<u8>, Error> {
-        crate::platform::unprotect(&blob, &entropy).map_err(Error::Unsupported)
+        // As with unseal, the plaintext crosses into guest memory here.
+        crate::platform::unprotect(&blob, &entropy).map_err(platform_error)
     }
 }
 
@@ -61,5 +63,13 @@ fn seal_error(e: SealError) -> Error {
     match e {
         SealError::Malformed | SealError::Authentication => Error::InvalidInput(e.to_string()),
         SealError::Random => Error::Internal(e.to_string()),
+    }
+}
+
+fn platform_error(e: PlatformError) -> Error {
+    match e {
+        PlatformError::Unsupported(m) => Error::Unsupported(m),
+        PlatformError::InvalidInput(m) => Error::InvalidInput(m),
+        PlatformError::Failed(m) => Error::Internal(m),
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod compile;
 pub mod host;
+pub mod network;
 pub mod pool;
 pub mod sandbox;
 
@@ -21,6 +22,7 @@ use std::time::Duration;
 use wasmtime::{Config, Engine};
 
 pub use pool::{MountPool, PluginError};
+pub use network::NetworkGrant;
 pub use sandbox::Sandbox;
 
 /// Host-side bindings of the `provider-plugin` world.

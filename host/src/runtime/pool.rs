@@ -43,6 +43,15 @@ pub struct MountPool {
     capabilities: Capabilities,
 }
 
+impl Drop for MountPool {
+    fn drop(&mut self) {
+        // Configuration values may be credentials.
+        for (_, v) in &mut self.config {
+            zeroize::Zeroize::zeroize(v);
+        }
+    }
+}
+
 impl std::fmt::Debug for MountPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MountPool")
@@ -71,6 +80,9 @@ impl MountPool {
         };
         let mut linker: Linker<PluginState> = Linker::new(runtime.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| startup(format!("{e:#}")))?;
+        // wasi:http is always linked so plugins that use it load; only the
+        // mount's network grant decides whether a request leaves the host.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| startup(format!("{e:#}")))?;
         ProviderPlugin::add_to_linker::<_, wasmtime::component::HasSelf<PluginState>>(&mut linker, |s| s)
             .map_err(|e| startup(format!("{e:#}")))?;
         let pre = linker.instantiate_pre(component).map_err(|e| {

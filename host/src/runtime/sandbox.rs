@@ -11,7 +11,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::network::NetworkGrant;
 use crate::keys::Sealer;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// The resolved capabilities of one mount, shared by all its instances.
 #[derive(Clone, Debug)]
@@ -29,6 +31,8 @@ pub struct Sandbox {
     pub clock: bool,
     /// Memory cap per instance, in bytes.
     pub memory_bytes: usize,
+    /// Outbound HTTP the plugin may make (empty: none).
+    pub network: NetworkGrant,
 }
 
 impl Sandbox {
@@ -101,6 +105,8 @@ pub struct PluginState {
     pub(crate) limiter: Limiter,
     pub(crate) mount: Arc<str>,
     pub(crate) sealer: Arc<Sealer>,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) network: NetworkGrant,
 }
 
 impl PluginState {
@@ -115,6 +121,8 @@ impl PluginState {
             },
             mount: sandbox.mount.as_str().into(),
             sealer,
+            http: WasiHttpCtx::new(),
+            network: sandbox.network.clone(),
         })
     }
 }
@@ -125,6 +133,12 @@ impl WasiView for PluginState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl WasiHttpView for PluginState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { hooks: &mut self.network, table: &mut self.table, ctx: &mut self.http }
     }
 }
 

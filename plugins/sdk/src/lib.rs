@@ -44,7 +44,9 @@
 //! your code sees it.
 //!
 //! The host's own services (logging, envelope encryption with keys the
-//! plugin never sees, the platform key store) are in [`host`].
+//! plugin never sees, the platform key store) are in [`host`]. Plugins
+//! that talk to an upstream over HTTP (when their mount grants
+//! `grants.network`) use [`http`].
 //!
 //! Generator plugins (short-lived credentials) work the same way with
 //! [`Generator`] and [`export_generator!`].
@@ -67,6 +69,8 @@ mod config;
 mod error;
 mod generator;
 pub mod host;
+pub mod http;
+pub mod names;
 mod path;
 mod provider;
 

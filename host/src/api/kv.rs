@@ -1,0 +1,639 @@
+//! The KV v2 API on every mount: `/v1/<mount>/{data,metadata,delete,undelete,destroy}/<path>`.
+//!
+//! Value model: a KV v2 secret is a JSON object; its JSON text is the
+//! secret's bytes. A value written through the embedding API that is not a
+//! JSON object reads back as `{"value": "<text>"}` (`{"value_base64": ...}`
+//! when it is not UTF-8).
+//!
+//! Vault keeps `custom_metadata` per secret; Tresor's providers keep
+//! metadata per version (and Cedar policies see it as the secret's tags).
+//! So a write carries the latest version's metadata forward to the new
+//! version, and changing `custom_metadata` writes a new version with the
+//! same value and the new metadata (see [`put_metadata`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hyper::{HeaderMap, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
+
+use super::error::ApiError;
+use super::wire::{self, Body};
+use super::{Ctx, Query};
+use crate::access::WriteOptions;
+use crate::error::Error;
+use crate::secret::{Metadata, SecretBytes, VersionInfo};
+
+/// How often a write that raced with another writer is retried before the
+/// conflict is reported.
+const MAX_RETRIES: usize = 5;
+
+/// Vault's limits on custom_metadata.
+const MAX_META_KEYS: usize = 64;
+const MAX_META_KEY_BYTES: usize = 128;
+const MAX_META_VALUE_BYTES: usize = 512;
+
+/// Which KV v2 endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Section {
+    Data,
+    Metadata,
+    Delete,
+    Undelete,
+    Destroy,
+}
+
+/// A KV v2 request: the mount, the endpoint, the path inside the mount.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct KvRoute {
+    mount: String,
+    section: Section,
+    path: String,
+}
+
+impl KvRoute {
+    /// `data/a/b` (after the mount) → the route; `None` for other endpoints.
+    pub(super) fn parse(mount: &str, tail: &str) -> Option<KvRoute> {
+        let (section, path) = tail.split_once('/').unwrap_or((tail, ""));
+        let section = match section {
+            "data" => Section::Data,
+            "metadata" => Section::Metadata,
+            "delete" => Section::Delete,
+            "undelete" => Section::Undelete,
+            "destroy" => Section::Destroy,
+            _ => return None,
+        };
+        Some(KvRoute {
+            mount: mount.to_string(),
+            section,
+            path: path.to_string(),
+        })
+    }
+
+    pub(super) fn allow(&self) -> &'static str {
+        match self.section {
+            Section::Data => "GET, PUT, POST, PATCH, DELETE",
+            Section::Metadata => "GET, LIST, PUT, POST, PATCH, DELETE",
+            Section::Delete | Section::Undelete | Section::Destroy => "PUT, POST",
+        }
+    }
+
+    /// `mount/path`, as the access path takes it.
+    fn full(&self) -> String {
+        format!("{}/{}", self.mount, self.path)
+    }
+}
+
+/// Answer a KV v2 request (the method is one [`KvRoute::allow`] lists).
+pub(super) async fn handle(
+    cx: &Ctx<'_>,
+    route: KvRoute,
+    method: &str,
+    query: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
+    match (route.section, method) {
+        (Section::Data, "GET") => read(cx, &route, query).await,
+        (Section::Data, "PUT" | "POST") => write(cx, &route, body).await,
+        (Section::Data, "PATCH") => patch(cx, &route, headers, body).await,
+        (Section::Data, "DELETE") => delete_latest(cx, &route).await,
+        (Section::Metadata, "LIST") => list(cx, &route).await,
+        (Section::Metadata, "GET") => read_metadata(cx, &route).await,
+        (Section::Metadata, "PUT" | "POST") => put_metadata(cx, &route, body, false).await,
+        (Section::Metadata, "PATCH") => put_metadata(cx, &route, body, true).await,
+        (Section::Metadata, "DELETE") => match cx.host().delete(cx.caller(), &route.full()).await {
+            Ok(()) | Err(Error::NotFound(_)) => Ok(wire::no_content()),
+            Err(e) => Err(e.into()),
+        },
+        (Section::Delete | Section::Undelete | Section::Destroy, _) => versions_op(cx, &route, body).await,
+        _ => Err(ApiError::method_not_allowed(method, "this path", route.allow())),
+    }
+}
+
+/// A provider version ("1", "2", ...) as Vault's integer version (0 when
+/// the provider's versions are not numbers).
+fn vault_version(v: &str) -> u64 {
+    v.parse().unwrap_or(0)
+}
+
+fn custom_metadata(m: &Metadata) -> Value {
+    if m.is_empty() {
+        Value::Null
+    } else {
+        json!(m)
+    }
+}
+
+/// Deletion time shown for a soft-deleted version: providers do not record
+/// when a version was deleted, so the epoch stands for "deleted, time unknown".
+const UNKNOWN_DELETION_TIME: &str = "1970-01-01T00:00:00Z";
+
+fn version_metadata(info: &VersionInfo) -> Value {
+    json!({
+        "created_time": wire::rfc3339_ms(info.created_ms),
+        "custom_metadata": custom_metadata(&info.metadata),
+        "deletion_time": if info.deleted { UNKNOWN_DELETION_TIME } else { "" },
+        "destroyed": info.destroyed,
+        "version": vault_version(&info.version),
+    })
+}
+
+/// `GET data/<path>[?version=N]`.
+async fn read(cx: &Ctx<'_>, route: &KvRoute, query: &Query) -> Result<Response<Body>, ApiError> {
+    let version = match query.version.as_deref().map(str::trim) {
+        None | Some("") | Some("0") => None,
+        Some(v) => Some(
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("version `{}` is not a whole number", super::error::printable(v))))?
+                .to_string(),
+        ),
+    };
+    let secret = cx.host().read(cx.caller(), &route.full(), version.as_deref()).await?;
+    let metadata = version_metadata(&VersionInfo {
+        version: secret.version.clone(),
+        created_ms: secret.created_ms,
+        deleted: false,
+        destroyed: false,
+        metadata: secret.metadata.clone(),
+    })
+    .to_string();
+    let value = value_as_object(&secret.value);
+    drop(secret);
+    let mut data = Zeroizing::new(Vec::with_capacity(value.len() + metadata.len() + 32));
+    data.extend_from_slice(b"{\"data\":");
+    data.extend_from_slice(&value);
+    data.extend_from_slice(b",\"metadata\":");
+    data.extend_from_slice(metadata.as_bytes());
+    data.extend_from_slice(b"}");
+    drop(value);
+    let body = wire::envelope_raw(cx.request_id, &data, &[]);
+    Ok(wire::json_bytes(StatusCode::OK, wire::zeroizing_bytes(body)))
+}
+
+/// The JSON text of a value as a KV v2 object: itself when it is a JSON
+/// object, else `{"value": "<text>"}` or `{"value_base64": "..."}`.
+fn value_as_object(value: &SecretBytes) -> Zeroizing<Vec<u8>> {
+    let bytes = value.expose();
+    if is_json_object(bytes) {
+        return Zeroizing::new(bytes.to_vec());
+    }
+    // Sized for the worst case (every byte escaped as \u00XX), so the
+    // buffer never reallocates and leaves a copy behind.
+    let mut out = Zeroizing::new(Vec::with_capacity(bytes.len() * 6 + 32));
+    match value.expose_str() {
+        Some(text) => {
+            out.extend_from_slice(b"{\"value\":");
+            serde_json::to_writer(&mut *out, text).expect("writing JSON to memory cannot fail");
+        }
+        None => {
+            use base64::Engine as _;
+            out.extend_from_slice(b"{\"value_base64\":\"");
+            let mut b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(bytes));
+            out.extend_from_slice(b64.as_bytes());
+            zeroize::Zeroize::zeroize(&mut *b64);
+            out.extend_from_slice(b"\"");
+        }
+    }
+    out.extend_from_slice(b"}");
+    out
+}
+
+fn is_json_object(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+        && serde_json::from_slice::<&RawValue>(bytes).is_ok()
+}
+
+/// The body of a data write: `{"data": {...}, "options": {"cas": N}}`.
+#[derive(Deserialize)]
+struct WriteBody<'a> {
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(default)]
+    options: Option<Map<String, Value>>,
+}
+
+/// `options.cas` as the provider's expected version: 0 → must not exist.
+fn cas_option(options: &Option<Map<String, Value>>) -> Result<Option<String>, ApiError> {
+    let Some(cas) = options.as_ref().and_then(|o| o.get("cas")) else {
+        return Ok(None);
+    };
+    let n = match cas {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        Value::Null => return Ok(None),
+        _ => None,
+    }
+    .ok_or_else(|| ApiError::bad_request("options.cas must be a whole number (0: the secret must not exist yet)"))?;
+    Ok(Some(if n == 0 { String::new() } else { n.to_string() }))
+}
+
+/// The latest version's description, `None` when the secret does not
+/// exist; `Err(None)` when the caller may not read it.
+async fn latest(cx: &Ctx<'_>, full: &str) -> Result<Option<VersionInfo>, Option<Error>> {
+    match cx.host().versions(cx.caller(), full).await {
+        Ok(mut v) => Ok(v.pop()),
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(Error::Denied { .. }) => Err(None),
+        Err(e) => Err(Some(e)),
+    }
+}
+
+/// `PUT|POST data/<path>`: a new version.
+async fn write(cx: &Ctx<'_>, route: &KvRoute, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let parsed: WriteBody<'_> =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("failed to parse JSON input: {e}")))?;
+    let data = parsed
+        .data
+        .ok_or_else(|| ApiError::bad_request("no data provided: send {\"data\": {...}}"))?;
+    if !data.get().starts_with('{') {
+        return Err(ApiError::bad_request(
+            "`data` must be a JSON object of key/value pairs (KV v2)",
+        ));
+    }
+    let value = SecretBytes::new(data.get().as_bytes().to_vec());
+    let cas = cas_option(&parsed.options)?;
+    store(cx, route, &value, cas, None).await
+}
+
+/// Write `value` as a new version, carrying the latest version's metadata
+/// forward (or using `metadata`), honouring `cas`. Without `cas`, the write
+/// is made against the version whose metadata was read, and retried when
+/// another writer got in between, so no concurrent metadata change is lost.
+async fn store(
+    cx: &Ctx<'_>,
+    route: &KvRoute,
+    value: &SecretBytes,
+    cas: Option<String>,
+    metadata: Option<&Metadata>,
+) -> Result<Response<Body>, ApiError> {
+    let full = route.full();
+    let check_and_set = cx
+        .host()
+        .mounts()
+        .iter()
+        .any(|(m, _, caps)| *m == route.mount && caps.check_and_set);
+    for _ in 0..MAX_RETRIES {
+        let mut warnings = Vec::new();
+        let (carried, expected) = match latest(cx, &full).await {
+            Ok(Some(v)) => (v.metadata, Some(v.version)),
+            Ok(None) => (Metadata::new(), Some(String::new())),
+            Err(None) => {
+                warnings.push(
+                    "custom_metadata of the previous version was not carried forward: this token may not read the secret's metadata"
+                        .to_string(),
+                );
+                (Metadata::new(), None)
+            }
+            Err(Some(e)) => return Err(e.into()),
+        };
+        let implicit = cas.is_none() && check_and_set;
+        let options = WriteOptions {
+            metadata: metadata.cloned().unwrap_or(carried),
+            expected_version: cas.clone().or(if implicit { expected } else { None }),
+        };
+        match cx.host().write(cx.caller(), &full, value, &options).await {
+            Ok(version) => {
+                let data = json!({
+                    "created_time": wire::rfc3339_ms(wire::now_ms()),
+                    "custom_metadata": custom_metadata(&options.metadata),
+                    "deletion_time": "",
+                    "destroyed": false,
+                    "version": vault_version(&version),
+                });
+                return Ok(wire::json(
+                    StatusCode::OK,
+                    &wire::envelope(cx.request_id, data, Value::Null, &warnings),
+                ));
+            }
+            Err(Error::Conflict(_)) if implicit && options.expected_version.is_some() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::PRECONDITION_FAILED,
+        "too many concurrent writes to this secret; retry",
+    ))
+}
+
+/// `PATCH data/<path>` (JSON merge patch, RFC 7386): read the latest
+/// version, merge, write a new version against it.
+async fn patch(cx: &Ctx<'_>, route: &KvRoute, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let content_type = headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/merge-patch+json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "PATCH needs Content-Type: application/merge-patch+json",
+        ));
+    }
+    let parsed: WriteBody<'_> =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("failed to parse JSON input: {e}")))?;
+    let patch: Map<String, Value> = match parsed.data {
+        Some(d) => serde_json::from_str(d.get())
+            .map_err(|_| ApiError::bad_request("`data` must be a JSON object of key/value pairs (KV v2)"))?,
+        None => return Err(ApiError::bad_request("no data provided: send {\"data\": {...}}")),
+    };
+    let cas = cas_option(&parsed.options)?;
+    let full = route.full();
+    let current = cx.host().read(cx.caller(), &full, None).await?;
+    if let Some(expected) = &cas {
+        if *expected != current.version {
+            return Err(Error::Conflict(format!(
+                "current version of `{}` is {}, expected {}",
+                route.path,
+                current.version,
+                if expected.is_empty() { "none" } else { expected }
+            ))
+            .into());
+        }
+    }
+    let object = value_as_object(&current.value);
+    let mut merged: Map<String, Value> =
+        serde_json::from_slice(&object).map_err(|_| ApiError::bad_request("the stored value is not a JSON object"))?;
+    drop(object);
+    for (k, v) in patch {
+        if v.is_null() {
+            merged.remove(&k);
+        } else {
+            merged.insert(k, v);
+        }
+    }
+    let mut text = Zeroizing::new(Vec::new());
+    serde_json::to_writer(&mut *text, &merged).expect("writing JSON to memory cannot fail");
+    let value = SecretBytes::new(std::mem::take(&mut *text));
+    store(cx, route, &value, Some(current.version.clone()), Some(&current.metadata)).await
+}
+
+/// `DELETE data/<path>`: soft-delete the latest version.
+async fn delete_latest(cx: &Ctx<'_>, route: &KvRoute) -> Result<Response<Body>, ApiError> {
+    let full = route.full();
+    let versions = cx.host().versions(cx.caller(), &full).await?;
+    let Some(latest) = versions.last() else {
+        return Err(ApiError::not_found(format!("no secret at `{}`", route.path)));
+    };
+    cx.host()
+        .delete_versions(cx.caller(), &full, std::slice::from_ref(&latest.version), false)
+        .await?;
+    Ok(wire::no_content())
+}
+
+/// `POST delete|undelete|destroy/<path>` with `{"versions": [1, 2]}`.
+async fn versions_op(cx: &Ctx<'_>, route: &KvRoute, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    #[derive(Deserialize)]
+    struct Versions {
+        #[serde(default)]
+        versions: Vec<Value>,
+    }
+    let parsed: Versions = wire::parse_json(body)?;
+    let versions = parsed
+        .versions
+        .iter()
+        .map(|v| match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        })
+        .map(|n| n.filter(|n| *n > 0).map(|n| n.to_string()))
+        .collect::<Option<Vec<String>>>()
+        .ok_or_else(|| ApiError::bad_request("versions must be positive whole numbers"))?;
+    if versions.is_empty() {
+        return Err(ApiError::bad_request("no versions provided: send {\"versions\": [1, 2]}"));
+    }
+    let full = route.full();
+    match route.section {
+        Section::Undelete => cx.host().undelete_versions(cx.caller(), &full, &versions).await?,
+        Section::Destroy => cx.host().delete_versions(cx.caller(), &full, &versions, true).await?,
+        _ => cx.host().delete_versions(cx.caller(), &full, &versions, false).await?,
+    }
+    Ok(wire::no_content())
+}
+
+/// `LIST metadata/<prefix>`: one level, like Vault: folders end in `/`.
+async fn list(cx: &Ctx<'_>, route: &KvRoute) -> Result<Response<Body>, ApiError> {
+    let prefix = match route.path.as_str() {
+        "" => String::new(),
+        p if p.ends_with('/') => p.to_string(),
+        p => format!("{p}/"),
+    };
+    let paths = cx
+        .host()
+        .list(cx.caller(), &format!("{}/{prefix}", route.mount))
+        .await?;
+    let keys: BTreeSet<String> = paths
+        .iter()
+        .filter_map(|p| p.strip_prefix(&prefix))
+        .filter(|rest| !rest.is_empty())
+        .map(|rest| match rest.split_once('/') {
+            Some((folder, _)) => format!("{folder}/"),
+            None => rest.to_string(),
+        })
+        .collect();
+    if keys.is_empty() {
+        // Vault answers an empty listing with a bare 404.
+        return Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            errors: Vec::new(),
+            allow: None,
+        });
+    }
+    Ok(wire::json(
+        StatusCode::OK,
+        &wire::envelope(cx.request_id, json!({ "keys": keys }), Value::Null, &[]),
+    ))
+}
+
+/// `GET metadata/<path>`: the versions and custom_metadata.
+async fn read_metadata(cx: &Ctx<'_>, route: &KvRoute) -> Result<Response<Body>, ApiError> {
+    let versions = cx.host().versions(cx.caller(), &route.full()).await?;
+    let (Some(first), Some(last)) = (versions.first(), versions.last()) else {
+        return Err(ApiError::not_found(format!("no secret at `{}`", route.path)));
+    };
+    let table: Map<String, Value> = versions
+        .iter()
+        .map(|v| {
+            (
+                vault_version(&v.version).to_string(),
+                json!({
+                    "created_time": wire::rfc3339_ms(v.created_ms),
+                    "deletion_time": if v.deleted { UNKNOWN_DELETION_TIME } else { "" },
+                    "destroyed": v.destroyed,
+                }),
+            )
+        })
+        .collect();
+    let data = json!({
+        "cas_required": false,
+        "created_time": wire::rfc3339_ms(first.created_ms),
+        "current_version": vault_version(&last.version),
+        "custom_metadata": custom_metadata(&last.metadata),
+        "delete_version_after": "0s",
+        "max_versions": 0,
+        "oldest_version": vault_version(&first.version),
+        "updated_time": wire::rfc3339_ms(last.created_ms),
+        "versions": table,
+    });
+    Ok(wire::json(
+        StatusCode::OK,
+        &wire::envelope(cx.request_id, data, Value::Null, &[]),
+    ))
+}
+
+/// `PUT|POST|PATCH metadata/<path>`.
+///
+/// Only `custom_metadata` is kept (PUT/POST replace it, PATCH merges it,
+/// `null` removing a key). Tresor keeps metadata with each version, so a
+/// change writes a new version holding the latest version's value and the
+/// new metadata (older versions keep theirs): nothing is lost, but the
+/// version number moves on. The secret must exist and its latest version
+/// must be readable (not deleted or destroyed). `max_versions`,
+/// `cas_required` and `delete_version_after` are not per-secret settings
+/// here: their defaults are accepted, anything else is refused.
+async fn put_metadata(cx: &Ctx<'_>, route: &KvRoute, body: &[u8], merge: bool) -> Result<Response<Body>, ApiError> {
+    #[derive(Deserialize)]
+    struct MetaBody {
+        max_versions: Option<u64>,
+        cas_required: Option<bool>,
+        delete_version_after: Option<Value>,
+        custom_metadata: Option<Map<String, Value>>,
+    }
+    let parsed: MetaBody = wire::parse_json(body)?;
+    if parsed.max_versions.unwrap_or(0) != 0 {
+        return Err(ApiError::bad_request(
+            "max_versions per secret is not supported; set the mount's `max_versions` in its config instead",
+        ));
+    }
+    if parsed.cas_required == Some(true) {
+        return Err(ApiError::bad_request(
+            "cas_required per secret is not supported; send options.cas with writes instead",
+        ));
+    }
+    match &parsed.delete_version_after {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) if n.as_u64() == Some(0) => {}
+        Some(Value::String(s)) if matches!(s.trim(), "" | "0" | "0s") => {}
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "delete_version_after is not supported; versions are kept until deleted",
+            ))
+        }
+    }
+    let Some(requested) = parsed.custom_metadata else {
+        return Ok(wire::no_content());
+    };
+    let full = route.full();
+    for _ in 0..MAX_RETRIES {
+        let versions = cx.host().versions(cx.caller(), &full).await?;
+        let Some(latest) = versions.last() else {
+            return Err(ApiError::not_found(format!("no secret at `{}`", route.path)));
+        };
+        let mut wanted: BTreeMap<String, String> = if merge {
+            latest.metadata.clone()
+        } else {
+            BTreeMap::new()
+        };
+        for (k, v) in &requested {
+            match v {
+                Value::String(s) => {
+                    wanted.insert(k.clone(), s.clone());
+                }
+                Value::Null if merge => {
+                    wanted.remove(k);
+                }
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "custom_metadata `{}` must be a string",
+                        super::error::printable(k)
+                    )))
+                }
+            }
+        }
+        check_custom_metadata(&wanted)?;
+        if wanted == latest.metadata {
+            return Ok(wire::no_content());
+        }
+        let current = match cx.host().read(cx.caller(), &full, Some(&latest.version)).await {
+            Ok(s) => s,
+            Err(Error::NotFound(_)) => {
+                return Err(ApiError::bad_request(format!(
+                    "version {} of `{}` is deleted or destroyed; Tresor keeps custom_metadata with the versions, \
+                     so undelete it or write a new version first",
+                    latest.version, route.path
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let options = WriteOptions {
+            metadata: wanted,
+            expected_version: Some(latest.version.clone()),
+        };
+        match cx.host().write(cx.caller(), &full, &current.value, &options).await {
+            Ok(_) => return Ok(wire::no_content()),
+            Err(Error::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::PRECONDITION_FAILED,
+        "too many concurrent writes to this secret; retry",
+    ))
+}
+
+fn check_custom_metadata(m: &Metadata) -> Result<(), ApiError> {
+    if m.len() > MAX_META_KEYS {
+        return Err(ApiError::bad_request(format!(
+            "custom_metadata has more than {MAX_META_KEYS} keys"
+        )));
+    }
+    for (k, v) in m {
+        if k.is_empty() || k.len() > MAX_META_KEY_BYTES || k.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(format!(
+                "custom_metadata keys must be 1 to {MAX_META_KEY_BYTES} bytes without control characters"
+            )));
+        }
+        if v.len() > MAX_META_VALUE_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "custom_metadata values must be at most {MAX_META_VALUE_BYTES} bytes"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        let r = KvRoute::parse("secret", "data/a/b").unwrap();
+        assert_eq!((r.section, r.path.as_str(), r.full()), (Section::Data, "a/b", "secret/a/b".to_string()));
+        assert_eq!(KvRoute::parse("secret", "metadata").unwrap().path, "");
+        assert!(KvRoute::parse("secret", "config").is_none());
+        assert!(KvRoute::parse("secret", "").is_none());
+    }
+
+    #[test]
+    fn values_as_objects() {
+        let v = |b: &[u8]| String::from_utf8(value_as_object(&SecretBytes::new(b.to_vec())).to_vec()).unwrap();
+        assert_eq!(v(br#" {"a":"b"}"#), r#" {"a":"b"}"#);
+        assert_eq!(v(b"plain \"text\""), r#"{"value":"plain \"text\""}"#);
+        assert_eq!(v(b"[1]"), r#"{"value":"[1]"}"#);
+        assert_eq!(v(b"{broken"), r#"{"value":"{broken"}"#);
+        assert_eq!(v(&[0xff, 0x00]), r#"{"value_base64":"/wA="}"#);
+    }
+
+    #[test]
+    fn cas_values() {
+        let o = |v: Value| Some(v.as_object().unwrap().clone());
+        assert_eq!(cas_option(&None).unwrap(), None);
+        assert_eq!(cas_option(&o(json!({"cas": 0}))).unwrap(), Some(String::new()));
+        assert_eq!(cas_option(&o(json!({"cas": "3"}))).unwrap(), Some("3".into()));
+        assert!(cas_option(&o(json!({"cas": -1}))).is_err());
+        assert!(cas_option(&o(json!({"cas": true}))).is_err());
+    }
+}

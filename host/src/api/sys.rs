@@ -1,0 +1,95 @@
+//! `/v1/sys/...`: health, the mount table, and the mount lookup the Vault
+//! CLI's `kv` commands make before anything else (it decides that a mount
+//! speaks KV v2).
+
+use hyper::{Response, StatusCode};
+use serde_json::{json, Map, Value};
+
+use super::error::ApiError;
+use super::wire::{self, Body};
+use super::Ctx;
+
+/// `GET /v1/sys/health` (no token needed): initialized, unsealed, active.
+pub(super) fn health(method: &str) -> Response<Body> {
+    let body = json!({
+        "initialized": true,
+        "sealed": false,
+        "standby": false,
+        "performance_standby": false,
+        "replication_performance_mode": "disabled",
+        "replication_dr_mode": "disabled",
+        "server_time_utc": wire::now_ms() / 1000,
+        "version": concat!("tresor-", env!("CARGO_PKG_VERSION")),
+        "cluster_name": "tresor",
+        "cluster_id": "",
+    });
+    let mut r = wire::json(StatusCode::OK, &body);
+    if method == "HEAD" {
+        *r.body_mut() = Body::default();
+    }
+    r
+}
+
+/// How a mount looks in Vault's mount table: every Tresor mount is served
+/// through the KV v2 API.
+fn mount_entry(name: &str, plugin: &str) -> Value {
+    json!({
+        "type": "kv",
+        "description": format!("Tresor mount `{name}` ({plugin} plugin)"),
+        "accessor": format!("kv_{name}"),
+        "options": { "version": "2" },
+        "config": { "default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": false },
+        "local": false,
+        "seal_wrap": false,
+        "external_entropy_access": false,
+        "plugin_version": "",
+        "running_plugin_version": "",
+        "uuid": "",
+    })
+}
+
+fn mount_table(cx: &Ctx<'_>) -> Map<String, Value> {
+    cx.host()
+        .mounts()
+        .iter()
+        .map(|(name, plugin, _)| (format!("{name}/"), mount_entry(name, plugin)))
+        .collect()
+}
+
+/// `GET /v1/sys/mounts`: the mounts (any valid token may see their names).
+pub(super) fn mounts(cx: &Ctx<'_>) -> Response<Body> {
+    let table = mount_table(cx);
+    // Vault answers the table both at the top level and under `data`.
+    let mut body = wire::envelope(cx.request_id, Value::Object(table.clone()), Value::Null, &[]);
+    if let Value::Object(top) = &mut body {
+        top.extend(table);
+    }
+    wire::json(StatusCode::OK, &body)
+}
+
+/// `GET /v1/sys/internal/ui/mounts/<path>`: the mount serving `path`.
+pub(super) fn ui_mount(cx: &Ctx<'_>, path: &str) -> Result<Response<Body>, ApiError> {
+    if path.is_empty() {
+        let data = json!({
+            "secret": mount_table(cx),
+            "auth": { "token/": { "type": "token", "description": "Tresor tokens", "options": null } },
+        });
+        return Ok(wire::json(StatusCode::OK, &wire::envelope(cx.request_id, data, Value::Null, &[])));
+    }
+    let name = path.split('/').next().unwrap_or_default();
+    let mounts = cx.host().mounts();
+    let Some((_, plugin, _)) = mounts.iter().find(|(m, _, _)| m == name) else {
+        let names: Vec<String> = mounts.iter().map(|(m, _, _)| format!("{m}/")).collect();
+        return Err(ApiError::bad_request(format!(
+            "no mount serves `{}`; the mounts are: {}",
+            super::error::printable(path),
+            names.join(", ")
+        )));
+    };
+    let mut data = mount_entry(name, plugin);
+    data["path"] = json!(format!("{name}/"));
+    Ok(wire::json(
+        StatusCode::OK,
+        &wire::envelope(cx.request_id, data, Value::Null, &[]),
+    ))
+}

@@ -1,0 +1,429 @@
+//! The provider conformance suite: what every provider plugin must do the
+//! same way, checked through a running host's access path.
+//!
+//! ```ignore
+//! let t = tresor_e2e::start(tresor_e2e::TEST_POLICIES, &my_mount_toml).await;
+//! let outcome = tresor_e2e::conformance::run(&t.host, "vault", &tresor_e2e::caller("root", &["admins"])).await?;
+//! println!("{outcome}");
+//! ```
+//!
+//! [`run`] adapts to what the mount reports in [`Host::mounts`]: a check
+//! needing a capability the provider does not claim is skipped (and named
+//! in the [`Outcome`]); a claimed capability must work. Everything it
+//! writes lives under one fresh folder, `conformance-<marker>/`, so it can
+//! run against a backend holding other data; it deletes what it wrote when
+//! the provider can.
+//!
+//! The caller must be allowed every action on the mount (the `admins`
+//! group of [`TEST_POLICIES`](crate::TEST_POLICIES) is).
+//!
+//! [`check_bad_config`] is the companion check that a mount whose plugin
+//! refuses its configuration stops the host from starting, with an error
+//! naming the mount and the config key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use tresor::{Caller, Capabilities, Error, Host, SecretBytes, StartupError, WriteOptions};
+
+/// What [`run`] did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The checks that ran and passed.
+    pub passed: Vec<&'static str>,
+    /// The checks skipped, with the capability the provider lacks.
+    pub skipped: Vec<(&'static str, &'static str)>,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "passed: {}", self.passed.join(", "))?;
+        if !self.skipped.is_empty() {
+            let skipped: Vec<String> = self.skipped.iter().map(|(c, why)| format!("{c} (not {why})")).collect();
+            write!(f, "; skipped: {}", skipped.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Values every provider must store and give back byte for byte.
+fn sample_values() -> Vec<(&'static str, Vec<u8>)> {
+    let mut large = Vec::with_capacity(20_000);
+    for i in 0..20_000u32 {
+        large.push(b"abcdefghijklmnopqrstuvwxyz0123456789"[(i % 36) as usize]);
+    }
+    vec![
+        ("text", b"correct horse battery staple".to_vec()),
+        ("binary", (0..=255u8).rev().collect()),
+        ("nul", vec![0]),
+        ("space", b" ".to_vec()),
+        ("newline", b"\n".to_vec()),
+        ("utf8", "pässwörd ✓ 秘密".as_bytes().to_vec()),
+        ("json", br#"{"password":"p","user":"u"}"#.to_vec()),
+        ("json-spaced", br#"{ "b": 1.0, "a": [true] }"#.to_vec()),
+        ("large", large),
+    ]
+}
+
+/// Runs every check the mount's capabilities allow against `mount`, as
+/// `caller`. Fails with the list of failed checks (each with its cause).
+pub async fn run(host: &Host, mount: &str, caller: &Caller) -> Result<Outcome> {
+    let caps = host
+        .mounts()
+        .into_iter()
+        .find(|(name, _, _)| name == mount)
+        .map(|(_, _, caps)| caps)
+        .ok_or_else(|| anyhow!("the host has no mount `{mount}`"))?;
+    let s = Suite {
+        host,
+        mount,
+        caller,
+        caps,
+        base: crate::marker("conformance"),
+    };
+
+    let mut outcome = Outcome::default();
+    let mut failures = Vec::new();
+    let mut record = |name: &'static str, needs: Option<&'static str>, result: Option<Result<()>>| match result {
+        None => outcome.skipped.push((name, needs.unwrap_or("supported"))),
+        Some(Ok(())) => outcome.passed.push(name),
+        Some(Err(e)) => failures.push(format!("{name}: {e:#}")),
+    };
+
+    record("missing-is-not-found", None, Some(s.missing_is_not_found().await));
+    let w = caps.writable;
+    record("round-trip", Some("writable"), if w { Some(s.round_trip().await) } else { None });
+    record("metadata", Some("writable"), if w { Some(s.metadata().await) } else { None });
+    let v = w && caps.versioned;
+    record("versions", Some("versioned"), if v { Some(s.versions().await) } else { None });
+    let l = w && caps.listable;
+    record("list", Some("listable"), if l { Some(s.list().await) } else { None });
+    let c = w && caps.check_and_set;
+    record("check-and-set", Some("check-and-set"), if c { Some(s.check_and_set().await) } else { None });
+    let d = w && caps.deletable;
+    record("delete", Some("deletable"), if d { Some(s.delete().await) } else { None });
+    let sd = v && caps.soft_delete;
+    record("soft-delete", Some("soft-delete"), if sd { Some(s.soft_delete().await) } else { None });
+
+    if d {
+        s.clean_up().await;
+    }
+    if failures.is_empty() {
+        Ok(outcome)
+    } else {
+        bail!(
+            "mount `{mount}` failed {} conformance check(s):\n  - {}\n({outcome})",
+            failures.len(),
+            failures.join("\n  - ")
+        )
+    }
+}
+
+/// Starts a host with `mount_toml` (one `[[mount]]` table whose plugin
+/// refuses its configuration) and checks that the start fails with an
+/// error naming the mount and containing `expected` (the config key, say).
+pub async fn check_bad_config(mount_toml: &str, mount: &str, expected: &str) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir_all(dir.path().join("policies"))?;
+    crate::write_atomically(&dir.path().join("policies/test.cedar"), crate::TEST_POLICIES);
+    let config = tresor::Config::from_toml(&crate::config_text(dir.path(), mount_toml))
+        .map_err(|e| anyhow!("the test configuration does not parse: {e}"))?;
+    match tresor::Host::start(config).await {
+        Ok(_) => bail!("the host started although mount `{mount}` is misconfigured"),
+        Err(e) => {
+            let message = e.to_string();
+            ensure!(
+                matches!(&e, StartupError::Plugin { mount: m, .. } if m == mount),
+                "expected a plugin startup error for mount `{mount}`, got: {message}"
+            );
+            ensure!(message.contains(expected), "the startup error does not mention `{expected}`: {message}");
+            Ok(())
+        }
+    }
+}
+
+struct Suite<'a> {
+    host: &'a Host,
+    mount: &'a str,
+    caller: &'a Caller,
+    caps: Capabilities,
+    base: String,
+}
+
+impl Suite<'_> {
+    /// `mount/base/rel`.
+    fn path(&self, rel: &str) -> String {
+        format!("{}/{}/{rel}", self.mount, self.base)
+    }
+
+    /// `base/rel`, as listings show it (relative to the mount).
+    fn listed(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.base)
+    }
+
+    async fn write(&self, rel: &str, value: &[u8]) -> Result<String> {
+        self.write_with(rel, value, WriteOptions::default()).await
+    }
+
+    async fn write_with(&self, rel: &str, value: &[u8], options: WriteOptions) -> Result<String> {
+        let version = self
+            .host
+            .write(self.caller, &self.path(rel), &SecretBytes::new(value.to_vec()), &options)
+            .await
+            .with_context(|| format!("writing `{rel}`"))?;
+        ensure!(!version.is_empty(), "writing `{rel}` returned an empty version");
+        Ok(version)
+    }
+
+    async fn read(&self, rel: &str, version: Option<&str>) -> Result<tresor::Secret, Error> {
+        self.host.read(self.caller, &self.path(rel), version).await
+    }
+
+    async fn read_ok(&self, rel: &str, version: Option<&str>) -> Result<tresor::Secret> {
+        self.read(rel, version)
+            .await
+            .with_context(|| format!("reading `{rel}` (version {version:?})"))
+    }
+
+    async fn missing_is_not_found(&self) -> Result<()> {
+        match self.read("never-written", None).await {
+            Err(Error::NotFound(_)) => {}
+            other => bail!("reading a secret never written should be NotFound, got {other:?}"),
+        }
+        if self.caps.versioned {
+            match self.read("never-written", Some("1")).await {
+                Err(Error::NotFound(_)) => {}
+                other => bail!("reading a version of a secret never written should be NotFound, got {other:?}"),
+            }
+        }
+        Ok(())
+    }
+
+    async fn round_trip(&self) -> Result<()> {
+        for (name, value) in sample_values() {
+            let rel = format!("round-trip/{name}");
+            let version = self.write(&rel, &value).await?;
+            let read = self.read_ok(&rel, None).await?;
+            ensure!(
+                read.value.expose() == value.as_slice(),
+                "value `{name}` came back different ({} bytes written, {} read)",
+                value.len(),
+                read.value.len()
+            );
+            ensure!(
+                read.version == version,
+                "value `{name}`: the write returned version `{version}` but the read says `{}`",
+                read.version
+            );
+        }
+        Ok(())
+    }
+
+    async fn metadata(&self) -> Result<()> {
+        let tags: BTreeMap<String, String> = [("team", "conformance"), ("tier", "gold")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let options = WriteOptions {
+            metadata: tags.clone(),
+            expected_version: None,
+        };
+        self.write_with("metadata/tagged", b"tagged", options).await?;
+        let read = self.read_ok("metadata/tagged", None).await?;
+        for (k, v) in &tags {
+            ensure!(
+                read.metadata.get(k) == Some(v),
+                "metadata `{k}` = `{v}` written, read back {:?}",
+                read.metadata
+            );
+        }
+        Ok(())
+    }
+
+    async fn versions(&self) -> Result<()> {
+        let rel = "versions/rotated";
+        let v1 = self.write(rel, b"first").await?;
+        let v2 = self.write(rel, b"second").await?;
+        ensure!(v1 != v2, "two writes returned the same version `{v1}`");
+        let latest = self.read_ok(rel, None).await?;
+        ensure!(latest.value.expose() == b"second", "the latest value is not the last written");
+        ensure!(latest.version == v2, "the latest version is `{}`, expected `{v2}`", latest.version);
+        let old = self.read_ok(rel, Some(&v1)).await?;
+        ensure!(old.value.expose() == b"first", "reading version `{v1}` did not give the first value");
+        ensure!(old.version == v1, "reading version `{v1}` answered version `{}`", old.version);
+        let listed = self
+            .host
+            .versions(self.caller, &self.path(rel))
+            .await
+            .context("listing versions")?;
+        let ids: Vec<&str> = listed.iter().map(|v| v.version.as_str()).collect();
+        let (p1, p2) = (ids.iter().position(|v| *v == v1), ids.iter().position(|v| *v == v2));
+        ensure!(
+            matches!((p1, p2), (Some(a), Some(b)) if a < b),
+            "versions() should list `{v1}` before `{v2}` (oldest first), got {ids:?}"
+        );
+        ensure!(ids.last() == Some(&v2.as_str()), "the last of versions() should be the latest, got {ids:?}");
+        match self.read(rel, Some("999999")).await {
+            Err(Error::NotFound(_)) => {}
+            other => bail!("reading a version that does not exist should be NotFound, got {other:?}"),
+        }
+        match self.host.versions(self.caller, &self.path("versions/never-written")).await {
+            Err(Error::NotFound(_)) => {}
+            other => bail!("versions() of a secret never written should be NotFound, got {other:?}"),
+        }
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<()> {
+        for rel in ["list/a", "list/b/c", "list/b/d", "listing-elsewhere"] {
+            self.write(rel, b"x").await?;
+        }
+        let list = |prefix: String| async move {
+            self.host
+                .list(self.caller, &format!("{}/{prefix}", self.mount))
+                .await
+                .with_context(|| format!("listing `{prefix}`"))
+        };
+        let expect = |rels: &[&str]| -> Vec<String> { rels.iter().map(|r| self.listed(r)).collect() };
+
+        let mut folder = list(self.listed("list/")).await?;
+        folder.sort();
+        ensure!(folder == expect(&["list/a", "list/b/c", "list/b/d"]), "listing `list/` gave {folder:?}");
+
+        let mut partial = list(self.listed("list/b")).await?;
+        partial.sort();
+        ensure!(partial == expect(&["list/b/c", "list/b/d"]), "listing the partial prefix `list/b` gave {partial:?}");
+
+        let mut word = list(self.listed("list")).await?;
+        word.sort();
+        ensure!(
+            word == expect(&["list/a", "list/b/c", "list/b/d", "listing-elsewhere"]),
+            "listing the partial prefix `list` gave {word:?}"
+        );
+
+        let nothing = list(self.listed("nothing-here/")).await?;
+        ensure!(nothing.is_empty(), "listing an empty prefix gave {nothing:?}");
+
+        let everything = list(String::new()).await?;
+        let mine: Vec<&String> = everything.iter().filter(|p| p.starts_with(&self.base)).collect();
+        ensure!(mine.len() >= 4, "listing the whole mount shows only {mine:?} of this run's secrets");
+        Ok(())
+    }
+
+    async fn check_and_set(&self) -> Result<()> {
+        let rel = "cas/guarded";
+        let cas = |expected: &str| WriteOptions {
+            metadata: Default::default(),
+            expected_version: Some(expected.to_string()),
+        };
+        let v1 = self
+            .write_with(rel, b"one", cas(""))
+            .await
+            .context("a write expecting no secret yet")?;
+        match self.host.write(self.caller, &self.path(rel), &SecretBytes::from("x"), &cas("")).await {
+            Err(Error::Conflict(_)) => {}
+            other => bail!("a write expecting no secret, when one exists, should be Conflict, got {other:?}"),
+        }
+        let v2 = self
+            .write_with(rel, b"two", cas(&v1))
+            .await
+            .context("a write expecting the current version")?;
+        match self.host.write(self.caller, &self.path(rel), &SecretBytes::from("x"), &cas(&v1)).await {
+            Err(Error::Conflict(_)) => {}
+            other => bail!("a write expecting an old version should be Conflict, got {other:?}"),
+        }
+        let current = self.read_ok(rel, None).await?;
+        ensure!(
+            current.value.expose() == b"two" && current.version == v2,
+            "a failed check-and-set changed the secret"
+        );
+        Ok(())
+    }
+
+    async fn delete(&self) -> Result<()> {
+        let rel = "delete/doomed";
+        self.write(rel, b"one").await?;
+        self.write(rel, b"two").await?;
+        self.host
+            .delete(self.caller, &self.path(rel))
+            .await
+            .context("deleting")?;
+        match self.read(rel, None).await {
+            Err(Error::NotFound(_)) => {}
+            other => bail!("reading a deleted secret should be NotFound, got {other:?}"),
+        }
+        if self.caps.listable {
+            let listed = self
+                .host
+                .list(self.caller, &format!("{}/{}", self.mount, self.listed("delete/")))
+                .await?;
+            ensure!(listed.is_empty(), "a deleted secret is still listed: {listed:?}");
+        }
+        match self.host.delete(self.caller, &self.path("delete/never-written")).await {
+            Err(Error::NotFound(_)) => {}
+            other => bail!("deleting a secret never written should be NotFound, got {other:?}"),
+        }
+        Ok(())
+    }
+
+    async fn soft_delete(&self) -> Result<()> {
+        let rel = "soft-delete/kept";
+        let v1 = self.write(rel, b"one").await?;
+        let v2 = self.write(rel, b"two").await?;
+        let path = self.path(rel);
+        self.host
+            .delete_versions(self.caller, &path, std::slice::from_ref(&v1), false)
+            .await
+            .context("soft-deleting the first version")?;
+        match self.read(rel, Some(&v1)).await {
+            Err(Error::NotFound(_)) => {}
+            other => bail!("reading a soft-deleted version should be NotFound, got {other:?}"),
+        }
+        let latest = self.read_ok(rel, None).await?;
+        ensure!(latest.version == v2, "soft-deleting an old version changed the latest one");
+        let listed = self.host.versions(self.caller, &path).await?;
+        ensure!(
+            listed.iter().any(|v| v.version == v1 && v.deleted && !v.destroyed),
+            "versions() should show `{v1}` as deleted: {listed:?}"
+        );
+        self.host
+            .undelete_versions(self.caller, &path, std::slice::from_ref(&v1))
+            .await
+            .context("undeleting")?;
+        let back = self.read_ok(rel, Some(&v1)).await?;
+        ensure!(back.value.expose() == b"one", "an undeleted version has another value");
+        self.host
+            .delete_versions(self.caller, &path, std::slice::from_ref(&v1), true)
+            .await
+            .context("destroying the first version")?;
+        match self.read(rel, Some(&v1)).await {
+            Err(Error::NotFound(_)) => {}
+            other => bail!("reading a destroyed version should be NotFound, got {other:?}"),
+        }
+        let listed = self.host.versions(self.caller, &path).await?;
+        ensure!(
+            listed.iter().all(|v| v.version != v1 || v.destroyed),
+            "versions() should show `{v1}` as destroyed (or drop it): {listed:?}"
+        );
+        // Unknown versions are ignored.
+        self.host
+            .delete_versions(self.caller, &path, &["999999".to_string()], false)
+            .await
+            .context("soft-deleting an unknown version should be ignored")?;
+        Ok(())
+    }
+
+    /// Deletes what the run wrote (best effort).
+    async fn clean_up(&self) {
+        let mut paths = Vec::new();
+        if self.caps.listable {
+            if let Ok(listed) = self.host.list(self.caller, &format!("{}/{}/", self.mount, self.base)).await {
+                paths = listed;
+            }
+        }
+        for rel in paths {
+            let _ = self.host.delete(self.caller, &format!("{}/{rel}", self.mount)).await;
+        }
+    }
+}
