@@ -1,6 +1,7 @@
 //! Builds the deliberately hostile test plugin (tests/plugins/hostile) and the
-//! third-party-style dpapi plugin (plugins/dpapi) for wasm32-wasip2 and hands
-//! their paths to the tests as `TRESOR_TEST_HOSTILE` and `TRESOR_PLUGIN_DPAPI`.
+//! third-party-style provider plugins (plugins/dpapi, vault, aws, gcp, azure)
+//! for wasm32-wasip2 in one cargo invocation, and hands their paths to the
+//! tests as `TRESOR_TEST_HOSTILE` and `TRESOR_PLUGIN_<NAME>`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +13,9 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.join("plugins/sdk").display());
     println!("cargo:rerun-if-changed={}", root.join("plugins/dpapi").display());
     println!("cargo:rerun-if-changed={}", root.join("plugins/vault").display());
+    println!("cargo:rerun-if-changed={}", root.join("plugins/aws").display());
+    println!("cargo:rerun-if-changed={}", root.join("plugins/gcp").display());
+    println!("cargo:rerun-if-changed={}", root.join("plugins/azure").display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
 
     let target_dir = match std::env::var("CARGO_TARGET_DIR") {
@@ -32,6 +36,12 @@ fn main() {
         "tresor-plugin-dpapi",
         "-p",
         "tresor-plugin-vault",
+        "-p",
+        "tresor-plugin-aws",
+        "-p",
+        "tresor-plugin-gcp",
+        "-p",
+        "tresor-plugin-azure",
         "--manifest-path",
     ])
     .arg(root.join("plugins/Cargo.toml"))
@@ -56,4 +66,10 @@ fn main() {
     println!("cargo:rustc-env=TRESOR_PLUGIN_DPAPI={}", dpapi.display());
     let vault = target_dir.join("wasm32-wasip2/release/tresor_plugin_vault.wasm");
     println!("cargo:rustc-env=TRESOR_PLUGIN_VAULT={}", vault.display());
+    let aws = target_dir.join("wasm32-wasip2/release/tresor_plugin_aws.wasm");
+    println!("cargo:rustc-env=TRESOR_PLUGIN_AWS={}", aws.display());
+    for (name, var) in [("gcp", "TRESOR_PLUGIN_GCP"), ("azure", "TRESOR_PLUGIN_AZURE")] {
+        let wasm = target_dir.join(format!("wasm32-wasip2/release/tresor_plugin_{name}.wasm"));
+        println!("cargo:rustc-env={var}={}", wasm.display());
+    }
 }

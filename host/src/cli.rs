@@ -1,4 +1,5 @@
-//! The `tresor` command line.
+//! The `tresor` command line: the server, clients of a running server
+//! (`kv`, `token`), and offline tools (`policy`, `audit`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,6 +8,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::policy::{Action, PolicyEngine, Principal, RequestContext, Resource};
+
+mod client;
+mod kv;
+mod server;
+mod token;
 
 /// Tresor: a secrets host with sandboxed plugins, Cedar policies and audit.
 #[derive(Debug, Parser)]
@@ -18,6 +24,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server (HTTP API compatible with Vault clients).
+    Server(server::ServerArgs),
+    /// Read and write KV v2 secrets on a server (TRESOR_ADDR or VAULT_ADDR,
+    /// TRESOR_TOKEN or VAULT_TOKEN).
+    #[command(subcommand)]
+    Kv(kv::KvCommand),
+    /// Create, look up and revoke tokens on a server.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Work with Cedar policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -94,6 +109,12 @@ impl Cli {
     /// (denied, broken chain), 2 on an error.
     pub fn run(self) -> ExitCode {
         match self.command {
+            Command::Server(args) => match server::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            },
+            Command::Kv(command) => remote(|client| async move { kv::run(&client, command).await }),
+            Command::Token(command) => remote(|client| async move { token::run(&client, command).await }),
             Command::Policy(PolicyCommand::Validate { dir }) => match PolicyEngine::load_dir(&dir) {
                 Ok(engine) => {
                     println!(
@@ -130,6 +151,26 @@ impl Cli {
                 Err(e) => fail(e),
             },
         }
+    }
+}
+
+/// Run a client command against the server the environment names.
+fn remote<F, Fut>(command: F) -> ExitCode
+where
+    F: FnOnce(client::Client) -> Fut,
+    Fut: std::future::Future<Output = Result<(), client::ClientError>>,
+{
+    let client = match client::Client::from_env() {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(format!("starting the async runtime: {e}")),
+    };
+    match runtime.block_on(command(client)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The configuration file (`tresor.toml`): mounts, their plugins and grants,
-//! policies, audit, runtime limits and the server's listeners.
+//! policies, audit, runtime limits and the server's listeners (the
+//! `[server]` table is documented in [`ServerConfig`]'s module, `config/server.rs`).
 //!
 //! ```toml
 //! state_dir = "/var/lib/tresor"          # key file, compiled-plugin cache, default data dirs

@@ -107,7 +107,10 @@ impl Kv {
                 Value::Null
             } else {
                 serde_json::from_slice(&body).map_err(|e| {
-                    format!("{method} {path}: {status}, body is not JSON ({e}): {}", String::from_utf8_lossy(&body))
+                    format!(
+                        "{method} {path}: {status}, body is not JSON ({e}): {}",
+                        String::from_utf8_lossy(&body)
+                    )
                 })?
             };
             Ok((status, json))
@@ -124,7 +127,9 @@ impl Kv {
     /// Write `{"n": value}`; the version the server acknowledged.
     async fn write(&self, key: &str, value: &str) -> Result<u64, String> {
         let path = self.data_path(key);
-        let (status, body) = self.call(Method::POST, &path, Some(&json!({"data": {"n": value}}))).await?;
+        let (status, body) = self
+            .call(Method::POST, &path, Some(&json!({"data": {"n": value}})))
+            .await?;
         if !status.is_success() {
             return Err(format!("POST {path}: {status}: {body}"));
         }
@@ -146,8 +151,13 @@ impl Kv {
         let value = body.pointer("/data/data/n").and_then(Value::as_str);
         let version = body.pointer("/data/metadata/version").and_then(Value::as_u64);
         match (value, version) {
-            (Some(value), Some(version)) => Ok(ReadBack { value: value.to_string(), version }),
-            _ => Err(format!("GET {path}: 200 without data.data.n and data.metadata.version: {body}")),
+            (Some(value), Some(version)) => Ok(ReadBack {
+                value: value.to_string(),
+                version,
+            }),
+            _ => Err(format!(
+                "GET {path}: 200 without data.data.n and data.metadata.version: {body}"
+            )),
         }
     }
 }
@@ -236,7 +246,9 @@ async fn run_client(kv: &Kv, id: usize, seed: u64, deadline: Instant) -> ClientR
                     log.acked.push((version, value.clone()));
                     log.uncertain.clear();
                     if version != expected && !had_uncertain {
-                        report.error(format!("write {key} = {value}: acknowledged version {version}, expected {expected}"));
+                        report.error(format!(
+                            "write {key} = {value}: acknowledged version {version}, expected {expected}"
+                        ));
                     }
                 }
                 Err(e) => {
@@ -266,7 +278,9 @@ async fn run_client(kv: &Kv, id: usize, seed: u64, deadline: Instant) -> ClientR
                 Ok(got) => {
                     report.version_reads += 1;
                     if got.version != version || got.value != value {
-                        report.error(format!("read {key}?version={version}: got {got:?}, acknowledged {value}"));
+                        report.error(format!(
+                            "read {key}?version={version}: got {got:?}, acknowledged {value}"
+                        ));
                     }
                 }
                 Err(e) => report.error(e),
@@ -362,7 +376,11 @@ async fn load_test(target: Target) {
     );
 
     let shown: Vec<&String> = reports.iter().flat_map(|r| &r.errors).take(ERRORS_SHOWN).collect();
-    assert_eq!(errors, 0, "{}: {errors} errors under load, first ones: {shown:#?}", target.name);
+    assert_eq!(
+        errors, 0,
+        "{}: {errors} errors under load, first ones: {shown:#?}",
+        target.name
+    );
     assert!(
         lost.is_empty(),
         "{}: {} acknowledged writes lost or wrong: {:#?}",
@@ -370,7 +388,11 @@ async fn load_test(target: Target) {
         lost.len(),
         lost.iter().take(ERRORS_SHOWN).collect::<Vec<_>>()
     );
-    assert!(writes >= CLIENTS as u64, "{}: only {writes} writes in {LOAD_DURATION:?}", target.name);
+    assert!(
+        writes >= CLIENTS as u64,
+        "{}: only {writes} writes in {LOAD_DURATION:?}",
+        target.name
+    );
     assert!(reads + version_reads > 0, "{}: no reads happened", target.name);
 }
 
@@ -387,7 +409,11 @@ async fn load_against_openbao() {
         name: "OpenBao",
     }));
     let (status, body) = admin
-        .call(Method::POST, "/v1/secret/config", Some(&json!({"max_versions": 1_000_000})))
+        .call(
+            Method::POST,
+            "/v1/secret/config",
+            Some(&json!({"max_versions": 1_000_000})),
+        )
         .await
         .expect("configure the KV mount");
     assert!(status.is_success(), "POST /v1/secret/config: {status}: {body}");
@@ -401,4 +427,20 @@ async fn load_against_openbao() {
     })
     .await;
     drop(bao);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_against_tresor() {
+    // A real host and API server in-process: the file provider at `secret/`
+    // (every version encrypted and fsynced to disk), Cedar, audit log.
+    let server = tresor_e2e::server::start_server(tresor_e2e::TEST_POLICIES).await;
+    load_test(Target {
+        base: server.url().to_string(),
+        token: server.root_token.clone(),
+        mount: "secret".into(),
+        prefix: tresor_e2e::marker("load"),
+        name: "Tresor",
+    })
+    .await;
+    server.stop().await;
 }

@@ -75,7 +75,10 @@ async fn lists_names_and_reads_answer_unsupported_off_windows() {
     for path in ["legacy/db-password", "legacy/app/api-token"] {
         match t.host.read(&admin, path, None).await {
             Err(Error::Unsupported(m)) => {
-                assert!(m.contains("DPAPI") && m.contains("only available on Windows"), "{path}: {m}");
+                assert!(
+                    m.contains("DPAPI") && m.contains("only available on Windows"),
+                    "{path}: {m}"
+                );
                 // The plugin passes the host's answer on unchanged.
                 assert_eq!(
                     m,
@@ -95,12 +98,7 @@ async fn lists_names_and_reads_answer_unsupported_off_windows() {
     // Read-only: the host refuses writes from the capabilities.
     let err = t
         .host
-        .write(
-            &admin,
-            "legacy/new",
-            &SecretBytes::from("v"),
-            &WriteOptions::default(),
-        )
+        .write(&admin, "legacy/new", &SecretBytes::from("v"), &WriteOptions::default())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Unsupported(_)), "{err:?}");
@@ -142,7 +140,12 @@ async fn malformed_json_is_a_clear_invalid_input() {
 #[tokio::test]
 async fn bad_hex_is_a_clear_invalid_input_naming_the_entry() {
     let marker = marker("not-hex");
-    let text = format!(r#"{{"good": "0102", "broken": "01zz{marker}"}}"#);
+    // An even number of characters, so the hex check reaches the `z`.
+    let mut broken = format!("01zz{marker}");
+    if broken.len() % 2 == 1 {
+        broken.push('0');
+    }
+    let text = format!(r#"{{"good": "0102", "broken": "{broken}"}}"#);
     let (t, _data) = start_dpapi(&[("secrets.json", &text)], "").await;
     let admin = caller("root", &["admins"]);
 

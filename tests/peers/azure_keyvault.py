@@ -363,6 +363,18 @@ def make_handler(vault: Vault, identity: Identity, max_page: int):
             self.wfile.write(data)
 
         def read_body(self) -> bytes:
+            # HTTP/1.1 clients may send any body chunked (hyper does for a
+            # DELETE without Content-Length).
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                body = b""
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        return body
+                    body += self.rfile.read(size)
+                    self.rfile.readline()  # the CRLF after the chunk
             length = int(self.headers.get("Content-Length") or 0)
             return self.rfile.read(length) if length else b""
 

@@ -39,9 +39,12 @@ It also adds what cloudbox lacks and the plugin's tests need:
 
 Usage: gcp_server.py [--port PORT] [--port-file FILE] [--require-token]
                      [--access-token T] [--service-account-public-key FILE]
+                     [--service-account-out FILE]
 
 With `--port 0` (the default) a free port is picked; `--port-file` receives
-the port once the server accepts connections.
+the port once the server accepts connections. `--service-account-out`
+writes a fresh service-account JSON key file (token_uri: this server's
+token endpoint) whose JWTs the server then accepts.
 """
 
 from __future__ import annotations
@@ -162,7 +165,7 @@ def build_app(args: argparse.Namespace):
     issued: dict[str, float] = {}
     if args.access_token:
         issued[args.access_token] = float("inf")
-    public_key = None
+    public_key = args.generated_public_key
     if args.service_account_public_key:
         from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -200,6 +203,7 @@ def build_app(args: argparse.Namespace):
             )
         access_token = "ya29.local-" + secrets.token_urlsafe(24)
         issued[access_token] = time.time() + 3600
+        print(f"token endpoint: issued access token #{len(issued)}", file=sys.stderr, flush=True)
         return JSONResponse({"access_token": access_token, "expires_in": 3599, "token_type": "Bearer"})
 
     app.router.routes.insert(0, Route("/token", token, methods=["POST"]))
@@ -259,6 +263,31 @@ def check_assertion(assertion: str, public_key, self_signed: bool) -> str | None
     return None
 
 
+def make_service_account(path: str, port: int):
+    """Writes a fresh service-account JSON key file whose `token_uri` is this
+    server's token endpoint; returns its public key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    info = {
+        "type": "service_account",
+        "project_id": "tresor-test",
+        "private_key_id": secrets.token_hex(20),
+        "private_key": key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
+        "client_email": "tresor-test@tresor-test.iam.gserviceaccount.com",
+        "client_id": str(secrets.randbelow(10**20)),
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": f"http://127.0.0.1:{port}/token",
+    }
+    with open(path + ".tmp", "w") as f:
+        json.dump(info, f)
+    os.replace(path + ".tmp", path)
+    return key.public_key()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=0, help="0 (the default) picks a free port")
@@ -266,18 +295,25 @@ def main() -> None:
     parser.add_argument("--require-token", action="store_true")
     parser.add_argument("--access-token")
     parser.add_argument("--service-account-public-key")
+    parser.add_argument("--service-account-out", help="write a fresh service-account key file here")
     args = parser.parse_args()
+    # Bind first, so that port 0 works and the key file can name the port;
+    # connections wait in the backlog until uvicorn serves them.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", args.port))
+    sock.listen(128)
+    args.generated_public_key = None
+    if args.service_account_out:
+        try:
+            args.generated_public_key = make_service_account(args.service_account_out, sock.getsockname()[1])
+        except ModuleNotFoundError:
+            _missing("cryptography")
     app = build_app(args)
     try:
         import uvicorn
     except ModuleNotFoundError:
         _missing("uvicorn")
-    # Bind here, not in uvicorn, so that port 0 works and the port is known
-    # (and already accepting connections) when the port file appears.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", args.port))
-    sock.listen(128)
     if args.port_file:
         with open(args.port_file + ".tmp", "w") as f:
             f.write(str(sock.getsockname()[1]))

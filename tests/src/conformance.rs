@@ -93,18 +93,42 @@ pub async fn run(host: &Host, mount: &str, caller: &Caller) -> Result<Outcome> {
 
     record("missing-is-not-found", None, Some(s.missing_is_not_found().await));
     let w = caps.writable;
-    record("round-trip", Some("writable"), if w { Some(s.round_trip().await) } else { None });
-    record("metadata", Some("writable"), if w { Some(s.metadata().await) } else { None });
+    record(
+        "round-trip",
+        Some("writable"),
+        if w { Some(s.round_trip().await) } else { None },
+    );
+    record(
+        "metadata",
+        Some("writable"),
+        if w { Some(s.metadata().await) } else { None },
+    );
     let v = w && caps.versioned;
-    record("versions", Some("versioned"), if v { Some(s.versions().await) } else { None });
+    record(
+        "versions",
+        Some("versioned"),
+        if v { Some(s.versions().await) } else { None },
+    );
     let l = w && caps.listable;
     record("list", Some("listable"), if l { Some(s.list().await) } else { None });
     let c = w && caps.check_and_set;
-    record("check-and-set", Some("check-and-set"), if c { Some(s.check_and_set().await) } else { None });
+    record(
+        "check-and-set",
+        Some("check-and-set"),
+        if c { Some(s.check_and_set().await) } else { None },
+    );
     let d = w && caps.deletable;
-    record("delete", Some("deletable"), if d { Some(s.delete().await) } else { None });
+    record(
+        "delete",
+        Some("deletable"),
+        if d { Some(s.delete().await) } else { None },
+    );
     let sd = v && caps.soft_delete;
-    record("soft-delete", Some("soft-delete"), if sd { Some(s.soft_delete().await) } else { None });
+    record(
+        "soft-delete",
+        Some("soft-delete"),
+        if sd { Some(s.soft_delete().await) } else { None },
+    );
 
     if d {
         s.clean_up().await;
@@ -137,7 +161,10 @@ pub async fn check_bad_config(mount_toml: &str, mount: &str, expected: &str) -> 
                 matches!(&e, StartupError::Plugin { mount: m, .. } if m == mount),
                 "expected a plugin startup error for mount `{mount}`, got: {message}"
             );
-            ensure!(message.contains(expected), "the startup error does not mention `{expected}`: {message}");
+            ensure!(
+                message.contains(expected),
+                "the startup error does not mention `{expected}`: {message}"
+            );
             Ok(())
         }
     }
@@ -169,7 +196,12 @@ impl Suite<'_> {
     async fn write_with(&self, rel: &str, value: &[u8], options: WriteOptions) -> Result<String> {
         let version = self
             .host
-            .write(self.caller, &self.path(rel), &SecretBytes::new(value.to_vec()), &options)
+            .write(
+                self.caller,
+                &self.path(rel),
+                &SecretBytes::new(value.to_vec()),
+                &options,
+            )
             .await
             .with_context(|| format!("writing `{rel}`"))?;
         ensure!(!version.is_empty(), "writing `{rel}` returned an empty version");
@@ -247,11 +279,25 @@ impl Suite<'_> {
         let v2 = self.write(rel, b"second").await?;
         ensure!(v1 != v2, "two writes returned the same version `{v1}`");
         let latest = self.read_ok(rel, None).await?;
-        ensure!(latest.value.expose() == b"second", "the latest value is not the last written");
-        ensure!(latest.version == v2, "the latest version is `{}`, expected `{v2}`", latest.version);
+        ensure!(
+            latest.value.expose() == b"second",
+            "the latest value is not the last written"
+        );
+        ensure!(
+            latest.version == v2,
+            "the latest version is `{}`, expected `{v2}`",
+            latest.version
+        );
         let old = self.read_ok(rel, Some(&v1)).await?;
-        ensure!(old.value.expose() == b"first", "reading version `{v1}` did not give the first value");
-        ensure!(old.version == v1, "reading version `{v1}` answered version `{}`", old.version);
+        ensure!(
+            old.value.expose() == b"first",
+            "reading version `{v1}` did not give the first value"
+        );
+        ensure!(
+            old.version == v1,
+            "reading version `{v1}` answered version `{}`",
+            old.version
+        );
         let listed = self
             .host
             .versions(self.caller, &self.path(rel))
@@ -263,12 +309,19 @@ impl Suite<'_> {
             matches!((p1, p2), (Some(a), Some(b)) if a < b),
             "versions() should list `{v1}` before `{v2}` (oldest first), got {ids:?}"
         );
-        ensure!(ids.last() == Some(&v2.as_str()), "the last of versions() should be the latest, got {ids:?}");
+        ensure!(
+            ids.last() == Some(&v2.as_str()),
+            "the last of versions() should be the latest, got {ids:?}"
+        );
         match self.read(rel, Some("999999")).await {
             Err(Error::NotFound(_)) => {}
             other => bail!("reading a version that does not exist should be NotFound, got {other:?}"),
         }
-        match self.host.versions(self.caller, &self.path("versions/never-written")).await {
+        match self
+            .host
+            .versions(self.caller, &self.path("versions/never-written"))
+            .await
+        {
             Err(Error::NotFound(_)) => {}
             other => bail!("versions() of a secret never written should be NotFound, got {other:?}"),
         }
@@ -289,11 +342,17 @@ impl Suite<'_> {
 
         let mut folder = list(self.listed("list/")).await?;
         folder.sort();
-        ensure!(folder == expect(&["list/a", "list/b/c", "list/b/d"]), "listing `list/` gave {folder:?}");
+        ensure!(
+            folder == expect(&["list/a", "list/b/c", "list/b/d"]),
+            "listing `list/` gave {folder:?}"
+        );
 
         let mut partial = list(self.listed("list/b")).await?;
         partial.sort();
-        ensure!(partial == expect(&["list/b/c", "list/b/d"]), "listing the partial prefix `list/b` gave {partial:?}");
+        ensure!(
+            partial == expect(&["list/b/c", "list/b/d"]),
+            "listing the partial prefix `list/b` gave {partial:?}"
+        );
 
         let mut word = list(self.listed("list")).await?;
         word.sort();
@@ -307,7 +366,10 @@ impl Suite<'_> {
 
         let everything = list(String::new()).await?;
         let mine: Vec<&String> = everything.iter().filter(|p| p.starts_with(&self.base)).collect();
-        ensure!(mine.len() >= 4, "listing the whole mount shows only {mine:?} of this run's secrets");
+        ensure!(
+            mine.len() >= 4,
+            "listing the whole mount shows only {mine:?} of this run's secrets"
+        );
         Ok(())
     }
 
@@ -321,7 +383,11 @@ impl Suite<'_> {
             .write_with(rel, b"one", cas(""))
             .await
             .context("a write expecting no secret yet")?;
-        match self.host.write(self.caller, &self.path(rel), &SecretBytes::from("x"), &cas("")).await {
+        match self
+            .host
+            .write(self.caller, &self.path(rel), &SecretBytes::from("x"), &cas(""))
+            .await
+        {
             Err(Error::Conflict(_)) => {}
             other => bail!("a write expecting no secret, when one exists, should be Conflict, got {other:?}"),
         }
@@ -329,14 +395,20 @@ impl Suite<'_> {
             .write_with(rel, b"two", cas(&v1))
             .await
             .context("a write expecting the current version")?;
-        match self.host.write(self.caller, &self.path(rel), &SecretBytes::from("x"), &cas(&v1)).await {
+        match self
+            .host
+            .write(self.caller, &self.path(rel), &SecretBytes::from("x"), &cas(&v1))
+            .await
+        {
             Err(Error::Conflict(_)) => {}
             other => bail!("a write expecting an old version should be Conflict, got {other:?}"),
         }
         let current = self.read_ok(rel, None).await?;
         ensure!(
             current.value.expose() == b"two" && current.version == v2,
-            "a failed check-and-set changed the secret"
+            "after a failed check-and-set, the latest is version `{}` ({} bytes), not `{v2}` (the value `two`)",
+            current.version,
+            current.value.len()
         );
         Ok(())
     }
@@ -381,7 +453,10 @@ impl Suite<'_> {
             other => bail!("reading a soft-deleted version should be NotFound, got {other:?}"),
         }
         let latest = self.read_ok(rel, None).await?;
-        ensure!(latest.version == v2, "soft-deleting an old version changed the latest one");
+        ensure!(
+            latest.version == v2,
+            "soft-deleting an old version changed the latest one"
+        );
         let listed = self.host.versions(self.caller, &path).await?;
         ensure!(
             listed.iter().any(|v| v.version == v1 && v.deleted && !v.destroyed),
@@ -418,12 +493,40 @@ impl Suite<'_> {
     async fn clean_up(&self) {
         let mut paths = Vec::new();
         if self.caps.listable {
-            if let Ok(listed) = self.host.list(self.caller, &format!("{}/{}/", self.mount, self.base)).await {
+            if let Ok(listed) = self
+                .host
+                .list(self.caller, &format!("{}/{}/", self.mount, self.base))
+                .await
+            {
                 paths = listed;
             }
         }
         for rel in paths {
             let _ = self.host.delete(self.caller, &format!("{}/{rel}", self.mount)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The suite holds for the reference provider (the embedded `file`
+    /// plugin), which supports everything: a check failing here is a bug in
+    /// the suite, not in a provider.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_reference_file_provider_passes() {
+        let t = crate::start(crate::TEST_POLICIES, "").await;
+        let outcome = super::run(&t.host, "secret", &crate::caller("root", &["admins"]))
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(outcome.skipped.is_empty(), "{outcome}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unknown_mount_is_an_error() {
+        let t = crate::start(crate::TEST_POLICIES, "").await;
+        let err = super::run(&t.host, "nope", &crate::caller("root", &["admins"]))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no mount `nope`"), "{err}");
     }
 }

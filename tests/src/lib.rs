@@ -8,12 +8,23 @@ use tresor::{Caller, Config, Host, Principal};
 
 pub mod conformance;
 pub mod peers;
+pub mod peers_cloud;
+pub mod server;
 
 /// Path of the hostile test plugin component (built by build.rs).
 pub const HOSTILE_WASM: &str = env!("TRESOR_TEST_HOSTILE");
 
 /// Path of the Vault / OpenBao provider plugin component (built by build.rs).
 pub const VAULT_WASM: &str = env!("TRESOR_PLUGIN_VAULT");
+
+/// Path of the AWS Secrets Manager provider plugin component (built by build.rs).
+pub const AWS_WASM: &str = env!("TRESOR_PLUGIN_AWS");
+
+/// Path of the GCP Secret Manager provider plugin component (built by build.rs).
+pub const GCP_WASM: &str = env!("TRESOR_PLUGIN_GCP");
+
+/// Path of the Azure Key Vault provider plugin component (built by build.rs).
+pub const AZURE_WASM: &str = env!("TRESOR_PLUGIN_AZURE");
 
 /// Policies most tests use: admins do everything; apps read `apps/*` and
 /// list the whole `secret` mount (so listings show filtering); restricted

@@ -4,6 +4,9 @@
 //! `secret/`, root token [`OPENBAO_ROOT_TOKEN`]) on a free loopback port. It
 //! is the reference implementation of the Vault HTTP API that Tresor's API is
 //! checked against. Install it with `./tests/setup.sh`.
+//!
+//! [`start_moto`] runs moto's server (`moto_server`, a faithful local AWS,
+//! Secrets Manager included) the same way; [`Moto::reset`] empties it.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -76,23 +79,7 @@ pub fn free_port_pair() -> u16 {
 
 /// The status code of `GET path` on `127.0.0.1:port`, or `None` if nothing answered.
 pub async fn http_status(port: u16, path: &str) -> Option<u16> {
-    let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut head = vec![0u8; 64];
-        let mut filled = 0;
-        while filled < 12 {
-            let n = stream.read(&mut head[filled..]).await.ok()?;
-            if n == 0 {
-                return None;
-            }
-            filled += n;
-        }
-        // "HTTP/1.1 200 ..."
-        std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
-    };
-    tokio::time::timeout(Duration::from_secs(2), attempt).await.ok().flatten()
+    http_request_status(port, "GET", path).await
 }
 
 /// Start an OpenBao dev server on a free loopback port and wait until
@@ -184,4 +171,123 @@ async fn launch_openbao(port: u16) -> Result<OpenBao, String> {
         "OpenBao did not answer /v1/sys/health within {READY_LIMIT:?}; its log:\n{}",
         log_tail(&log, 4000)
     );
+}
+
+/// A running `moto_server` (local AWS); stopped when dropped.
+pub struct Moto {
+    child: Child,
+    /// Base URL, `http://127.0.0.1:PORT`.
+    pub addr: String,
+    /// The port.
+    pub port: u16,
+    /// Where the server's output goes.
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Moto {
+    /// Forget every resource (`POST /moto-api/reset`), so a test starts from nothing.
+    pub async fn reset(&self) {
+        let status = http_request_status(self.port, "POST", "/moto-api/reset").await;
+        assert_eq!(
+            status,
+            Some(200),
+            "resetting moto failed; its log:\n{}",
+            log_tail(&self.log, 2000)
+        );
+    }
+    /// The last `max` bytes of the server's log, for failure messages.
+    pub fn log_tail(&self, max: usize) -> String {
+        log_tail(&self.log, max)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `moto_server` on a free loopback port and wait until `/moto-api/`
+/// answers. Panics with "run ./tests/setup.sh" when it is not installed.
+pub async fn start_moto() -> Moto {
+    let mut last_error = String::new();
+    for _ in 0..START_ATTEMPTS {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port_pair();
+        let log = dir.path().join("moto.log");
+        let out = std::fs::File::create(&log).expect("create the moto log");
+        let err = out.try_clone().unwrap();
+        let spawned = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                panic!("moto's `moto_server` is not on PATH: run ./tests/setup.sh")
+            }
+            Err(e) => panic!("starting `moto_server` failed: {e}; run ./tests/setup.sh"),
+        };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("poll moto_server") {
+                last_error = format!("moto_server exited with {status}: {}", log_tail(&log, 2000));
+                break;
+            }
+            if http_status(port, "/moto-api/").await == Some(200) {
+                return Moto {
+                    child,
+                    addr: format!("http://127.0.0.1:{port}"),
+                    port,
+                    log,
+                    _dir: dir,
+                };
+            }
+            if started.elapsed() > READY_LIMIT {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "moto_server did not answer /moto-api/ within {READY_LIMIT:?}; its log:\n{}",
+                    log_tail(&log, 4000)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    panic!("moto_server did not start in {START_ATTEMPTS} attempts; last: {last_error}");
+}
+
+/// The status code of `METHOD path` (no body) on `127.0.0.1:port`, or
+/// `None` if nothing answered.
+pub async fn http_request_status(port: u16, method: &str, path: &str) -> Option<u16> {
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 64];
+        let mut filled = 0;
+        while filled < 12 {
+            let n = stream.read(&mut head[filled..]).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            filled += n;
+        }
+        std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(5), attempt)
+        .await
+        .ok()
+        .flatten()
 }

@@ -70,13 +70,17 @@ impl ApiError {
     }
 }
 
+/// Vault's message for a lost check-and-set.
+pub const CAS_MISMATCH: &str = "check-and-set parameter did not match the current version";
+
 /// The status code for an access-path error.
 pub fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::Denied { .. } => StatusCode::FORBIDDEN,
         Error::UnknownMount { .. } | Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
-        Error::Conflict(_) => StatusCode::PRECONDITION_FAILED,
+        // Vault answers a lost check-and-set with 400 (its clients retry 412).
+        Error::Conflict(_) => StatusCode::BAD_REQUEST,
         Error::Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
         Error::Unavailable(_) | Error::AuditUnavailable(_) | Error::Plugin { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::UpstreamDenied(_) => StatusCode::BAD_GATEWAY,
@@ -91,6 +95,8 @@ impl From<Error> for ApiError {
             Error::UnknownMount { path, .. } => {
                 format!("no handler for route \"{}\". route entry not found.", printable(path))
             }
+            // Vault's exact words: clients match on them.
+            Error::Conflict(_) => CAS_MISMATCH.to_string(),
             Error::Internal(_) => {
                 // Details go to the operator's log, not to the client.
                 tracing::error!(error = %e, "internal error");

@@ -147,7 +147,12 @@ async fn read(cx: &Ctx<'_>, route: &KvRoute, query: &Query) -> Result<Response<B
         None | Some("") | Some("0") => None,
         Some(v) => Some(
             v.parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("version `{}` is not a whole number", super::error::printable(v))))?
+                .map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "version `{}` is not a whole number",
+                        super::error::printable(v)
+                    ))
+                })?
                 .to_string(),
         ),
     };
@@ -202,8 +207,7 @@ fn value_as_object(value: &SecretBytes) -> Zeroizing<Vec<u8>> {
 }
 
 fn is_json_object(bytes: &[u8]) -> bool {
-    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-        && serde_json::from_slice::<&RawValue>(bytes).is_ok()
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') && serde_json::from_slice::<&RawValue>(bytes).is_ok()
 }
 
 /// The body of a data write: `{"data": {...}, "options": {"cas": N}}`.
@@ -243,8 +247,7 @@ async fn latest(cx: &Ctx<'_>, full: &str) -> Result<Option<VersionInfo>, Option<
 
 /// `PUT|POST data/<path>`: a new version.
 async fn write(cx: &Ctx<'_>, route: &KvRoute, body: &[u8]) -> Result<Response<Body>, ApiError> {
-    let parsed: WriteBody<'_> =
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("failed to parse JSON input: {e}")))?;
+    let parsed: WriteBody<'_> = serde_json::from_slice(body).map_err(wire::json_error)?;
     let data = parsed
         .data
         .ok_or_else(|| ApiError::bad_request("no data provided: send {\"data\": {...}}"))?;
@@ -313,7 +316,7 @@ async fn store(
         }
     }
     Err(ApiError::new(
-        StatusCode::PRECONDITION_FAILED,
+        StatusCode::SERVICE_UNAVAILABLE,
         "too many concurrent writes to this secret; retry",
     ))
 }
@@ -331,8 +334,7 @@ async fn patch(cx: &Ctx<'_>, route: &KvRoute, headers: &HeaderMap, body: &[u8]) 
             "PATCH needs Content-Type: application/merge-patch+json",
         ));
     }
-    let parsed: WriteBody<'_> =
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("failed to parse JSON input: {e}")))?;
+    let parsed: WriteBody<'_> = serde_json::from_slice(body).map_err(wire::json_error)?;
     let patch: Map<String, Value> = match parsed.data {
         Some(d) => serde_json::from_str(d.get())
             .map_err(|_| ApiError::bad_request("`data` must be a JSON object of key/value pairs (KV v2)"))?,
@@ -366,7 +368,14 @@ async fn patch(cx: &Ctx<'_>, route: &KvRoute, headers: &HeaderMap, body: &[u8]) 
     let mut text = Zeroizing::new(Vec::new());
     serde_json::to_writer(&mut *text, &merged).expect("writing JSON to memory cannot fail");
     let value = SecretBytes::new(std::mem::take(&mut *text));
-    store(cx, route, &value, Some(current.version.clone()), Some(&current.metadata)).await
+    store(
+        cx,
+        route,
+        &value,
+        Some(current.version.clone()),
+        Some(&current.metadata),
+    )
+    .await
 }
 
 /// `DELETE data/<path>`: soft-delete the latest version.
@@ -402,7 +411,9 @@ async fn versions_op(cx: &Ctx<'_>, route: &KvRoute, body: &[u8]) -> Result<Respo
         .collect::<Option<Vec<String>>>()
         .ok_or_else(|| ApiError::bad_request("versions must be positive whole numbers"))?;
     if versions.is_empty() {
-        return Err(ApiError::bad_request("no versions provided: send {\"versions\": [1, 2]}"));
+        return Err(ApiError::bad_request(
+            "no versions provided: send {\"versions\": [1, 2]}",
+        ));
     }
     let full = route.full();
     match route.section {
@@ -578,7 +589,7 @@ async fn put_metadata(cx: &Ctx<'_>, route: &KvRoute, body: &[u8], merge: bool) -
         }
     }
     Err(ApiError::new(
-        StatusCode::PRECONDITION_FAILED,
+        StatusCode::SERVICE_UNAVAILABLE,
         "too many concurrent writes to this secret; retry",
     ))
 }
@@ -611,7 +622,10 @@ mod tests {
     #[test]
     fn routes() {
         let r = KvRoute::parse("secret", "data/a/b").unwrap();
-        assert_eq!((r.section, r.path.as_str(), r.full()), (Section::Data, "a/b", "secret/a/b".to_string()));
+        assert_eq!(
+            (r.section, r.path.as_str(), r.full()),
+            (Section::Data, "a/b", "secret/a/b".to_string())
+        );
         assert_eq!(KvRoute::parse("secret", "metadata").unwrap().path, "");
         assert!(KvRoute::parse("secret", "config").is_none());
         assert!(KvRoute::parse("secret", "").is_none());

@@ -44,7 +44,7 @@ use zeroize::Zeroizing;
 
 pub use error::{status_of, ApiError};
 pub use tls::read_certs;
-pub use wire::Body;
+pub use wire::{extend as extend_zeroizing, Body};
 
 use crate::access::{Caller, FrontDoor, Host};
 use crate::auth::{ClientCertMap, TokenInfo, TokenStore};
@@ -197,12 +197,17 @@ async fn accept_loop(state: Arc<State>, listener: Listener, mut stop: watch::Rec
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            _ = stop.wait_for(|s| *s) => break,
+            _ = until_stopped(&mut stop) => break,
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
     drop(listener);
     while conns.join_next().await.is_some() {}
+}
+
+/// Resolves once the server is told to stop.
+async fn until_stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// One connection: the TLS handshake (if any), then HTTP/1.1 or HTTP/2.
@@ -222,7 +227,7 @@ async fn connection(
     };
     let handshake = tokio::select! {
         r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => r,
-        _ = stop.wait_for(|s| *s) => return,
+        _ = until_stopped(&mut stop) => return,
     };
     let stream = match handshake {
         Ok(Ok(stream)) => stream,
@@ -268,7 +273,7 @@ where
     tokio::pin!(served);
     let result = tokio::select! {
         r = served.as_mut() => r,
-        _ = stop.wait_for(|s| *s) => {
+        _ = until_stopped(&mut stop) => {
             served.as_mut().graceful_shutdown();
             served.await
         }
@@ -458,9 +463,9 @@ impl State {
                 Some(t) => Ok(Route::Token(t)),
                 None => Err(ApiError::no_route(&rest)),
             },
-            mount if self.host.mounts().iter().any(|(m, _, _)| m == mount) => {
-                kv::KvRoute::parse(mount, tail).map(Route::Kv).ok_or_else(|| ApiError::no_route(&rest))
-            }
+            mount if self.host.mounts().iter().any(|(m, _, _)| m == mount) => kv::KvRoute::parse(mount, tail)
+                .map(Route::Kv)
+                .ok_or_else(|| ApiError::no_route(&rest)),
             _ => Err(ApiError::no_route(&rest)),
         }
     }
@@ -481,7 +486,9 @@ impl State {
                     caller: caller(info.principal.clone()),
                     token: Some((token, info)),
                 }),
-                None => Err(ApiError::forbidden("permission denied: invalid, expired or revoked token")),
+                None => Err(ApiError::forbidden(
+                    "permission denied: invalid, expired or revoked token",
+                )),
             };
         }
         match &conn.cert_principal {

@@ -74,7 +74,10 @@ pub(super) fn ui_mount(cx: &Ctx<'_>, path: &str) -> Result<Response<Body>, ApiEr
             "secret": mount_table(cx),
             "auth": { "token/": { "type": "token", "description": "Tresor tokens", "options": null } },
         });
-        return Ok(wire::json(StatusCode::OK, &wire::envelope(cx.request_id, data, Value::Null, &[])));
+        return Ok(wire::json(
+            StatusCode::OK,
+            &wire::envelope(cx.request_id, data, Value::Null, &[]),
+        ));
     }
     let name = path.split('/').next().unwrap_or_default();
     let mounts = cx.host().mounts();

@@ -165,14 +165,16 @@ pub(super) async fn handle(cx: &Ctx<'_>, route: TokenRoute, body: &[u8]) -> Resu
             }
             let info = cx
                 .host()
-                .admin(cx.caller(), AREA, route.operation(), || async move { Ok(tokens.lookup(token)) })
+                .admin(cx.caller(), AREA, route.operation(), || async move {
+                    Ok(tokens.lookup(token))
+                })
                 .await?
                 .ok_or_else(|| ApiError::forbidden("bad token: invalid, expired or revoked"))?;
             Ok(lookup_response(cx, &info, token))
         }
         TokenRoute::LookupAccessor | TokenRoute::RevokeAccessor => {
             let target: Target = wire::parse_json(body)?;
-            let Some(accessor) = target.accessor.filter(|a| !a.is_empty()) else {
+            let Some(accessor) = target.accessor.clone().filter(|a| !a.is_empty()) else {
                 return Err(ApiError::bad_request("missing `accessor` in the request body"));
             };
             let tokens = cx.state.tokens.clone();
@@ -231,7 +233,9 @@ fn create_spec(cx: &Ctx<'_>, req: CreateBody) -> Result<TokenSpec, ApiError> {
         return Err(ApiError::bad_request("use-limited tokens (num_uses) are not supported"));
     }
     if !matches!(req.kind.as_deref(), None | Some("") | Some("service") | Some("default")) {
-        return Err(ApiError::bad_request("only service tokens are supported (type \"service\")"));
+        return Err(ApiError::bad_request(
+            "only service tokens are supported (type \"service\")",
+        ));
     }
     if ttl_field("period", &req.period)? != 0 {
         return Err(ApiError::bad_request("periodic tokens are not supported; give a ttl"));
@@ -255,7 +259,9 @@ fn create_spec(cx: &Ctx<'_>, req: CreateBody) -> Result<TokenSpec, ApiError> {
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| creator.name.clone());
     if name.len() > 256 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("the principal name must be at most 256 characters without control characters"));
+        return Err(ApiError::bad_request(
+            "the principal name must be at most 256 characters without control characters",
+        ));
     }
     Ok(TokenSpec {
         principal: Principal {
@@ -284,7 +290,11 @@ fn create_response(cx: &Ctx<'_>, token: &str, info: &TokenInfo) -> Response<Body
         "mfa_requirement": null,
         "num_uses": 0,
     });
-    let body = Zeroizing::new(wire::envelope(cx.request_id, Value::Null, auth, &[]).to_string().into_bytes());
+    let body = Zeroizing::new(
+        wire::envelope(cx.request_id, Value::Null, auth, &[])
+            .to_string()
+            .into_bytes(),
+    );
     wire::json_bytes(StatusCode::OK, wire::zeroizing_bytes(body))
 }
 
@@ -309,6 +319,10 @@ fn lookup_response(cx: &Ctx<'_>, info: &TokenInfo, token: &str) -> Response<Body
         "ttl": info.remaining_seconds(now),
         "type": "service",
     });
-    let body = Zeroizing::new(wire::envelope(cx.request_id, data, Value::Null, &[]).to_string().into_bytes());
+    let body = Zeroizing::new(
+        wire::envelope(cx.request_id, data, Value::Null, &[])
+            .to_string()
+            .into_bytes(),
+    );
     wire::json_bytes(StatusCode::OK, wire::zeroizing_bytes(body))
 }

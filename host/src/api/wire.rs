@@ -57,7 +57,22 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     } else {
         body
     };
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("failed to parse JSON input: {e}")))
+    serde_json::from_slice(body).map_err(json_error)
+}
+
+/// A JSON parse error as a 400. Type errors (`invalid type: string "..."`)
+/// quote the input, which may be a secret value: they are reported by
+/// position only.
+pub fn json_error(e: serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof => ApiError::bad_request(format!("failed to parse JSON input: {e}")),
+        Category::Data | Category::Io => ApiError::bad_request(format!(
+            "failed to parse JSON input: a field has the wrong type or value (line {}, column {})",
+            e.line(),
+            e.column()
+        )),
+    }
 }
 
 /// A response with `bytes` as its JSON body.
@@ -66,7 +81,8 @@ pub fn json_bytes(status: StatusCode, bytes: Bytes) -> Response<Body> {
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 

@@ -168,7 +168,9 @@ pub struct TokenStore {
 
 impl std::fmt::Debug for TokenStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("TokenStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -201,13 +203,14 @@ impl TokenStore {
                         detail: format!("format {} (this Tresor reads format {FILE_FORMAT})", file.format),
                     });
                 }
-                let salt = hex::decode(&file.salt)
-                    .ok()
-                    .filter(|s| s.len() == 32)
-                    .ok_or_else(|| TokenError::Damaged {
-                        path: path.into(),
-                        detail: "the salt is not 64 hex digits".into(),
-                    })?;
+                let salt =
+                    hex::decode(&file.salt)
+                        .ok()
+                        .filter(|s| s.len() == 32)
+                        .ok_or_else(|| TokenError::Damaged {
+                            path: path.into(),
+                            detail: "the salt is not 64 hex digits".into(),
+                        })?;
                 let now = now_unix();
                 let tokens = file
                     .tokens
@@ -408,7 +411,10 @@ fn persist(path: &Path, state: &State) -> Result<(), TokenError> {
         tokens,
     };
     let bytes = serde_json::to_vec_pretty(&file).map_err(|e| io_err("encoding", io::Error::other(e)))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let written = (|| {
         let mut f = OpenOptions::new()
@@ -420,7 +426,10 @@ fn persist(path: &Path, state: &State) -> Result<(), TokenError> {
         f.write_all(&bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         File::open(dir)?.sync_all()
     })();
     written.map_err(|e| {
@@ -453,7 +462,10 @@ mod tests {
         let (token, info) = store.create(&spec("bot", 3600)).unwrap();
         assert!(token.starts_with(TOKEN_PREFIX) && token.len() == TOKEN_PREFIX.len() + 43);
         assert_eq!(store.lookup(&token).unwrap().principal.name, "bot");
-        assert_eq!(store.lookup_accessor(&info.accessor).unwrap().principal.groups, vec!["apps"]);
+        assert_eq!(
+            store.lookup_accessor(&info.accessor).unwrap().principal.groups,
+            vec!["apps"]
+        );
         assert!(store.lookup("tvs.nope").is_none());
 
         // The file holds hashes, never the token; it is private.

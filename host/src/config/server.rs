@@ -256,8 +256,7 @@ impl ServerConfig {
         }
         let default = parse_duration_seconds(&self.tokens.default_ttl)
             .map_err(|e| format!("[server.tokens] default_ttl: {e}"))?;
-        let max =
-            parse_duration_seconds(&self.tokens.max_ttl).map_err(|e| format!("[server.tokens] max_ttl: {e}"))?;
+        let max = parse_duration_seconds(&self.tokens.max_ttl).map_err(|e| format!("[server.tokens] max_ttl: {e}"))?;
         if max != 0 && (default == 0 || default > max) {
             return Err("[server.tokens]: default_ttl must not exceed max_ttl".into());
         }
@@ -298,10 +297,7 @@ pub fn parse_duration_seconds(text: &str) -> Result<u64, String> {
         };
         let n: u64 = number.parse().map_err(|_| bad())?;
         number.clear();
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
+        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
     }
     if !number.is_empty() {
         return Err(bad());
@@ -345,9 +341,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("tls_key_file"), "{e}");
-        let e = crate::Config::from_toml("[server]\nlisten = \"127.0.0.1:1\"\n[[server.listener]]\naddress = \"127.0.0.1:2\"\n")
-            .unwrap_err()
-            .to_string();
+        let e = crate::Config::from_toml(
+            "[server]\nlisten = \"127.0.0.1:1\"\n[[server.listener]]\naddress = \"127.0.0.1:2\"\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("not both"), "{e}");
         assert_eq!(
             crate::Config::from_toml("").unwrap().server.effective_listeners()[0].address,

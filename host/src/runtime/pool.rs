@@ -231,6 +231,9 @@ macro_rules! call {
         let deadline = $lease.pool.deadline_ticks();
         let grace = $lease.pool.timeout + EPOCH_TICK * 4;
         let inst = $lease.inst.as_mut().expect("lease holds an instance");
+        // Until the call settles the instance counts as failed: if the caller
+        // drops this future mid-call, the half-run instance is not reused.
+        $lease.healthy = false;
         inst.store.set_epoch_deadline(deadline);
         let fut = inst.plugin.tresor_plugin_provider().$method(&mut inst.store, $($arg),*);
         let result: CallResult<_> = tokio::time::timeout(grace, fut).await;
@@ -342,8 +345,14 @@ impl Lease {
     fn settle<T>(&mut self, result: CallResult<T>) -> Result<T, Error> {
         let mount = self.pool.mount.clone();
         match result {
-            Ok(Ok(Ok(v))) => Ok(v),
-            Ok(Ok(Err(e))) => Err(from_wit(e)),
+            Ok(Ok(Ok(v))) => {
+                self.healthy = true;
+                Ok(v)
+            }
+            Ok(Ok(Err(e))) => {
+                self.healthy = true;
+                Err(from_wit(e))
+            }
             Ok(Err(trap)) => {
                 self.healthy = false;
                 let exceeded = self.inst.as_ref().is_some_and(|i| i.store.data().limiter.exceeded);

@@ -188,7 +188,11 @@ mod tests {
         assert_eq!(p.path, Path::new("/data/secrets.json"));
         assert!(p.entropy.is_empty());
 
-        let p = provider(Path::new("/data"), &[("file", "legacy/app.json"), ("entropy", "00FFab")]).unwrap();
+        let p = provider(
+            Path::new("/data"),
+            &[("file", "legacy/app.json"), ("entropy", "00FFab")],
+        )
+        .unwrap();
         assert_eq!(p.path, Path::new("/data/legacy/app.json"));
         assert_eq!(p.entropy, [0x00, 0xff, 0xab]);
 

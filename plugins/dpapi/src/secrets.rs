@@ -108,7 +108,7 @@ pub fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
     if text.is_empty() {
         return Err("it is empty".into());
     }
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(format!("{} digits: an even number is needed", text.len()));
     }
     let digit = |pos: usize, b: u8| match b {

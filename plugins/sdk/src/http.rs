@@ -410,10 +410,19 @@ fn send_once(request: &Request, target: &Target) -> Result<Response, Failure> {
         .body()
         .map_err(|()| Failure::Final(Error::internal(format!("{what}: the request body was already taken"))))?;
     let pending = outgoing_handler::handle(outgoing, Some(options)).map_err(|e| transport_failure(&what, target, e))?;
-    write_body(body, &request.body, &what)?;
+    let written = write_body(body, &request.body, &what);
 
     pending.subscribe().block();
-    let response = match pending.get() {
+    let answer = pending.get();
+    // A request refused or failed before its body was taken: the answer
+    // says why, which is more useful than the closed body stream.
+    if let Err(body_failure) = written {
+        return Err(match answer {
+            Some(Ok(Err(code))) => transport_failure(&what, target, code),
+            _ => body_failure,
+        });
+    }
+    let response = match answer {
         Some(Ok(Ok(response))) => response,
         Some(Ok(Err(code))) => return Err(transport_failure(&what, target, code)),
         Some(Err(())) | None => {

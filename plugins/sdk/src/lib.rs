@@ -46,7 +46,9 @@
 //! The host's own services (logging, envelope encryption with keys the
 //! plugin never sees, the platform key store) are in [`host`]. Plugins
 //! that talk to an upstream over HTTP (when their mount grants
-//! `grants.network`) use [`http`].
+//! `grants.network`) use [`http`]; those whose upstream allows fewer
+//! characters in secret names than Tresor paths map them reversibly with
+//! [`names`].
 //!
 //! Generator plugins (short-lived credentials) work the same way with
 //! [`Generator`] and [`export_generator!`].

@@ -135,10 +135,16 @@ mod tests {
     #[test]
     fn encodes_readably() {
         assert_eq!(AZURE.encode("apps/db/prod").ok().as_deref(), Some("apps-db-prod"));
-        assert_eq!(AZURE.encode("apps/db-password").ok().as_deref(), Some("apps-db--2dpassword"));
+        assert_eq!(
+            AZURE.encode("apps/db-password").ok().as_deref(),
+            Some("apps-db--2dpassword")
+        );
         assert_eq!(AZURE.encode("Apps").ok().as_deref(), Some("--41pps"));
         assert_eq!(GCP.encode("apps/db-password").ok().as_deref(), Some("apps_db-password"));
-        assert_eq!(GCP.encode("apps/db_password").ok().as_deref(), Some("apps_db__5fpassword"));
+        assert_eq!(
+            GCP.encode("apps/db_password").ok().as_deref(),
+            Some("apps_db__5fpassword")
+        );
         assert_eq!(GCP.encode("Apps/é").ok().as_deref(), Some("Apps___c3__a9"));
     }
 

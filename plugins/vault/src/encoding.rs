@@ -133,7 +133,10 @@ fn parse_time(text: &str) -> Option<u64> {
         let (clock, offset) = time.split_at(at);
         let sign = if offset.starts_with('-') { -1 } else { 1 };
         let (h, m) = offset[1..].split_once(':')?;
-        (clock, sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60))
+        (
+            clock,
+            sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60),
+        )
     };
     let (hms, fraction) = clock.split_once('.').unwrap_or((clock, ""));
     let mut hms_parts = hms.splitn(3, ':');
@@ -221,7 +224,10 @@ mod tests {
             b"{not json",
         ] {
             let v = encode_value(bytes);
-            assert!(v.get(WRAPPER_FIELD).is_some() && v.as_object().unwrap().len() == 1, "{bytes:?}");
+            assert!(
+                v.get(WRAPPER_FIELD).is_some() && v.as_object().unwrap().len() == 1,
+                "{bytes:?}"
+            );
             assert_eq!(round_trip(bytes), bytes, "{bytes:?}");
         }
     }
@@ -244,14 +250,26 @@ mod tests {
         let data = serde_json::json!({"user": "u", "pass": "p"});
         assert_eq!(decode_value(&data), br#"{"pass":"p","user":"u"}"#);
         // A lone `value` that is not base64 is not a wrapper.
-        assert_eq!(decode_value(&serde_json::json!({"value": "hello"})), br#"{"value":"hello"}"#);
+        assert_eq!(
+            decode_value(&serde_json::json!({"value": "hello"})),
+            br#"{"value":"hello"}"#
+        );
     }
 
     #[test]
     fn versions_are_positive_numbers() {
         assert_eq!(parse_version("1"), Some(1));
         assert_eq!(parse_version("42"), Some(42));
-        for bad in ["", "0", "-1", "+1", "1.0", "abc", "AWSCURRENT", "99999999999999999999999"] {
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "+1",
+            "1.0",
+            "abc",
+            "AWSCURRENT",
+            "99999999999999999999999",
+        ] {
             assert_eq!(parse_version(bad), None, "{bad}");
         }
     }
@@ -262,7 +280,13 @@ mod tests {
         assert_eq!(parse_time_ms("2024-11-13T21:51:50.898782695Z"), 1_731_534_710_898);
         assert_eq!(parse_time_ms("2024-11-13T22:51:50.898+01:00"), 1_731_534_710_898);
         assert_eq!(parse_time_ms("2000-02-29T12:00:00Z"), 951_825_600_000);
-        for bad in ["", "n/a", "2024-13-01T00:00:00Z", "2024-11-13 21:51:50Z", "2024-11-13T21:51:50.x9Z"] {
+        for bad in [
+            "",
+            "n/a",
+            "2024-13-01T00:00:00Z",
+            "2024-11-13 21:51:50Z",
+            "2024-11-13T21:51:50.x9Z",
+        ] {
             assert_eq!(parse_time_ms(bad), 0, "{bad}");
         }
     }

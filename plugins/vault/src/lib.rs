@@ -75,7 +75,12 @@ impl Provider for VaultProvider {
                  (no path): fix it in the mount's config",
             ));
         }
-        let mount = config.get("mount").unwrap_or("secret").trim().trim_matches('/').to_owned();
+        let mount = config
+            .get("mount")
+            .unwrap_or("secret")
+            .trim()
+            .trim_matches('/')
+            .to_owned();
         if tresor_plugin_sdk::validate_path(&mount).is_err() {
             return Err(Error::invalid_input(
                 "config key `mount` must be the path of a KV v2 mount, like `secret` or `team/kv`: \
@@ -86,7 +91,11 @@ impl Provider for VaultProvider {
         let auth = match (config.get("token"), config.get("role_id"), config.get("secret_id")) {
             (Some(token), None, None) if !token.is_empty() => Auth::Token(token.to_owned()),
             (None, Some(role_id), Some(secret_id)) if !role_id.is_empty() && !secret_id.is_empty() => {
-                let mount = config.get("approle_mount").unwrap_or("approle").trim_matches('/').to_owned();
+                let mount = config
+                    .get("approle_mount")
+                    .unwrap_or("approle")
+                    .trim_matches('/')
+                    .to_owned();
                 if tresor_plugin_sdk::validate_path(&mount).is_err() {
                     return Err(Error::invalid_input(
                         "config key `approle_mount` must be the path of the AppRole auth method under `auth/` \
@@ -135,8 +144,15 @@ impl Provider for VaultProvider {
                 Some(meta) if meta.get("destroyed").and_then(Value::as_bool) == Some(true) => {
                     Error::not_found(format!("{what}: that version was destroyed"))
                 }
-                Some(meta) if meta.get("deletion_time").and_then(Value::as_str).is_some_and(|t| !t.is_empty()) => {
-                    Error::not_found(format!("{what}: that version was deleted (undelete-versions restores it)"))
+                Some(meta)
+                    if meta
+                        .get("deletion_time")
+                        .and_then(Value::as_str)
+                        .is_some_and(|t| !t.is_empty()) =>
+                {
+                    Error::not_found(format!(
+                        "{what}: that version was deleted (undelete-versions restores it)"
+                    ))
                 }
                 _ => match version {
                     Some(version) => no_version(path, version),
@@ -156,7 +172,10 @@ impl Provider for VaultProvider {
         Ok(Secret {
             value: decode_value(data),
             version: version_of(meta).ok_or_else(|| malformed(&what, "data.metadata.version"))?,
-            created_ms: meta.get("created_time").and_then(Value::as_str).map_or(0, parse_time_ms),
+            created_ms: meta
+                .get("created_time")
+                .and_then(Value::as_str)
+                .map_or(0, parse_time_ms),
             metadata: metadata_pairs(meta.get("custom_metadata")),
         })
     }
@@ -292,7 +311,10 @@ impl Provider for VaultProvider {
                     n,
                     VersionInfo {
                         version: n.to_string(),
-                        created_ms: info.get("created_time").and_then(Value::as_str).map_or(0, parse_time_ms),
+                        created_ms: info
+                            .get("created_time")
+                            .and_then(Value::as_str)
+                            .map_or(0, parse_time_ms),
                         deleted: !deletion_time.is_empty(),
                         destroyed: info.get("destroyed").and_then(Value::as_bool).unwrap_or(false),
                         metadata: tags.clone(),
@@ -419,7 +441,10 @@ fn success(answer: client::Answer, what: &str) -> Result<(), Error> {
 
 /// The version number in a KV metadata object, as a Tresor version.
 fn version_of(meta: &Value) -> Option<String> {
-    meta.get("version").and_then(Value::as_u64).filter(|n| *n > 0).map(|n| n.to_string())
+    meta.get("version")
+        .and_then(Value::as_u64)
+        .filter(|n| *n > 0)
+        .map(|n| n.to_string())
 }
 
 /// `custom_metadata` (an object of strings, or null) as a map.
@@ -448,7 +473,9 @@ fn no_version(path: &str, version: &str) -> Error {
 }
 
 fn malformed(what: &str, field: &str) -> Error {
-    Error::unavailable(format!("{what}: Vault's answer lacks `{field}`; is `mount` a KV version 2 mount?"))
+    Error::unavailable(format!(
+        "{what}: Vault's answer lacks `{field}`; is `mount` a KV version 2 mount?"
+    ))
 }
 
 #[cfg(test)]

@@ -24,14 +24,22 @@ fn configure_checks_address_mount_and_credentials() {
     assert!(m.contains("`token`") && m.contains("`role_id`"), "{m}");
     let m = configure_error(&[("address", "http://h:1"), ("role_id", "r")]);
     assert!(m.contains("`secret_id`"), "{m}");
-    let m = configure_error(&[("address", "http://h:1"), ("token", "s3cr3t"), ("role_id", "r"), ("secret_id", "x")]);
+    let m = configure_error(&[
+        ("address", "http://h:1"),
+        ("token", "s3cr3t"),
+        ("role_id", "r"),
+        ("secret_id", "x"),
+    ]);
     assert!(!m.contains("s3cr3t"), "{m}");
     assert!(configure_error(&[("address", "http://h:1"), ("token", "t"), ("timeout_ms", "0")]).contains("timeout_ms"));
 
     let p = VaultProvider::configure(config(&[("address", "https://vault:8200/"), ("token", "t")])).unwrap();
     assert_eq!(p.client.address, "https://vault:8200");
     assert_eq!(p.client.mount, "secret");
-    assert_eq!(p.client.url(Endpoint::Data, "a b/c"), "https://vault:8200/v1/secret/data/a%20b/c");
+    assert_eq!(
+        p.client.url(Endpoint::Data, "a b/c"),
+        "https://vault:8200/v1/secret/data/a%20b/c"
+    );
     let p = VaultProvider::configure(config(&[
         ("address", "http://h:1"),
         ("role_id", "r"),
@@ -40,7 +48,10 @@ fn configure_checks_address_mount_and_credentials() {
         ("namespace", "ns1"),
     ]))
     .unwrap();
-    assert_eq!(p.client.url(Endpoint::Metadata, "x"), "http://h:1/v1/team/kv/metadata/x");
+    assert_eq!(
+        p.client.url(Endpoint::Metadata, "x"),
+        "http://h:1/v1/team/kv/metadata/x"
+    );
     assert_eq!(p.client.namespace.as_deref(), Some("ns1"));
     assert!(matches!(p.client.auth, Auth::AppRole { ref mount, .. } if mount == "approle"));
 }
@@ -97,7 +108,10 @@ fn list_only_visits_folders_that_can_match() {
 #[test]
 fn metadata_maps_to_sorted_pairs() {
     let v = json!({"b": "2", "a": "1"});
-    assert_eq!(metadata_pairs(Some(&v)), vec![("a".into(), "1".into()), ("b".into(), "2".into())]);
+    assert_eq!(
+        metadata_pairs(Some(&v)),
+        vec![("a".into(), "1".into()), ("b".into(), "2".into())]
+    );
     assert!(metadata_pairs(Some(&Value::Null)).is_empty());
     assert!(metadata_pairs(None).is_empty());
 }

@@ -1,0 +1,265 @@
+//! A small client of the Tresor (Vault-compatible) HTTP API for the
+//! `tresor kv` and `tresor token` commands, on hyper's HTTP/1.1 client.
+//!
+//! Where it connects and as whom comes from the environment, the Tresor
+//! name winning over Vault's: `TRESOR_ADDR`/`VAULT_ADDR` (default
+//! `http://127.0.0.1:8200`), `TRESOR_TOKEN`/`VAULT_TOKEN`, and for https
+//! `TRESOR_CACERT`/`VAULT_CACERT` (the server's CA, PEM) and
+//! `TRESOR_CLIENT_CERT`/`VAULT_CLIENT_CERT` + `TRESOR_CLIENT_KEY`/`VAULT_CLIENT_KEY`
+//! (a client certificate for mutual TLS).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::header::{CONTENT_TYPE, HOST};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::PrivateKeyDer;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use zeroize::Zeroizing;
+
+/// How long one request may take, connection included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An environment variable, Tresor's name first.
+fn env(tresor: &str, vault: &str) -> Option<String> {
+    [tresor, vault]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+}
+
+/// Where the server is and how to reach it.
+pub struct Client {
+    https: bool,
+    host: String,
+    port: u16,
+    token: Option<Zeroizing<String>>,
+    tls: Option<TlsConnector>,
+}
+
+/// A failed request: the message for stderr.
+#[derive(Debug)]
+pub struct ClientError(pub String);
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Client {
+    /// A client configured from the environment.
+    pub fn from_env() -> Result<Client, ClientError> {
+        let addr = env("TRESOR_ADDR", "VAULT_ADDR").unwrap_or_else(|| "http://127.0.0.1:8200".into());
+        let uri: hyper::Uri = addr
+            .parse()
+            .map_err(|_| ClientError(format!("TRESOR_ADDR `{addr}` is not a URL like http://127.0.0.1:8200")))?;
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => {
+                return Err(ClientError(format!(
+                    "TRESOR_ADDR `{addr}` must start with http:// or https://"
+                )))
+            }
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| ClientError(format!("TRESOR_ADDR `{addr}` has no host")))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let token = env("TRESOR_TOKEN", "VAULT_TOKEN").map(Zeroizing::new);
+        let tls = if https { Some(tls_connector()?) } else { None };
+        Ok(Client {
+            https,
+            host,
+            port,
+            token,
+            tls,
+        })
+    }
+
+    /// Send one request; returns the status and the (zeroizing) body.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<(StatusCode, Zeroizing<Vec<u8>>), ClientError> {
+        tokio::time::timeout(REQUEST_TIMEOUT, self.send_inner(method, path, body))
+            .await
+            .map_err(|_| ClientError(format!("no answer from {} within {REQUEST_TIMEOUT:?}", self.base())))?
+    }
+
+    fn base(&self) -> String {
+        format!(
+            "{}://{}:{}",
+            if self.https { "https" } else { "http" },
+            self.host,
+            self.port
+        )
+    }
+
+    async fn send_inner(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<(StatusCode, Zeroizing<Vec<u8>>), ClientError> {
+        let method = Method::from_bytes(method.as_bytes()).map_err(|e| ClientError(e.to_string()))?;
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, format!("{}:{}", self.host, self.port))
+            .header("X-Vault-Request", "true");
+        if let Some(token) = &self.token {
+            req = req.header("X-Vault-Token", token.as_str());
+        }
+        let body = match body {
+            Some(b) => {
+                req = req.header(CONTENT_TYPE, "application/json");
+                Bytes::from_owner(b)
+            }
+            None => Bytes::new(),
+        };
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| ClientError(format!("building the request: {e}")))?;
+        let unreachable = |e: std::io::Error| {
+            ClientError(format!(
+                "cannot reach the server at {}: {e}; is it running, and is TRESOR_ADDR right?",
+                self.base()
+            ))
+        };
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(unreachable)?;
+        match &self.tls {
+            None => exchange(tcp, req).await,
+            Some(connector) => {
+                let name = ServerName::try_from(self.host.clone())
+                    .map_err(|_| ClientError(format!("`{}` is not a valid TLS server name", self.host)))?;
+                let stream = connector
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| ClientError(format!("TLS with {} failed: {e}", self.base())))?;
+                exchange(stream, req).await
+            }
+        }
+    }
+
+    /// Send a request and parse a JSON answer; a non-2xx answer is an
+    /// error with the server's messages. 204 is `Value::Null`.
+    pub async fn json(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {
+        let body = body.map(|b| Zeroizing::new(b.to_string().into_bytes()));
+        let (status, bytes) = self.send(method, path, body).await?;
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
+        }
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError(format!("the server answered invalid JSON: {e}")))
+    }
+}
+
+/// The error a non-2xx answer stands for.
+pub fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
+    let messages: Vec<String> = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("errors").cloned())
+        .and_then(|e| serde_json::from_value(e).ok())
+        .unwrap_or_default();
+    let detail = if messages.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        messages.join("; ")
+    };
+    ClientError(format!("{} ({})", detail, status.as_u16()))
+}
+
+async fn exchange<IO>(io: IO, req: Request<Full<Bytes>>) -> Result<(StatusCode, Zeroizing<Vec<u8>>), ClientError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| ClientError(format!("HTTP handshake failed: {e}")))?;
+    let driver = tokio::spawn(conn);
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| ClientError(format!("request failed: {e}")))?;
+    let status = resp.status();
+    let mut body = resp.into_body();
+    let mut out = Zeroizing::new(Vec::new());
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ClientError(format!("reading the answer failed: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            crate::api::extend_zeroizing(&mut out, &data);
+        }
+    }
+    driver.abort();
+    Ok((status, out))
+}
+
+/// The TLS client: trusts `TRESOR_CACERT`, presents `TRESOR_CLIENT_CERT` if set.
+fn tls_connector() -> Result<TlsConnector, ClientError> {
+    let ca = env("TRESOR_CACERT", "VAULT_CACERT").ok_or_else(|| {
+        ClientError(
+            "https needs the server's CA certificate: set TRESOR_CACERT (or VAULT_CACERT) to its PEM file".into(),
+        )
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in crate::api::read_certs(&PathBuf::from(&ca)).map_err(ClientError)? {
+        roots.add(cert).map_err(|e| ClientError(format!("{ca}: {e}")))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots);
+    let config = match (
+        env("TRESOR_CLIENT_CERT", "VAULT_CLIENT_CERT"),
+        env("TRESOR_CLIENT_KEY", "VAULT_CLIENT_KEY"),
+    ) {
+        (Some(cert), Some(key)) => {
+            let chain = crate::api::read_certs(&PathBuf::from(&cert)).map_err(ClientError)?;
+            let key = PrivateKeyDer::from_pem_file(&key)
+                .map_err(|e| ClientError(format!("{key}: no usable PEM private key: {e}")))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| ClientError(format!("client certificate {cert}: {e}")))?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => {
+            return Err(ClientError(
+                "set both TRESOR_CLIENT_CERT and TRESOR_CLIENT_KEY, or neither".into(),
+            ))
+        }
+    };
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// Percent-encode a secret path for a URL (keeping `/`).
+pub fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,167 @@
+//! `tresor server`: start a host and serve the HTTP API until SIGTERM/SIGINT.
+//!
+//! `--dev` needs nothing but the binary: the embedded `file` provider at
+//! `secret/`, state in `./.tresor-dev/`, the policies of `./policies` (or
+//! the example policies built into the binary), and a fresh root token
+//! printed once. `--config tresor.toml` runs what the file describes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::api::{Listener, Server};
+use crate::auth::{root_principal, TokenSpec, TokenStore};
+use crate::config::Config;
+use crate::Host;
+
+/// The example policies, for a dev server started outside the source tree.
+const EMBEDDED_POLICIES: &[(&str, &str)] = &[
+    ("admins.cedar", include_str!("../../../policies/admins.cedar")),
+    ("apps.cedar", include_str!("../../../policies/apps.cedar")),
+];
+
+/// `tresor server` options.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Development mode: embedded `file` mount at `secret/`, state in
+    /// --dev-dir, a root token printed at start. Not for production.
+    #[arg(long, conflicts_with = "config")]
+    dev: bool,
+    /// Configuration file (mounts, plugins, listeners, TLS, policies, audit, tokens).
+    #[arg(long, short = 'c', required_unless_present = "dev")]
+    config: Option<PathBuf>,
+    /// Listen address (`host:port`, port 0 for any free port); replaces the
+    /// address of the first configured listener.
+    #[arg(long, visible_alias = "dev-listen-address", value_name = "ADDR")]
+    listen: Option<String>,
+    /// State directory of the development server.
+    #[arg(long, default_value = ".tresor-dev", value_name = "DIR")]
+    dev_dir: PathBuf,
+    /// Use this root token in development mode instead of a random one.
+    #[arg(long, env = "TRESOR_DEV_ROOT_TOKEN_ID", value_name = "TOKEN", hide_env_values = true)]
+    dev_root_token_id: Option<String>,
+    /// Log JSON lines (to stderr) instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+/// Run the server until SIGTERM or SIGINT; errors are messages for stderr.
+pub fn run(args: ServerArgs) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the async runtime: {e}"))?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: ServerArgs) -> Result<(), String> {
+    let _telemetry = crate::audit::init_telemetry(args.log_json).map_err(|e| e.to_string())?;
+    // Catch the signals from now on, so that none is lost while starting.
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("installing the SIGTERM handler: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("installing the SIGINT handler: {e}"))?;
+
+    let mut config = match (&args.config, args.dev) {
+        (_, true) => dev_config(&args.dev_dir)?,
+        (Some(path), false) => Config::from_file(path).map_err(|e| e.to_string())?,
+        (None, false) => return Err("give --config tresor.toml, or --dev".into()),
+    };
+    if let Some(addr) = &args.listen {
+        match config.server.listeners.first_mut() {
+            Some(first) => first.address = addr.clone(),
+            None => config.server.listen = Some(addr.clone()),
+        }
+    }
+    config.check().map_err(|e| e.to_string())?;
+    // Bind first: a taken port fails before anything else starts.
+    let mut listeners = Vec::new();
+    for l in config.server.effective_listeners() {
+        listeners.push(Listener::bind(&l).await.map_err(|e| e.to_string())?);
+    }
+
+    let host = Arc::new(Host::start(config.clone()).await.map_err(|e| e.to_string())?);
+    let token_file = config.server.token_file(&config.state_dir);
+    let tokens = Arc::new(TokenStore::open(&token_file).map_err(|e| e.to_string())?);
+    let root = if args.dev {
+        tokens.revoke_bootstrap().map_err(|e| e.to_string())?;
+        Some(create_root(&tokens, args.dev_root_token_id.as_deref())?)
+    } else if config.server.tokens.bootstrap_root_token && tokens.is_empty() {
+        Some(create_root(&tokens, None)?)
+    } else {
+        None
+    };
+
+    if args.dev {
+        println!(
+            "Tresor development server: state in {}, policies in {}. Not for production.",
+            config.state_dir.display(),
+            config.policy.dir.display()
+        );
+    }
+    for l in &listeners {
+        println!("Listening on {}", l.url());
+    }
+    if let Some(token) = &root {
+        println!("Root Token: {}", token.as_str());
+        println!("The root token is shown once: principal `root`, group `admins`, no expiry.");
+        if let Some(first) = listeners.first() {
+            println!("Use it with Vault clients or the tresor CLI:");
+            println!(
+                "    export VAULT_ADDR='{}' VAULT_TOKEN='{}'",
+                first.url(),
+                token.as_str()
+            );
+        }
+    }
+    drop(root);
+
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    };
+    Server::new(host.clone(), tokens, &config.server)
+        .serve(listeners, shutdown)
+        .await;
+    // The last reference: dropping the host syncs the audit log.
+    drop(host);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn create_root(tokens: &TokenStore, chosen: Option<&str>) -> Result<zeroize::Zeroizing<String>, String> {
+    let spec = TokenSpec {
+        principal: root_principal(),
+        ttl_seconds: 0,
+        bootstrap: true,
+    };
+    match chosen {
+        Some(id) => {
+            tokens.create_with_id(id, &spec).map_err(|e| e.to_string())?;
+            Ok(zeroize::Zeroizing::new(id.to_string()))
+        }
+        None => tokens.create(&spec).map(|(t, _)| t).map_err(|e| e.to_string()),
+    }
+}
+
+/// The dev configuration: `Config::dev` in `dir`, with `./policies` if it
+/// exists, else `dir/policies` seeded with the example policies.
+fn dev_config(dir: &Path) -> Result<Config, String> {
+    let local = Path::new("policies");
+    let policy_dir = if local.is_dir() {
+        local.to_path_buf()
+    } else {
+        let seeded = dir.join("policies");
+        std::fs::create_dir_all(&seeded).map_err(|e| format!("creating {}: {e}", seeded.display()))?;
+        for (name, text) in EMBEDDED_POLICIES {
+            let path = seeded.join(name);
+            if !path.exists() {
+                std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            }
+        }
+        seeded
+    };
+    Ok(Config::dev(dir, &policy_dir))
+}

@@ -1,0 +1,248 @@
+//! `tresor server --dev` as a user runs it, from an empty directory: it
+//! prints a root token, serves the API, works with the `tresor kv` and
+//! `tresor token` client commands, and stops cleanly on SIGTERM.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tresor");
+
+/// Kills the server if the test fails before it is stopped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Run a client command of the `tresor` binary with `env`.
+fn client(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).current_dir(dir);
+    for var in ["TRESOR_ADDR", "TRESOR_TOKEN", "VAULT_ADDR", "VAULT_TOKEN"] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("run tresor")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A plain HTTP/1.1 GET; returns the status line and body.
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+}
+
+#[test]
+fn dev_server_prints_a_root_token_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(BIN)
+        .args(["server", "--dev", "--dev-listen-address", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("TRESOR_DEV_ROOT_TOKEN_ID")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tresor server --dev");
+    let mut server = Server(child);
+
+    // Read the banner: the address and the root token.
+    let stdout = server.0.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut addr, mut root) = (None, None);
+    let mut banner = Vec::new();
+    while addr.is_none() || root.is_none() {
+        let line = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_else(|_| {
+            let mut err = String::new();
+            if let Some(mut e) = server.0.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("no banner from the dev server; stdout so far: {banner:?}; stderr: {err}")
+        });
+        if let Some(a) = line.strip_prefix("Listening on http://") {
+            addr = Some(a.trim().to_string());
+        }
+        if let Some(t) = line.strip_prefix("Root Token: ") {
+            root = Some(t.trim().to_string());
+        }
+        banner.push(line);
+    }
+    let (addr, root) = (addr.unwrap(), root.unwrap());
+    assert!(root.starts_with("tvs."), "{root}");
+    let url = format!("http://{addr}");
+
+    // Health needs no token.
+    let (status, body) = http_get(&addr, "/v1/sys/health");
+    assert!(status.contains(" 200 "), "{status} {body}");
+    assert!(body.contains("\"sealed\":false"), "{body}");
+
+    // The example policies were seeded (no ./policies here), state is local.
+    assert!(dir.path().join(".tresor-dev/policies/admins.cedar").is_file());
+    assert!(dir.path().join(".tresor-dev/audit.log").is_file());
+
+    // A put/get round trip with the root token, through the CLI.
+    let as_root = [("TRESOR_ADDR", url.as_str()), ("TRESOR_TOKEN", root.as_str())];
+    let put = client(
+        dir.path(),
+        &as_root,
+        &["kv", "put", "secret/apps/db", "password=hunter2", "user=app"],
+    );
+    assert!(put.status.success(), "{}", text(&put));
+    let put = client(
+        dir.path(),
+        &as_root,
+        &["kv", "put", "--cas", "1", "secret/apps/db", "password=hunter3"],
+    );
+    assert!(put.status.success(), "{}", text(&put));
+    let get = client(
+        dir.path(),
+        &as_root,
+        &["kv", "get", "--field", "password", "secret/apps/db"],
+    );
+    assert!(get.status.success(), "{}", text(&get));
+    assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "hunter3");
+    let old = client(dir.path(), &as_root, &["kv", "get", "--version", "1", "secret/apps/db"]);
+    let old_data: serde_json::Value = serde_json::from_slice(&old.stdout).unwrap_or_default();
+    assert_eq!(old_data["password"], "hunter2", "{}", text(&old));
+    let list = client(dir.path(), &as_root, &["kv", "list", "secret/"]);
+    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "apps/", "{}", text(&list));
+    let meta = client(dir.path(), &as_root, &["kv", "metadata", "get", "secret/apps/db"]);
+    let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).unwrap_or_default();
+    assert_eq!(meta["current_version"], 2);
+    let stale = client(
+        dir.path(),
+        &as_root,
+        &["kv", "put", "--cas", "1", "secret/apps/db", "password=x"],
+    );
+    assert_eq!(stale.status.code(), Some(2), "{}", text(&stale));
+    assert!(
+        String::from_utf8_lossy(&stale.stderr).contains("check-and-set"),
+        "{}",
+        text(&stale)
+    );
+
+    // Tokens: an app token made with the CLI reads apps/*, nothing else;
+    // VAULT_* works when TRESOR_* is unset, and TRESOR_* wins over VAULT_*.
+    let made = client(
+        dir.path(),
+        &as_root,
+        &[
+            "token",
+            "create",
+            "--principal",
+            "billing",
+            "--group",
+            "apps",
+            "--ttl",
+            "10m",
+        ],
+    );
+    assert!(made.status.success(), "{}", text(&made));
+    let app = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    assert!(app.starts_with("tvs."), "{}", text(&made));
+    let as_app = [("VAULT_ADDR", url.as_str()), ("VAULT_TOKEN", app.as_str())];
+    let get = client(
+        dir.path(),
+        &as_app,
+        &["kv", "get", "--field", "password", "secret/apps/db"],
+    );
+    assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "hunter3", "{}", text(&get));
+    client(dir.path(), &as_root, &["kv", "put", "secret/ops/key", "k=ops-value"]);
+    let denied = client(dir.path(), &as_app, &["kv", "get", "secret/ops/key"]);
+    assert_eq!(denied.status.code(), Some(2), "{}", text(&denied));
+    assert!(denied.stdout.is_empty(), "{}", text(&denied));
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        stderr.contains("permission denied") && !stderr.contains("ops-value"),
+        "{stderr}"
+    );
+    let both = [
+        ("TRESOR_ADDR", url.as_str()),
+        ("TRESOR_TOKEN", root.as_str()),
+        ("VAULT_ADDR", "http://127.0.0.1:1"),
+        ("VAULT_TOKEN", app.as_str()),
+    ];
+    let get = client(dir.path(), &both, &["kv", "get", "--field", "k", "secret/ops/key"]);
+    assert_eq!(
+        String::from_utf8_lossy(&get.stdout).trim(),
+        "ops-value",
+        "{}",
+        text(&get)
+    );
+    let lookup = client(dir.path(), &as_app, &["token", "lookup"]);
+    let lookup: serde_json::Value = serde_json::from_slice(&lookup.stdout).unwrap_or_default();
+    assert_eq!(lookup["display_name"], "billing");
+    let revoke = client(dir.path(), &as_root, &["token", "revoke", &app]);
+    assert!(revoke.status.success(), "{}", text(&revoke));
+    let refused = client(dir.path(), &as_app, &["kv", "get", "secret/apps/db"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+
+    // SIGTERM: a clean exit, and an intact audit log.
+    let kill = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut status = None;
+    for _ in 0..200 {
+        if let Some(s) = server.0.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = status.expect("the server did not stop within 10 s of SIGTERM");
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    let verify = client(dir.path(), &[], &["audit", "verify", ".tresor-dev/audit.log"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+    let log = std::fs::read_to_string(dir.path().join(".tresor-dev/audit.log")).unwrap();
+    assert!(!log.contains("hunter") && !log.contains("ops-value"));
+    let tokens = std::fs::read_to_string(dir.path().join(".tresor-dev/tokens.json")).unwrap();
+    assert!(!tokens.contains(root.trim_start_matches("tvs.")));
+}
+
+#[test]
+fn server_without_config_or_dev_says_what_to_do() {
+    let out = Command::new(BIN).args(["server"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
+    let out = client(
+        Path::new("."),
+        &[("TRESOR_ADDR", "http://127.0.0.1:1")],
+        &["kv", "get", "secret/x"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot reach"),
+        "{}",
+        text(&out)
+    );
+}

@@ -1,0 +1,363 @@
+//! Authentication of the HTTP API: tokens (hashed at rest, TTLs,
+//! revocation, Cedar-authorized administration) and mutual TLS (a client
+//! certificate maps to a principal; a listener that requires one refuses
+//! clients without).
+
+use std::time::Duration;
+
+use serde_json::json;
+use tresor_e2e::server::*;
+use tresor_e2e::*;
+
+#[tokio::test]
+async fn denied_token_gets_403_and_no_value() {
+    let s = start_server(TEST_POLICIES).await;
+    let value = marker("ops-canary");
+    let body = json!({ "data": { "key": value } }).to_string();
+    let r = s
+        .http("PUT", "/v1/secret/data/ops/key", Some(&s.root_token), Some(&body))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = s
+        .http("PUT", "/v1/secret/data/apps/db", Some(&s.root_token), Some(&body))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let app = s.token("billing", &["apps"], 3600);
+    let r = s.http("GET", "/v1/secret/data/ops/key", Some(&app), None).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.errors().contains("permission denied"), "{}", r.text);
+    assert!(!r.text.contains(&value));
+    let r = s.http("GET", "/v1/secret/data/apps/db", Some(&app), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["data"]["data"]["key"], value.as_str());
+
+    // No token, a made-up token: refused before anything is read.
+    for token in [None, Some("tvs.made-up"), Some("")] {
+        let r = s.http("GET", "/v1/secret/data/apps/db", token, None).await;
+        assert_eq!(r.status, 403, "{token:?}: {}", r.text);
+        assert!(!r.text.contains(&value));
+    }
+    // `Authorization: Bearer` works like X-Vault-Token.
+    let r = request(
+        s.addr(),
+        None,
+        "GET",
+        "/v1/secret/data/apps/db",
+        &[("Authorization", format!("Bearer {app}"))],
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // Every decision is in the audit log, never the value.
+    let audit = std::fs::read_to_string(s.audit_log()).unwrap();
+    assert!(audit.contains("\"principal\":\"billing\"") && audit.contains("\"phase\":\"denied\""));
+    assert!(!audit.contains(&value));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn expired_and_revoked_tokens_are_refused() {
+    let s = start_server(TEST_POLICIES).await;
+    let root = s.root_token.clone();
+    let r = s
+        .http(
+            "PUT",
+            "/v1/secret/data/apps/db",
+            Some(&root),
+            Some(r#"{"data":{"k":"v"}}"#),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+
+    // A token made through the API with a one-second TTL.
+    let r = s
+        .http(
+            "POST",
+            "/v1/auth/token/create",
+            Some(&root),
+            Some(r#"{"policies":["apps"],"display_name":"short","ttl":"1s"}"#),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let short = r.json()["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(r.json()["auth"]["lease_duration"], 1);
+    let r = s.http("GET", "/v1/secret/data/apps/db", Some(&short), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = s.http("GET", "/v1/secret/data/apps/db", Some(&short), None).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+
+    // Revoked by an admin, by accessor, and by itself.
+    let make = |name: &str| format!(r#"{{"policies":["apps"],"display_name":"{name}","ttl":"1h"}}"#);
+    let mut made = Vec::new();
+    for name in ["a", "b", "c"] {
+        let r = s
+            .http("POST", "/v1/auth/token/create", Some(&root), Some(&make(name)))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        made.push((
+            r.json()["auth"]["client_token"].as_str().unwrap().to_string(),
+            r.json()["auth"]["accessor"].as_str().unwrap().to_string(),
+        ));
+    }
+    let body = json!({ "token": made[0].0 }).to_string();
+    let r = s.http("POST", "/v1/auth/token/revoke", Some(&root), Some(&body)).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let body = json!({ "accessor": made[1].1 }).to_string();
+    let r = s
+        .http("POST", "/v1/auth/token/lookup-accessor", Some(&root), Some(&body))
+        .await;
+    assert_eq!(r.json()["data"]["display_name"], "b", "{}", r.text);
+    assert_eq!(r.json()["data"]["id"], "", "lookup by accessor never shows the token");
+    let r = s
+        .http("POST", "/v1/auth/token/revoke-accessor", Some(&root), Some(&body))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = s
+        .http("GET", "/v1/auth/token/lookup-self", Some(&made[2].0), None)
+        .await;
+    assert_eq!(r.json()["data"]["display_name"], "c", "{}", r.text);
+    assert_eq!(r.json()["data"]["policies"], json!(["apps"]));
+    let r = s
+        .http("POST", "/v1/auth/token/revoke-self", Some(&made[2].0), None)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    for (token, _) in &made {
+        let r = s.http("GET", "/v1/secret/data/apps/db", Some(token), None).await;
+        assert_eq!(r.status, 403, "{}", r.text);
+        let r = s.http("GET", "/v1/auth/token/lookup-self", Some(token), None).await;
+        assert_eq!(r.status, 403, "{}", r.text);
+    }
+    let r = s
+        .http(
+            "POST",
+            "/v1/auth/token/lookup",
+            Some(&root),
+            Some(&json!({ "token": made[0].0 }).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn token_admin_is_authorized_by_cedar_and_tokens_are_stored_hashed() {
+    let s = start_server(TEST_POLICIES).await;
+    let app = s.token("billing", &["apps"], 3600);
+    let r = s
+        .http(
+            "POST",
+            "/v1/auth/token/create",
+            Some(&app),
+            Some(r#"{"policies":["admins"]}"#),
+        )
+        .await;
+    assert_eq!(r.status, 403, "an app may not mint an admin token: {}", r.text);
+    let r = s
+        .http(
+            "POST",
+            "/v1/auth/token/lookup",
+            Some(&app),
+            Some(&json!({ "token": s.root_token }).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let audit = std::fs::read_to_string(s.audit_log()).unwrap();
+    assert!(
+        audit.contains("\"action\":\"admin\"") && audit.contains("\"path\":\"token/create\""),
+        "token administration is audited"
+    );
+
+    // An admin creates a token with groups and attributes; it authenticates
+    // as that principal and policies see it.
+    let r = s
+        .http(
+            "POST",
+            "/v1/auth/token/create",
+            Some(&s.root_token),
+            Some(r#"{"principal":"deploy-bot","policies":["apps"],"meta":{"team":"billing"},"ttl":"30m"}"#),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let auth = &r.json()["auth"];
+    let bot = auth["client_token"].as_str().unwrap().to_string();
+    assert!(bot.starts_with("tvs.") && bot.len() >= 40, "{bot}");
+    assert_eq!(auth["policies"], json!(["apps"]));
+    assert_eq!(auth["metadata"], json!({"team": "billing"}));
+    assert_eq!(auth["lease_duration"], 1800);
+    let r = s.http("GET", "/v1/auth/token/lookup-self", Some(&bot), None).await;
+    assert_eq!(r.json()["data"]["display_name"], "deploy-bot");
+    assert!(r.json()["data"]["ttl"].as_u64().unwrap() > 1700);
+    let r = s
+        .http(
+            "PUT",
+            "/v1/secret/data/apps/x",
+            Some(&bot),
+            Some(r#"{"data":{"k":"v"}}"#),
+        )
+        .await;
+    assert_eq!(r.status, 403, "apps may read, not write: {}", r.text);
+    assert!(r.errors().contains("deploy-bot"), "{}", r.text);
+
+    // Unsupported Vault token features are refused, not ignored.
+    for body in [r#"{"id":"my-own-token"}"#, r#"{"num_uses":3}"#, r#"{"period":"1h"}"#] {
+        let r = s
+            .http("POST", "/v1/auth/token/create", Some(&s.root_token), Some(body))
+            .await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text);
+    }
+
+    // At rest: salted hashes only.
+    let file = std::fs::read_to_string(s.token_file()).unwrap();
+    for token in [&bot, &app, &s.root_token] {
+        let secret_part = token.trim_start_matches("tvs.");
+        assert!(!file.contains(secret_part), "a token is stored in the clear");
+    }
+    assert!(file.contains("deploy-bot") && file.contains("\"salt\""));
+    s.stop().await;
+}
+
+fn mtls_server_toml(dir: &std::path::Path, pki: &TestPki, require: bool) -> String {
+    let (cert, key) = pki.server().write(dir, "server");
+    let ca = dir.join("clients-ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    format!(
+        r#"
+[[server.listener]]
+address = "127.0.0.1:0"
+
+[[server.listener]]
+address = "127.0.0.1:0"
+tls_cert_file = "{cert}"
+tls_key_file = "{key}"
+client_ca_file = "{ca}"
+require_client_cert = {require}
+
+[server.client_certs."deploy-bot"]
+groups = ["apps"]
+attributes = {{ team = "billing" }}
+"#,
+        cert = cert.display(),
+        key = key.display(),
+        ca = ca.display(),
+    )
+}
+
+#[tokio::test]
+async fn mtls_client_maps_to_its_principal_and_a_client_without_a_certificate_is_refused() {
+    let pki = TestPki::new("tresor test CA");
+    let s = start_server_with(TEST_POLICIES, "", |dir| mtls_server_toml(dir, &pki, true)).await;
+    assert!(s.urls[0].starts_with("http://") && s.urls[1].starts_with("https://"));
+    let value = marker("mtls-canary");
+    for path in ["apps/db", "ops/key"] {
+        let r = s
+            .http(
+                "PUT",
+                &format!("/v1/secret/data/{path}"),
+                Some(&s.root_token),
+                Some(&json!({ "data": { "k": value } }).to_string()),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let tls_addr = s.addrs[1];
+    let get =
+        |config, path: &'static str| async move { request(tls_addr, Some(config), "GET", path, &[], Vec::new()).await };
+
+    // The certificate's CN is the principal, with the configured groups.
+    let bot = pki.client("deploy-bot");
+    let r = get(pki.client_config(Some(&bot)), "/v1/secret/data/apps/db")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["data"]["data"]["k"], value.as_str());
+    let r = get(pki.client_config(Some(&bot)), "/v1/secret/data/ops/key")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.errors().contains("deploy-bot"), "{}", r.text);
+    assert!(!r.text.contains(&value));
+
+    // An unmapped CN is a principal without groups: default deny.
+    let stranger = pki.client("stranger");
+    let r = get(pki.client_config(Some(&stranger)), "/v1/secret/data/apps/db")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.errors().contains("stranger"), "{}", r.text);
+
+    // No certificate, or one from another CA: no answer at all.
+    assert!(
+        get(pki.client_config(None), "/v1/sys/health").await.is_err(),
+        "a client without a certificate was served"
+    );
+    let other = TestPki::new("another CA");
+    let foreign = other.client("deploy-bot");
+    assert!(
+        get(pki.client_config(Some(&foreign)), "/v1/sys/health").await.is_err(),
+        "a certificate from an unknown CA was accepted"
+    );
+
+    // The audit log names the certificate's principal.
+    let audit = std::fs::read_to_string(s.audit_log()).unwrap();
+    assert!(audit.contains("\"principal\":\"deploy-bot\""));
+    assert!(!audit.contains(&value));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn optional_client_certificates_fall_back_to_tokens() {
+    let pki = TestPki::new("tresor test CA");
+    let s = start_server_with(TEST_POLICIES, "", |dir| mtls_server_toml(dir, &pki, false)).await;
+    let tls_addr = s.addrs[1];
+    let r = request(
+        tls_addr,
+        Some(pki.client_config(None)),
+        "PUT",
+        "/v1/secret/data/apps/db",
+        &[("X-Vault-Token", s.root_token.clone())],
+        br#"{"data":{"k":"v"}}"#.to_vec(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = request(
+        tls_addr,
+        Some(pki.client_config(None)),
+        "GET",
+        "/v1/secret/data/apps/db",
+        &[],
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 403, "no certificate and no token: {}", r.text);
+    let bot = pki.client("deploy-bot");
+    let r = request(
+        tls_addr,
+        Some(pki.client_config(Some(&bot))),
+        "GET",
+        "/v1/secret/data/apps/db",
+        &[],
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text);
+    // A token wins over the certificate: a bad token is refused even with one.
+    let r = request(
+        tls_addr,
+        Some(pki.client_config(Some(&bot))),
+        "GET",
+        "/v1/secret/data/apps/db",
+        &[("X-Vault-Token", "tvs.bogus".to_string())],
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 403, "{}", r.text);
+    s.stop().await;
+}
