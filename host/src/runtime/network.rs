@@ -80,7 +80,7 @@ impl NetworkGrant {
 
     fn allows(&self, authority: &str) -> bool {
         let authority = authority.to_ascii_lowercase();
-        self.allowed.iter().any(|a| *a == authority)
+        self.allowed.contains(&authority)
     }
 }
 
@@ -118,6 +118,19 @@ impl WasiHttpHooks for NetworkGrant {
     }
 }
 
+/// An untrusted certificate is reported as such, so plugins can say "check ca_file".
+fn tls_error(e: std::io::Error) -> HttpError {
+    let cert = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+    if cert {
+        HttpError::TlsCertificateError
+    } else {
+        HttpError::Tls(e)
+    }
+}
+
 /// Send over https with the mount's own trust roots.
 async fn send_with_tls(
     mut request: http::Request<WasiBody>,
@@ -133,7 +146,7 @@ async fn send_with_tls(
         .map_err(|_| HttpError::ConnectionTimeout)?
         .map_err(HttpError::Connect)?;
     let name = ServerName::try_from(host).map_err(|_| HttpError::HttpRequestUriInvalid)?;
-    let stream = tokio_rustls::TlsConnector::from(tls).connect(name, tcp).await.map_err(HttpError::Tls)?;
+    let stream = tokio_rustls::TlsConnector::from(tls).connect(name, tcp).await.map_err(tls_error)?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     // The request line carries only the path; the authority is in the Host header.
     let path = request.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
