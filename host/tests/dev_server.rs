@@ -52,22 +52,26 @@ fn http_get(addr: &str, path: &str) -> (String, String) {
     (head.lines().next().unwrap_or_default().to_string(), body.to_string())
 }
 
-#[test]
-fn dev_server_prints_a_root_token_serves_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
+/// The banner of a starting server: its address, and the root token if one was printed.
+struct Banner {
+    addr: String,
+    root: Option<String>,
+}
+
+/// Start `tresor <args>` in `dir` and read its banner up to the `Listening on` line
+/// (and the `Root Token:` line when `expect_root`).
+fn spawn_server(dir: &Path, args: &[&str], expect_root: bool) -> (Server, Banner) {
     let child = Command::new(BIN)
-        .args(["server", "--dev", "--dev-listen-address", "127.0.0.1:0"])
-        .current_dir(dir.path())
+        .args(args)
+        .current_dir(dir)
         .env_remove("TRESOR_DEV_ROOT_TOKEN_ID")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn tresor server --dev");
+        .expect("spawn tresor server");
     let mut server = Server(child);
-
-    // Read the banner: the address and the root token.
     let stdout = server.0.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -79,23 +83,57 @@ fn dev_server_prints_a_root_token_serves_and_stops_on_sigterm() {
     });
     let (mut addr, mut root) = (None, None);
     let mut banner = Vec::new();
-    while addr.is_none() || root.is_none() {
+    while addr.is_none() || (expect_root && root.is_none()) {
         let line = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_else(|_| {
             let mut err = String::new();
             if let Some(mut e) = server.0.stderr.take() {
                 let _ = e.read_to_string(&mut err);
             }
-            panic!("no banner from the dev server; stdout so far: {banner:?}; stderr: {err}")
+            panic!("no banner from the server; stdout so far: {banner:?}; stderr: {err}")
         });
-        if let Some(a) = line.strip_prefix("Listening on http://") {
-            addr = Some(a.trim().to_string());
-        }
         if let Some(t) = line.strip_prefix("Root Token: ") {
             root = Some(t.trim().to_string());
         }
+        if let Some(a) = line.strip_prefix("Listening on http://") {
+            addr = Some(a.trim().to_string());
+        }
         banner.push(line);
     }
-    let (addr, root) = (addr.unwrap(), root.unwrap());
+    // Whatever else the banner says (a root token printed when none was expected).
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) {
+        if let Some(t) = line.strip_prefix("Root Token: ") {
+            root = Some(t.trim().to_string());
+        }
+    }
+    let addr = addr.unwrap();
+    (server, Banner { addr, root })
+}
+
+/// SIGTERM, then the exit status (within 10 s).
+fn terminate(server: &mut Server) -> std::process::ExitStatus {
+    let kill = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    for _ in 0..200 {
+        if let Some(s) = server.0.try_wait().unwrap() {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the server did not stop within 10 s of SIGTERM");
+}
+
+#[test]
+fn dev_server_prints_a_root_token_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, banner) = spawn_server(
+        dir.path(),
+        &["server", "--dev", "--dev-listen-address", "127.0.0.1:0"],
+        true,
+    );
+    let (addr, root) = (banner.addr, banner.root.unwrap());
     assert!(root.starts_with("tvs."), "{root}");
     let url = format!("http://{addr}");
 
@@ -206,20 +244,7 @@ fn dev_server_prints_a_root_token_serves_and_stops_on_sigterm() {
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
 
     // SIGTERM: a clean exit, and an intact audit log.
-    let kill = Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let mut status = None;
-    for _ in 0..200 {
-        if let Some(s) = server.0.try_wait().unwrap() {
-            status = Some(s);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let status = status.expect("the server did not stop within 10 s of SIGTERM");
+    let status = terminate(&mut server);
     assert!(status.success(), "exit status after SIGTERM: {status}");
     let verify = client(dir.path(), &[], &["audit", "verify", ".tresor-dev/audit.log"]);
     assert!(verify.status.success(), "{}", text(&verify));
@@ -245,4 +270,59 @@ fn server_without_config_or_dev_says_what_to_do() {
         "{}",
         text(&out)
     );
+}
+
+#[test]
+fn config_file_server_bootstraps_a_root_token_only_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    std::fs::copy(repo.join("admins.cedar"), policies.join("admins.cedar")).unwrap();
+    std::fs::write(
+        dir.path().join("tresor.toml"),
+        r#"
+state_dir = "state"
+[policy]
+dir = "policies"
+[[mount]]
+path = "secret"
+plugin = "file"
+grants = { directory = "data/secret", clock = true }
+[server]
+listen = "127.0.0.1:0"
+max_request_bytes = 4096
+[server.tokens]
+default_ttl = "1h"
+"#,
+    )
+    .unwrap();
+    let (mut server, banner) = spawn_server(dir.path(), &["server", "--config", "tresor.toml"], true);
+    let root = banner.root.unwrap();
+    let env = [
+        ("TRESOR_ADDR", format!("http://{}", banner.addr)),
+        ("TRESOR_TOKEN", root.clone()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let put = client(dir.path(), &env, &["kv", "put", "secret/a", "k=v"]);
+    assert!(put.status.success(), "{}", text(&put));
+    // max_request_bytes from the file applies.
+    let big = format!("k={}", "x".repeat(5000));
+    let put = client(dir.path(), &env, &["kv", "put", "secret/a", &big]);
+    assert_eq!(put.status.code(), Some(2), "{}", text(&put));
+    assert!(String::from_utf8_lossy(&put.stderr).contains("413"), "{}", text(&put));
+    assert!(terminate(&mut server).success());
+    assert!(dir.path().join("state/audit.log").is_file());
+
+    // The store is not empty any more: no new root token, the old one works.
+    let (mut server, banner) = spawn_server(dir.path(), &["server", "--config", "tresor.toml"], false);
+    assert!(banner.root.is_none());
+    let env = [
+        ("TRESOR_ADDR", format!("http://{}", banner.addr)),
+        ("TRESOR_TOKEN", root.clone()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let get = client(dir.path(), &env, &["kv", "get", "--field", "k", "secret/a"]);
+    assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "v", "{}", text(&get));
+    assert!(terminate(&mut server).success());
 }

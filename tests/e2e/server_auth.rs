@@ -361,3 +361,82 @@ async fn optional_client_certificates_fall_back_to_tokens() {
     assert_eq!(r.status, 403, "{}", r.text);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_write_keeps_the_secrets_tags_and_needs_read_to_see_them() {
+    // Rotators may read and write apps/*; restricted secrets stay admins-only.
+    let policies = format!(
+        "{TEST_POLICIES}\n@id(\"rotators\")\npermit (principal in Tresor::Group::\"rotators\", action in [Tresor::Action::\"read\", Tresor::Action::\"write\"], resource is Tresor::Secret in Tresor::Mount::\"secret\") when {{ resource.path like \"apps/*\" }};\n"
+    );
+    let s = start_server(&policies).await;
+    let root = Some(s.root_token.as_str());
+    let rotator = s.token("rotator", &["rotators"], 3600);
+    let app = s.token("billing", &["apps"], 3600);
+    let r = s
+        .http(
+            "PUT",
+            "/v1/secret/data/apps/db",
+            root,
+            Some(r#"{"data":{"password":"one"}}"#),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = s
+        .http(
+            "POST",
+            "/v1/secret/metadata/apps/db",
+            root,
+            Some(r#"{"custom_metadata":{"classification":"restricted"}}"#),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+
+    // The tag is carried forward by an admin's write: apps still may not read.
+    let r = s
+        .http(
+            "PUT",
+            "/v1/secret/data/apps/db",
+            root,
+            Some(r#"{"data":{"password":"two"}}"#),
+        )
+        .await;
+    assert_eq!(
+        r.json()["data"]["custom_metadata"]["classification"],
+        "restricted",
+        "{}",
+        r.text
+    );
+    let r = s.http("GET", "/v1/secret/data/apps/db", Some(&app), None).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+
+    // A rotator may not read a restricted secret, so it may not write a
+    // version without its tag either: refused, and nothing changes.
+    let r = s
+        .http(
+            "PUT",
+            "/v1/secret/data/apps/db",
+            Some(&rotator),
+            Some(r#"{"data":{"password":"three"}}"#),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.errors().contains("needs `read`"), "{}", r.text);
+    let r = s.http("GET", "/v1/secret/metadata/apps/db", root, None).await;
+    assert_eq!(r.json()["data"]["current_version"], 3, "{}", r.text);
+    let r = s.http("GET", "/v1/secret/data/apps/db", Some(&app), None).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+
+    // On an untagged secret the rotator writes, and apps read the result.
+    let r = s
+        .http(
+            "PUT",
+            "/v1/secret/data/apps/api",
+            Some(&rotator),
+            Some(r#"{"data":{"key":"k1"}}"#),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = s.http("GET", "/v1/secret/data/apps/api", Some(&app), None).await;
+    assert_eq!(r.json()["data"]["data"]["key"], "k1", "{}", r.text);
+    s.stop().await;
+}

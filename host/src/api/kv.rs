@@ -8,8 +8,9 @@
 //! Vault keeps `custom_metadata` per secret; Tresor's providers keep
 //! metadata per version (and Cedar policies see it as the secret's tags).
 //! So a write carries the latest version's metadata forward to the new
-//! version, and changing `custom_metadata` writes a new version with the
-//! same value and the new metadata (see [`put_metadata`]).
+//! version (which is why a write needs `read` on the secret too), and
+//! changing `custom_metadata` writes a new version with the same value and
+//! the new metadata (see [`put_metadata`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -234,14 +235,18 @@ fn cas_option(options: &Option<Map<String, Value>>) -> Result<Option<String>, Ap
     Ok(Some(if n == 0 { String::new() } else { n.to_string() }))
 }
 
-/// The latest version's description, `None` when the secret does not
-/// exist; `Err(None)` when the caller may not read it.
-async fn latest(cx: &Ctx<'_>, full: &str) -> Result<Option<VersionInfo>, Option<Error>> {
-    match cx.host().versions(cx.caller(), full).await {
-        Ok(mut v) => Ok(v.pop()),
-        Err(Error::NotFound(_)) => Ok(None),
-        Err(Error::Denied { .. }) => Err(None),
-        Err(e) => Err(Some(e)),
+/// The latest version's number and metadata, `None` when the secret does
+/// not exist. Reads the latest version (one provider call, often cached);
+/// only when that version is deleted or destroyed is the version list read.
+async fn latest(cx: &Ctx<'_>, full: &str) -> Result<Option<(String, Metadata)>, Error> {
+    match cx.host().read(cx.caller(), full, None).await {
+        Ok(secret) => Ok(Some((secret.version.clone(), secret.metadata.clone()))),
+        Err(Error::NotFound(_)) => match cx.host().versions(cx.caller(), full).await {
+            Ok(mut versions) => Ok(versions.pop().map(|v| (v.version, v.metadata))),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
     }
 }
 
@@ -265,6 +270,9 @@ async fn write(cx: &Ctx<'_>, route: &KvRoute, body: &[u8]) -> Result<Response<Bo
 /// forward (or using `metadata`), honouring `cas`. Without `cas`, the write
 /// is made against the version whose metadata was read, and retried when
 /// another writer got in between, so no concurrent metadata change is lost.
+/// The caller must be allowed to read the secret: otherwise its tags could
+/// not be carried forward, and a write-only caller could strip a
+/// `classification=restricted` tag by writing a new version.
 async fn store(
     cx: &Ctx<'_>,
     route: &KvRoute,
@@ -279,18 +287,18 @@ async fn store(
         .iter()
         .any(|(m, _, caps)| *m == route.mount && caps.check_and_set);
     for _ in 0..MAX_RETRIES {
-        let mut warnings = Vec::new();
-        let (carried, expected) = match latest(cx, &full).await {
-            Ok(Some(v)) => (v.metadata, Some(v.version)),
-            Ok(None) => (Metadata::new(), Some(String::new())),
-            Err(None) => {
-                warnings.push(
-                    "custom_metadata of the previous version was not carried forward: this token may not read the secret's metadata"
-                        .to_string(),
-                );
-                (Metadata::new(), None)
+        // Fail closed: a caller that may not see the secret's metadata (its
+        // Cedar tags) cannot write a version without them.
+        let (expected, carried) = match latest(cx, &full).await {
+            Ok(Some((version, metadata))) => (Some(version), metadata),
+            Ok(None) => (Some(String::new()), Metadata::new()),
+            Err(e @ Error::Denied { .. }) => {
+                return Err(ApiError::forbidden(format!(
+                    "{e}; a write carries the secret's custom_metadata (its policy tags) forward to the new \
+                     version, so it needs `read` on the secret as well as `write`"
+                )))
             }
-            Err(Some(e)) => return Err(e.into()),
+            Err(e) => return Err(e.into()),
         };
         let implicit = cas.is_none() && check_and_set;
         let options = WriteOptions {
@@ -308,7 +316,7 @@ async fn store(
                 });
                 return Ok(wire::json(
                     StatusCode::OK,
-                    &wire::envelope(cx.request_id, data, Value::Null, &warnings),
+                    &wire::envelope(cx.request_id, data, Value::Null, &[]),
                 ));
             }
             Err(Error::Conflict(_)) if implicit && options.expected_version.is_some() => continue,

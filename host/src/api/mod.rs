@@ -7,7 +7,7 @@
 //! | `/v1/<mount>/metadata/<path>`                 | versions, custom_metadata, list, delete all |
 //! | `/v1/<mount>/delete\|undelete\|destroy/<path>`  | versions                               |
 //! | `/v1/sys/health`, `/v1/sys/mounts`, `/v1/sys/internal/ui/mounts/<path>` | server and mounts |
-//! | `/v1/auth/token/...`                          | tokens (see [`tokens`])                |
+//! | `/v1/auth/token/...`                          | tokens: create, lookup, revoke         |
 //!
 //! Every secret operation goes through [`Host`]'s access path (Cedar, audit)
 //! with the caller the request authenticated as: a token (`X-Vault-Token`
