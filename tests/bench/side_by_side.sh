@@ -263,12 +263,14 @@ CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 MACHINE="$(nproc) cores, $CPU, $(awk '/^MemTotal:/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(uname -sr)"
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 COMMAND="tests/bench/side_by_side.sh"
+REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then REV="$REV with uncommitted changes"; fi
 PARAMS="DURATION=$DURATION CONNECTIONS=$CONNECTIONS THREADS=$THREADS SIZES=\"$SIZES\" KEYS=$KEYS STARTS=$STARTS"
 WRK_VERSION=$( { wrk -v 2>&1 || true; } | awk 'NR == 1 {print $1, $2}')
 
 SECTION="Measured $DATE on $MACHINE, with \`$COMMAND\` ($PARAMS).
 
-- Servers: $VERSION_tresor (\`tresor server --dev\`, release build) and $VERSION_openbao
+- Servers: $VERSION_tresor (\`tresor server --dev\`, release build of $REV) and $VERSION_openbao
   (\`bao server -dev\`), both on 127.0.0.1 on the same machine, one loaded at a time.
 - Load: $WRK_VERSION with \`tests/bench/kv.lua\`, $THREADS threads and $CONNECTIONS keep-alive
   connections, ${DURATION} s per test. Reads get the latest version of one of $KEYS keys picked at
