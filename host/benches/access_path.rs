@@ -33,10 +33,17 @@ fn bench(c: &mut Criterion) {
     let host = |cache: bool| {
         let state = dir.path().join(if cache { "cached" } else { "uncached" });
         let mut config = Config::dev(&state, policies());
-        config.mounts[0].cache = cache.then_some(CacheConfig { ttl_ms: 3_600_000, max_entries: 1000 });
+        config.mounts[0].cache = cache.then_some(CacheConfig {
+            ttl_ms: 3_600_000,
+            max_entries: 1000,
+        });
         let host = rt.block_on(Host::start(config)).unwrap();
-        let root = Caller::embedded(Principal { groups: vec!["admins".into()], ..Principal::new("root") });
-        rt.block_on(host.write(&root, "secret/apps/db", &value, &WriteOptions::default())).unwrap();
+        let root = Caller::embedded(Principal {
+            groups: vec!["admins".into()],
+            ..Principal::new("root")
+        });
+        rt.block_on(host.write(&root, "secret/apps/db", &value, &WriteOptions::default()))
+            .unwrap();
         (host, root)
     };
     let (uncached, root) = host(false);
@@ -59,7 +66,16 @@ fn bench(c: &mut Criterion) {
         // The data was sealed with the uncached host's master key for mount `secret`.
         let key_hex = std::fs::read_to_string(dir.path().join("uncached/master.key")).unwrap();
         let sealer = MasterKey::from_hex(&key_hex).unwrap().sealer_for("secret");
-        MountPool::start(&runtime, &component, sandbox, Arc::new(sealer), vec![], Limits::default()).await.unwrap()
+        MountPool::start(
+            &runtime,
+            &component,
+            sandbox,
+            Arc::new(sealer),
+            vec![],
+            Limits::default(),
+        )
+        .await
+        .unwrap()
     });
 
     let mut group = c.benchmark_group("read");

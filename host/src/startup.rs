@@ -9,13 +9,13 @@ use std::time::Duration;
 use zeroize::Zeroize;
 
 use crate::access::{Caller, FrontDoor, Host, Mount};
-use crate::policy::Principal;
 use crate::audit::AuditLog;
 use crate::cache::ReadCache;
 use crate::config::{Config, MountConfig};
 use crate::error::StartupError;
 use crate::keys::MasterKey;
 use crate::policy::PolicyEngine;
+use crate::policy::Principal;
 use crate::runtime::{compile, MountPool, NetworkGrant, Runtime, Sandbox};
 
 impl Host {
@@ -52,7 +52,12 @@ impl Host {
             .map_err(|e| StartupError::Config(format!("starting the wasm engine: {e:#}")))?;
         // Mounts start in configuration order, so a mount's `ref:` values can
         // be read from the mounts configured before it, through the access path.
-        let mut host = Host { mounts: BTreeMap::new(), policy, audit, _policy_watch: watch };
+        let mut host = Host {
+            mounts: BTreeMap::new(),
+            policy,
+            audit,
+            _policy_watch: watch,
+        };
         for m in &config.mounts {
             let plugin_config = resolve_refs(&host, m).await?;
             let mount = start_mount(&config, m, plugin_config, &runtime, &key).await?;
@@ -71,7 +76,11 @@ pub const REF_PREFIX: &str = "ref:";
 /// `mounts`) through the access path: authorized by policy and audited.
 async fn resolve_refs(host: &Host, m: &MountConfig) -> Result<PluginConfig, StartupError> {
     let caller = Caller {
-        principal: Principal { name: format!("mount:{}", m.path), groups: vec!["mounts".into()], attributes: Default::default() },
+        principal: Principal {
+            name: format!("mount:{}", m.path),
+            groups: vec!["mounts".into()],
+            attributes: Default::default(),
+        },
         source: "local".into(),
         mtls: false,
         front_door: FrontDoor::Host,
@@ -82,15 +91,23 @@ async fn resolve_refs(host: &Host, m: &MountConfig) -> Result<PluginConfig, Star
             out.0.push((key.clone(), value.clone()));
             continue;
         };
-        let fail = |why: String| StartupError::Plugin {
+        let fail = |why: String| {
+            StartupError::Plugin {
             mount: m.path.clone(),
             detail: format!(
                 "config key `{key}` refers to `{target}`: {why} (the referenced mount must be configured before this one, and policy must let principal `mount:{}` read it)",
                 m.path
             ),
+        }
         };
-        let secret = host.read(&caller, target, None).await.map_err(|e| fail(e.to_string()))?;
-        let text = secret.value.expose_str().ok_or_else(|| fail("the value is not UTF-8 text".into()))?;
+        let secret = host
+            .read(&caller, target, None)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let text = secret
+            .value
+            .expose_str()
+            .ok_or_else(|| fail("the value is not UTF-8 text".into()))?;
         out.0.push((key.clone(), text.to_string()));
     }
     Ok(out)
@@ -170,7 +187,9 @@ async fn start_mount(
         None => None,
     };
     let ca_pem = match &m.grants.ca_file {
-        Some(path) => Some(std::fs::read(path).map_err(|e| fail(format!("cannot read ca_file `{}`: {e}", path.display())))?),
+        Some(path) => {
+            Some(std::fs::read(path).map_err(|e| fail(format!("cannot read ca_file `{}`: {e}", path.display())))?)
+        }
         None => None,
     };
     let network = NetworkGrant::new(&m.path, &m.grants.network, ca_pem.as_deref()).map_err(fail)?;

@@ -7,15 +7,25 @@ use std::process::{Command, Output};
 use tresor::{Caller, Config, Host, Principal, SecretBytes, WriteOptions};
 
 fn tresor(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tresor")).args(args).output().expect("run tresor")
+    Command::new(env!("CARGO_BIN_EXE_tresor"))
+        .args(args)
+        .output()
+        .expect("run tresor")
 }
 
 fn repo_policies() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies").display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../policies")
+        .display()
+        .to_string()
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]
@@ -25,27 +35,79 @@ fn policy_validate_accepts_the_examples_and_refuses_broken_sets() {
     assert!(text(&ok).contains("3 policies"), "{}", text(&ok));
 
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bad.cedar"), "permit (principal, action, resource is Tresor::Secret) when { resource.colour == \"red\" };").unwrap();
+    std::fs::write(
+        dir.path().join("bad.cedar"),
+        "permit (principal, action, resource is Tresor::Secret) when { resource.colour == \"red\" };",
+    )
+    .unwrap();
     let bad = tresor(&["policy", "validate", dir.path().to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
-    assert!(text(&bad).contains("bad.cedar") && text(&bad).contains("colour"), "{}", text(&bad));
+    assert!(
+        text(&bad).contains("bad.cedar") && text(&bad).contains("colour"),
+        "{}",
+        text(&bad)
+    );
 }
 
 #[test]
 fn policy_test_answers_and_names_the_deciding_policies() {
     let p = repo_policies();
-    let allow = tresor(&["policy", "test", "--dir", &p, "--principal", "billing", "--group", "apps", "--action", "read", "--resource", "secret/apps/db"]);
+    let allow = tresor(&[
+        "policy",
+        "test",
+        "--dir",
+        &p,
+        "--principal",
+        "billing",
+        "--group",
+        "apps",
+        "--action",
+        "read",
+        "--resource",
+        "secret/apps/db",
+    ]);
     assert!(allow.status.success(), "{}", text(&allow));
-    assert!(text(&allow).starts_with("ALLOW") && text(&allow).contains("apps-read-apps"), "{}", text(&allow));
+    assert!(
+        text(&allow).starts_with("ALLOW") && text(&allow).contains("apps-read-apps"),
+        "{}",
+        text(&allow)
+    );
 
     let deny = tresor(&[
-        "policy", "test", "--dir", &p, "--principal", "billing", "--group", "apps", "--action", "read", "--resource", "secret/apps/db", "--tag",
+        "policy",
+        "test",
+        "--dir",
+        &p,
+        "--principal",
+        "billing",
+        "--group",
+        "apps",
+        "--action",
+        "read",
+        "--resource",
+        "secret/apps/db",
+        "--tag",
         "classification=restricted",
     ]);
     assert_eq!(deny.status.code(), Some(1), "{}", text(&deny));
-    assert!(text(&deny).starts_with("DENY") && text(&deny).contains("restricted-admins-only"), "{}", text(&deny));
+    assert!(
+        text(&deny).starts_with("DENY") && text(&deny).contains("restricted-admins-only"),
+        "{}",
+        text(&deny)
+    );
 
-    let default = tresor(&["policy", "test", "--dir", &p, "--principal", "stranger", "--action", "write", "--resource", "secret/x"]);
+    let default = tresor(&[
+        "policy",
+        "test",
+        "--dir",
+        &p,
+        "--principal",
+        "stranger",
+        "--action",
+        "write",
+        "--resource",
+        "secret/x",
+    ]);
     assert_eq!(default.status.code(), Some(1));
     assert!(text(&default).contains("default deny"), "{}", text(&default));
 }
@@ -58,9 +120,19 @@ async fn audit_verify_reports_the_first_tampered_entry() {
     let log = config.audit_log_path();
     {
         let host = Host::start(config).await.unwrap();
-        let root = Caller::embedded(Principal { groups: vec!["admins".into()], ..Principal::new("root") });
+        let root = Caller::embedded(Principal {
+            groups: vec!["admins".into()],
+            ..Principal::new("root")
+        });
         for i in 0..4 {
-            host.write(&root, &format!("secret/k{i}"), &SecretBytes::from("v"), &WriteOptions::default()).await.unwrap();
+            host.write(
+                &root,
+                &format!("secret/k{i}"),
+                &SecretBytes::from("v"),
+                &WriteOptions::default(),
+            )
+            .await
+            .unwrap();
         }
         let stranger = Caller::embedded(Principal::new("stranger"));
         host.read(&stranger, "secret/k0", None).await.unwrap_err();

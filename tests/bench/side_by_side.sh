@@ -286,6 +286,11 @@ SECTION="Measured $DATE on $MACHINE, with \`$COMMAND\` ($PARAMS).
 - **Writes are not like-for-like**: OpenBao's dev mode keeps everything in memory, while Tresor's
   file provider encrypts every version and writes it to disk with fsync before acknowledging it.
   A production OpenBao with its integrated (Raft) storage would fsync as well.
+- Reads: Tresor's dev mount caches reads in memory (30 s TTL, up to 10,000 entries), so once a key
+  has been read the read test measures the access path (token, Cedar, audit) without the file
+  provider; OpenBao's dev storage is in memory. Tresor also appends an audit log entry per request.
+- Memory: OpenBao's dev storage holds every version written during the run in its heap; Tresor's
+  versions are on disk.
 - On 2 cores the load generator competes with the server for CPU; both servers pay that equally.
 
 $TABLE

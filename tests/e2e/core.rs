@@ -341,7 +341,15 @@ async fn mount_config_can_reference_a_secret_in_an_earlier_mount() {
     unsafe { std::env::set_var("TRESOR_REF_APP_KEY", "from-env") };
     let t = start(TEST_POLICIES, "").await;
     let admin = caller("root", &["admins"]);
-    t.host.write(&admin, "secret/config/env-prefix", &SecretBytes::from("TRESOR_REF_"), &WriteOptions::default()).await.unwrap();
+    t.host
+        .write(
+            &admin,
+            "secret/config/env-prefix",
+            &SecretBytes::from("TRESOR_REF_"),
+            &WriteOptions::default(),
+        )
+        .await
+        .unwrap();
     let TestHost { host, dir } = t;
     drop(host);
 
@@ -367,6 +375,11 @@ grants = { env = ["TRESOR_REF_*"] }
             "{TEST_POLICIES}\n@id(\"mounts-read-config\")\npermit (principal in Tresor::Group::\"mounts\", action == Tresor::Action::\"read\", resource) when {{ resource has path && resource.path like \"config/*\" }};"
         ),
     );
-    let host = tresor::Host::start(tresor::Config::from_toml(&text).unwrap()).await.unwrap();
-    assert_eq!(host.read(&admin, "env/APP_KEY", None).await.unwrap().value.expose(), b"from-env");
+    let host = tresor::Host::start(tresor::Config::from_toml(&text).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        host.read(&admin, "env/APP_KEY", None).await.unwrap().value.expose(),
+        b"from-env"
+    );
 }

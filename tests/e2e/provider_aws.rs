@@ -9,24 +9,9 @@ use tresor::{Error, SecretBytes, WriteOptions};
 use tresor_e2e::peers::{start_moto, Moto};
 use tresor_e2e::*;
 
-fn aws_sha256() -> String {
-    tresor::runtime::compile::sha256_hex(&std::fs::read(AWS_WASM).expect("aws plugin built by build.rs"))
-}
-
 /// A `[[mount]]` table for the aws plugin at `path`.
 fn aws_mount(path: &str, config: &str, grants: &str) -> String {
-    format!(
-        r#"
-[[mount]]
-path = "{path}"
-plugin_path = "{wasm}"
-sha256 = "{sha}"
-config = {{ {config} }}
-grants = {{ {grants} }}
-"#,
-        wasm = AWS_WASM,
-        sha = aws_sha256(),
-    )
+    plugin_mount(AWS_WASM, path, config, grants)
 }
 
 /// The config pointing at `moto`, plus `extra` entries.

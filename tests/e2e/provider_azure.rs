@@ -10,25 +10,10 @@ use tresor_e2e::*;
 
 const TOKEN: &str = "eyJ0eXAiOiJKV1QifQ.static-test-token";
 
-fn azure_sha256() -> String {
-    tresor::runtime::compile::sha256_hex(&std::fs::read(AZURE_WASM).expect("azure plugin built by build.rs"))
-}
-
 /// A `[[mount]]` table for the azure plugin at `path`, with `config` and
 /// `grants` (TOML inline-table entries).
 fn azure_mount(path: &str, config: &str, grants: &str) -> String {
-    format!(
-        r#"
-[[mount]]
-path = "{path}"
-plugin_path = "{wasm}"
-sha256 = "{sha}"
-config = {{ {config} }}
-grants = {{ {grants} }}
-"#,
-        wasm = AZURE_WASM,
-        sha = azure_sha256(),
-    )
+    plugin_mount(AZURE_WASM, path, config, grants)
 }
 
 /// Client credentials against the vault's own token endpoint.

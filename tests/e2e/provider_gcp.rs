@@ -12,25 +12,10 @@ use tresor_e2e::*;
 const PROJECT: &str = "tresor-test";
 const TOKEN: &str = "ya29.static-test-token";
 
-fn gcp_sha256() -> String {
-    tresor::runtime::compile::sha256_hex(&std::fs::read(GCP_WASM).expect("gcp plugin built by build.rs"))
-}
-
 /// A `[[mount]]` table for the gcp plugin at `path`, with `config` and
 /// `grants` (TOML inline-table entries).
 fn gcp_mount(path: &str, config: &str, grants: &str) -> String {
-    format!(
-        r#"
-[[mount]]
-path = "{path}"
-plugin_path = "{wasm}"
-sha256 = "{sha}"
-config = {{ {config} }}
-grants = {{ {grants} }}
-"#,
-        wasm = GCP_WASM,
-        sha = gcp_sha256(),
-    )
+    plugin_mount(GCP_WASM, path, config, grants)
 }
 
 /// Mount config with the peer's service-account key (a one-line JSON

@@ -9,25 +9,10 @@ use tresor::{Error, SecretBytes, WriteOptions};
 use tresor_e2e::peers::{start_openbao, start_openbao_on, OpenBao};
 use tresor_e2e::*;
 
-fn vault_sha256() -> String {
-    tresor::runtime::compile::sha256_hex(&std::fs::read(VAULT_WASM).expect("vault plugin built by build.rs"))
-}
-
 /// A `[[mount]]` table for the vault plugin at `path`, with `config` (TOML
 /// inline-table entries) and `grants`.
 fn vault_mount(path: &str, config: &str, grants: &str) -> String {
-    format!(
-        r#"
-[[mount]]
-path = "{path}"
-plugin_path = "{wasm}"
-sha256 = "{sha}"
-config = {{ {config} }}
-grants = {{ {grants} }}
-"#,
-        wasm = VAULT_WASM,
-        sha = vault_sha256(),
-    )
+    plugin_mount(VAULT_WASM, path, config, grants)
 }
 
 /// The usual mount: root token, network granted to the server.

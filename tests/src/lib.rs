@@ -176,3 +176,19 @@ pub fn marker(label: &str) -> String {
         .as_nanos();
     format!("{label}-{nanos:x}-{}", std::process::id())
 }
+
+/// The sha256 (hex) of a built plugin component, as a mount pins it.
+pub fn wasm_sha256(wasm: &str) -> String {
+    tresor::runtime::compile::sha256_hex(
+        &std::fs::read(wasm).unwrap_or_else(|e| panic!("plugin {wasm} not built: {e}")),
+    )
+}
+
+/// A `[[mount]]` table serving `path` with the component at `wasm` (pinned by
+/// its sha256), plugin `config` and `grants` given as TOML inline-table entries.
+pub fn plugin_mount(wasm: &str, path: &str, config: &str, grants: &str) -> String {
+    format!(
+        "\n[[mount]]\npath = \"{path}\"\nplugin_path = \"{wasm}\"\nsha256 = \"{sha}\"\nconfig = {{ {config} }}\ngrants = {{ {grants} }}\n",
+        sha = wasm_sha256(wasm),
+    )
+}

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use wasmtime::{Config, Engine};
 
-pub use pool::{MountPool, PluginError};
 pub use network::NetworkGrant;
+pub use pool::{MountPool, PluginError};
 pub use sandbox::Sandbox;
 
 /// Host-side bindings of the `provider-plugin` world.

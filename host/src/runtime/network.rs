@@ -31,7 +31,10 @@ pub struct NetworkGrant {
 
 impl std::fmt::Debug for NetworkGrant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NetworkGrant").field("allowed", &self.allowed).field("custom_ca", &self.tls.is_some()).finish()
+        f.debug_struct("NetworkGrant")
+            .field("allowed", &self.allowed)
+            .field("custom_ca", &self.tls.is_some())
+            .finish()
     }
 }
 
@@ -41,7 +44,9 @@ impl NetworkGrant {
     pub fn new(mount: &str, allowed: &[String], ca_pem: Option<&[u8]>) -> Result<NetworkGrant, String> {
         let mut parsed = Vec::with_capacity(allowed.len());
         for a in allowed {
-            let (host, port) = a.rsplit_once(':').ok_or_else(|| format!("network grant `{a}` must be `host:port`"))?;
+            let (host, port) = a
+                .rsplit_once(':')
+                .ok_or_else(|| format!("network grant `{a}` must be `host:port`"))?;
             if host.is_empty() || port.parse::<u16>().is_err() {
                 return Err(format!("network grant `{a}` must be `host:port` with a numeric port"));
             }
@@ -51,11 +56,15 @@ impl NetworkGrant {
             None => None,
             Some(pem) => {
                 use rustls::pki_types::pem::PemObject;
-                let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+                let mut roots = rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                };
                 let mut added = 0;
                 for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
                     let cert = cert.map_err(|e| format!("ca_file is not valid PEM: {e}"))?;
-                    roots.add(cert).map_err(|e| format!("ca_file holds an unusable certificate: {e}"))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("ca_file holds an unusable certificate: {e}"))?;
                     added += 1;
                 }
                 if added == 0 {
@@ -70,7 +79,11 @@ impl NetworkGrant {
                 Some(Arc::new(config))
             }
         };
-        Ok(NetworkGrant { allowed: parsed, tls, mount: mount.into() })
+        Ok(NetworkGrant {
+            allowed: parsed,
+            tls,
+            mount: mount.into(),
+        })
     }
 
     /// True when the grant allows any outbound request at all.
@@ -85,8 +98,15 @@ impl NetworkGrant {
 }
 
 type Outgoing = Box<
-    dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>), HttpError>>
-        + Send,
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                ),
+                HttpError,
+            >,
+        > + Send,
 >;
 
 impl WasiHttpHooks for NetworkGrant {
@@ -104,7 +124,11 @@ impl WasiHttpHooks for NetworkGrant {
             None => return Box::new(async { Err(HttpError::HttpRequestUriInvalid) }),
         };
         if !self.allows(&authority) {
-            tracing::warn!(mount = &*self.mount, authority, "outbound request denied: not in the mount's network grant");
+            tracing::warn!(
+                mount = &*self.mount,
+                authority,
+                "outbound request denied: not in the mount's network grant"
+            );
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
         tracing::debug!(mount = &*self.mount, authority, "outbound request");
@@ -112,7 +136,10 @@ impl WasiHttpHooks for NetworkGrant {
             (Some(tls), true) => Box::new(send_with_tls(request, options, authority, tls.clone())),
             _ => Box::new(async move {
                 let (res, io) = default_send_request(request, options).await?;
-                Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
+                Ok((
+                    res.map(BodyExt::boxed_unsync),
+                    Box::new(io) as Box<dyn Future<Output = _> + Send>,
+                ))
             }),
         }
     }
@@ -137,7 +164,13 @@ async fn send_with_tls(
     options: Option<RequestOptions>,
     authority: String,
     tls: Arc<rustls::ClientConfig>,
-) -> Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>), HttpError> {
+) -> Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ),
+    HttpError,
+> {
     let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(CONNECT_TIMEOUT);
     let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(&authority);
     let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
@@ -146,10 +179,17 @@ async fn send_with_tls(
         .map_err(|_| HttpError::ConnectionTimeout)?
         .map_err(HttpError::Connect)?;
     let name = ServerName::try_from(host).map_err(|_| HttpError::HttpRequestUriInvalid)?;
-    let stream = tokio_rustls::TlsConnector::from(tls).connect(name, tcp).await.map_err(tls_error)?;
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .map_err(tls_error)?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     // The request line carries only the path; the authority is in the Host header.
-    let path = request.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
     *request.uri_mut() = path.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
     // Drive the connection while the request is sent; the host keeps driving it afterwards.
     let mut io = Box::pin(async move { conn.await.map_err(HttpError::from) });

@@ -34,9 +34,11 @@ pub fn validate_path(path: &str) -> Result<(), Error> {
                     "the secret path has an empty segment (`//`): separate segments with a single `/`",
                 ))
             }
-            "." | ".." => return Err(Error::invalid_input(format!(
+            "." | ".." => {
+                return Err(Error::invalid_input(format!(
                 "the secret path has a `{segment}` segment: `.` and `..` are not allowed, spell the path out in full"
-            ))),
+            )))
+            }
             _ => {}
         }
     }
