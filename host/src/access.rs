@@ -86,6 +86,20 @@ pub struct WriteOptions {
     /// Check-and-set: write only if the current version is this one (`""`
     /// means the secret must not exist yet).
     pub expected_version: Option<String>,
+    /// Carry the latest version's metadata into the new one (entries in
+    /// `metadata` override it), as Vault keeps `custom_metadata` per secret.
+    /// Policy decides on the metadata the new version will have; the caller
+    /// needs no `read` permission for it.
+    pub inherit_metadata: bool,
+}
+
+/// What a write produced.
+#[derive(Clone, Debug)]
+pub struct WriteReceipt {
+    /// The new version.
+    pub version: String,
+    /// The metadata the new version carries.
+    pub metadata: Metadata,
 }
 
 /// One mount: its plugin's instances and its optional cache.
@@ -161,7 +175,7 @@ impl Op<'_> {
 /// What an access answers.
 enum Reply {
     Secret(Secret),
-    Version(String),
+    Written(WriteReceipt),
     Done,
     Paths(Vec<String>),
     Versions(Vec<VersionInfo>),
@@ -195,6 +209,20 @@ impl Host {
         }
     }
 
+    /// Write a new version of `path` and say what was written (version and metadata).
+    pub async fn write_receipt(
+        &self,
+        caller: &Caller,
+        path: &str,
+        value: &SecretBytes,
+        options: &WriteOptions,
+    ) -> Result<WriteReceipt, Error> {
+        match self.access(caller, path, Op::Write { value, options }).await? {
+            Reply::Written(w) => Ok(w),
+            _ => Err(mismatch("write answers a version")),
+        }
+    }
+
     /// Write a new version of `path`; returns the new version identifier.
     pub async fn write(
         &self,
@@ -204,7 +232,7 @@ impl Host {
         options: &WriteOptions,
     ) -> Result<String, Error> {
         match self.access(caller, path, Op::Write { value, options }).await? {
-            Reply::Version(v) => Ok(v),
+            Reply::Written(w) => Ok(w.version),
             _ => Err(mismatch("write answers a version")),
         }
     }
@@ -280,6 +308,14 @@ impl Host {
             _ => path::check(rel)?,
         }
 
+        // Writers of one secret take turns from here to the response, so the
+        // metadata policy decides on is the metadata that gets written.
+        let _turn = if op.mutates() {
+            Some(self.write_locks.lock(&format!("{}/{rel}", mount.name)).await)
+        } else {
+            None
+        };
+
         // 2. The audit span, open for the whole access.
         let rid = request_id();
         let span = AccessSpan::start(
@@ -310,7 +346,14 @@ impl Host {
 
         // 3. The resource and its attributes.
         let mut prefetched: Option<Result<Secret, Error>> = None;
+        let mut inherited: Option<Metadata> = None;
         let tags: Metadata = match &op {
+            Op::Write { options, .. } if options.inherit_metadata => {
+                let mut metadata = self.latest_metadata(mount, rel).instrument(span.span().clone()).await?;
+                metadata.extend(options.metadata.clone());
+                inherited = Some(metadata.clone());
+                metadata
+            }
             Op::Write { options, .. } => options.metadata.clone(),
             Op::List => Metadata::new(),
             _ if self.policy.uses_resource_tags() => {
@@ -381,7 +424,22 @@ impl Host {
             Error::AuditUnavailable(err.to_string())
         })?;
 
-        // ...serve it...
+        // ...serve it (a write that inherits metadata writes what was decided on)...
+        let merged;
+        let op = match (op, inherited) {
+            (Op::Write { value, options }, Some(metadata)) => {
+                merged = WriteOptions {
+                    metadata,
+                    expected_version: options.expected_version.clone(),
+                    inherit_metadata: false,
+                };
+                Op::Write {
+                    value,
+                    options: &merged,
+                }
+            }
+            (op, _) => op,
+        };
         let result = match (prefetched, &op) {
             (Some(fetched), Op::Read { .. }) => fetched.map(Reply::Secret),
             _ => {
@@ -425,14 +483,26 @@ impl Host {
         Ok(secret)
     }
 
+    /// The metadata of the latest version of a secret (deleted or not), empty
+    /// when it does not exist. Only metadata crosses: no value is read.
+    async fn latest_metadata(&self, mount: &Mount, rel: &str) -> Result<Metadata, Error> {
+        if !mount.pool.capabilities().versioned {
+            return match self.fetch(mount, rel, None).await {
+                Ok(s) => Ok(s.metadata.clone()),
+                Err(Error::NotFound(_)) => Ok(Metadata::new()),
+                Err(e) => Err(e),
+            };
+        }
+        match mount.pool.checkout().await?.versions(rel).await {
+            Ok(mut versions) => Ok(versions.pop().map(|v| v.metadata).unwrap_or_default()),
+            Err(Error::NotFound(_)) => Ok(Metadata::new()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Carry out an authorized operation.
     async fn serve(&self, caller: &Caller, mount: &Mount, rel: &str, op: &Op<'_>) -> Result<Reply, Error> {
         let caps = mount.pool.capabilities();
-        let _turn = if op.mutates() {
-            Some(self.write_locks.lock(&format!("{}/{rel}", mount.name)).await)
-        } else {
-            None
-        };
         let unsupported = |what: &str| {
             Error::Unsupported(format!(
                 "mount `{}` ({} plugin) does not support {what}",
@@ -457,7 +527,12 @@ impl Host {
                         options.expected_version.as_deref(),
                     )
                     .await
-                    .map(Reply::Version)
+                    .map(|version| {
+                        Reply::Written(WriteReceipt {
+                            version,
+                            metadata: options.metadata.clone(),
+                        })
+                    })
             }
             Op::Delete => {
                 if !caps.deletable {

@@ -32,7 +32,7 @@ pub mod runtime;
 pub mod secret;
 mod startup;
 
-pub use access::{Caller, FrontDoor, Host, WriteOptions};
+pub use access::{Caller, FrontDoor, Host, WriteOptions, WriteReceipt};
 pub use config::Config;
 pub use error::{Error, PluginFailure, StartupError};
 pub use policy::{Action, Decision, PolicyEngine, Principal};

@@ -144,6 +144,7 @@ async fn values_and_tags_as_the_aws_client_sees_them() {
     let tagged = |pairs: &[(&str, &str)]| WriteOptions {
         metadata: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         expected_version: None,
+        inherit_metadata: false,
     };
     t.host
         .write(

@@ -44,6 +44,7 @@ async fn write_with(t: &TestHost, path: &str, value: &[u8], metadata: &[(&str, &
     let options = WriteOptions {
         metadata: metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         expected_version: None,
+        inherit_metadata: false,
     };
     t.host
         .write(&admin(), path, &SecretBytes::new(value.to_vec()), &options)

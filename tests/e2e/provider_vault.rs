@@ -167,6 +167,7 @@ async fn values_interoperate_with_the_bao_cli() {
     let options = WriteOptions {
         metadata: [("owner".to_string(), "team-a".to_string())].into_iter().collect(),
         expected_version: None,
+        inherit_metadata: false,
     };
     t.host
         .write(&admin(), "vault/app/tagged", &SecretBytes::from("x"), &options)

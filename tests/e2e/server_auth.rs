@@ -363,10 +363,11 @@ async fn optional_client_certificates_fall_back_to_tokens() {
 }
 
 #[tokio::test]
-async fn a_write_keeps_the_secrets_tags_and_needs_read_to_see_them() {
-    // Rotators may read and write apps/*; restricted secrets stay admins-only.
+async fn a_write_keeps_the_secrets_tags_and_policy_decides_on_them() {
+    // Rotators may write (not read) apps/*; restricted secrets are read and
+    // written by admins only.
     let policies = format!(
-        "{TEST_POLICIES}\n@id(\"rotators\")\npermit (principal in Tresor::Group::\"rotators\", action in [Tresor::Action::\"read\", Tresor::Action::\"write\"], resource is Tresor::Secret in Tresor::Mount::\"secret\") when {{ resource.path like \"apps/*\" }};\n"
+        "{TEST_POLICIES}\n@id(\"rotators\")\npermit (principal in Tresor::Group::\"rotators\", action == Tresor::Action::\"write\", resource is Tresor::Secret in Tresor::Mount::\"secret\") when {{ resource.path like \"apps/*\" }};\n@id(\"restricted-writes\")\nforbid (principal, action == Tresor::Action::\"write\", resource is Tresor::Secret) when {{ resource.hasTag(\"classification\") && resource.getTag(\"classification\") == \"restricted\" }} unless {{ principal in Tresor::Group::\"admins\" }};\n"
     );
     let s = start_server(&policies).await;
     let root = Some(s.root_token.as_str());
@@ -409,8 +410,8 @@ async fn a_write_keeps_the_secrets_tags_and_needs_read_to_see_them() {
     let r = s.http("GET", "/v1/secret/data/apps/db", Some(&app), None).await;
     assert_eq!(r.status, 403, "{}", r.text);
 
-    // A rotator may not read a restricted secret, so it may not write a
-    // version without its tag either: refused, and nothing changes.
+    // The rotator's write would carry the restricted tag forward, and policy
+    // decides on that tag: refused, and nothing changes.
     let r = s
         .http(
             "PUT",
@@ -420,13 +421,14 @@ async fn a_write_keeps_the_secrets_tags_and_needs_read_to_see_them() {
         )
         .await;
     assert_eq!(r.status, 403, "{}", r.text);
-    assert!(r.errors().contains("needs `read`"), "{}", r.text);
+    assert!(r.errors().contains("restricted-writes"), "{}", r.text);
     let r = s.http("GET", "/v1/secret/metadata/apps/db", root, None).await;
     assert_eq!(r.json()["data"]["current_version"], 3, "{}", r.text);
     let r = s.http("GET", "/v1/secret/data/apps/db", Some(&app), None).await;
     assert_eq!(r.status, 403, "{}", r.text);
 
-    // On an untagged secret the rotator writes, and apps read the result.
+    // On an untagged secret the rotator writes without being able to read
+    // it, and apps read the result.
     let r = s
         .http(
             "PUT",

@@ -260,6 +260,7 @@ impl Suite<'_> {
         let options = WriteOptions {
             metadata: tags.clone(),
             expected_version: None,
+            inherit_metadata: false,
         };
         self.write_with("metadata/tagged", b"tagged", options).await?;
         let read = self.read_ok("metadata/tagged", None).await?;
@@ -378,6 +379,7 @@ impl Suite<'_> {
         let cas = |expected: &str| WriteOptions {
             metadata: Default::default(),
             expected_version: Some(expected.to_string()),
+            inherit_metadata: false,
         };
         let v1 = self
             .write_with(rel, b"one", cas(""))

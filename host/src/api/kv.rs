@@ -235,21 +235,6 @@ fn cas_option(options: &Option<Map<String, Value>>) -> Result<Option<String>, Ap
     Ok(Some(if n == 0 { String::new() } else { n.to_string() }))
 }
 
-/// The latest version's number and metadata, `None` when the secret does
-/// not exist. Reads the latest version (one provider call, often cached);
-/// only when that version is deleted or destroyed is the version list read.
-async fn latest(cx: &Ctx<'_>, full: &str) -> Result<Option<(String, Metadata)>, Error> {
-    match cx.host().read(cx.caller(), full, None).await {
-        Ok(secret) => Ok(Some((secret.version.clone(), secret.metadata.clone()))),
-        Err(Error::NotFound(_)) => match cx.host().versions(cx.caller(), full).await {
-            Ok(mut versions) => Ok(versions.pop().map(|v| (v.version, v.metadata))),
-            Err(Error::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(e),
-    }
-}
-
 /// `PUT|POST data/<path>`: a new version.
 async fn write(cx: &Ctx<'_>, route: &KvRoute, body: &[u8]) -> Result<Response<Body>, ApiError> {
     let parsed: WriteBody<'_> = serde_json::from_slice(body).map_err(wire::json_error)?;
@@ -263,70 +248,39 @@ async fn write(cx: &Ctx<'_>, route: &KvRoute, body: &[u8]) -> Result<Response<Bo
     }
     let value = SecretBytes::new(data.get().as_bytes().to_vec());
     let cas = cas_option(&parsed.options)?;
-    store(cx, route, &value, cas, None).await
+    store(cx, route, &value, cas).await
 }
 
-/// Write `value` as a new version, carrying the latest version's metadata
-/// forward (or using `metadata`), honouring `cas`. Without `cas`, the write
-/// is made against the version whose metadata was read, and retried when
-/// another writer got in between, so no concurrent metadata change is lost.
-/// The caller must be allowed to read the secret: otherwise its tags could
-/// not be carried forward, and a write-only caller could strip a
-/// `classification=restricted` tag by writing a new version.
+/// Write `value` as a new version, honouring `cas`. The host carries the
+/// secret's metadata (its `custom_metadata`, which policy sees as tags)
+/// forward into the new version and decides on it; writers of one secret take
+/// turns, so no concurrent metadata change is lost and no `read` permission is
+/// needed.
 async fn store(
     cx: &Ctx<'_>,
     route: &KvRoute,
     value: &SecretBytes,
     cas: Option<String>,
-    metadata: Option<&Metadata>,
 ) -> Result<Response<Body>, ApiError> {
-    let full = route.full();
-    let check_and_set = cx
+    let options = WriteOptions {
+        metadata: Metadata::new(),
+        expected_version: cas,
+        inherit_metadata: true,
+    };
+    let receipt = cx
         .host()
-        .mounts()
-        .iter()
-        .any(|(m, _, caps)| *m == route.mount && caps.check_and_set);
-    let _turn = cx.state.kv_locks.lock(&full).await;
-    for _ in 0..MAX_RETRIES {
-        // Fail closed: a caller that may not see the secret's metadata (its
-        // Cedar tags) cannot write a version without them.
-        let (expected, carried) = match latest(cx, &full).await {
-            Ok(Some((version, metadata))) => (Some(version), metadata),
-            Ok(None) => (Some(String::new()), Metadata::new()),
-            Err(e @ Error::Denied { .. }) => {
-                return Err(ApiError::forbidden(format!(
-                    "{e}; a write carries the secret's custom_metadata (its policy tags) forward to the new \
-                     version, so it needs `read` on the secret as well as `write`"
-                )))
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let implicit = cas.is_none() && check_and_set;
-        let options = WriteOptions {
-            metadata: metadata.cloned().unwrap_or(carried),
-            expected_version: cas.clone().or(if implicit { expected } else { None }),
-        };
-        match cx.host().write(cx.caller(), &full, value, &options).await {
-            Ok(version) => {
-                let data = json!({
-                    "created_time": wire::rfc3339_ms(wire::now_ms()),
-                    "custom_metadata": custom_metadata(&options.metadata),
-                    "deletion_time": "",
-                    "destroyed": false,
-                    "version": vault_version(&version),
-                });
-                return Ok(wire::json(
-                    StatusCode::OK,
-                    &wire::envelope(cx.request_id, data, Value::Null, &[]),
-                ));
-            }
-            Err(Error::Conflict(_)) if implicit && options.expected_version.is_some() => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "too many concurrent writes to this secret; retry",
+        .write_receipt(cx.caller(), &route.full(), value, &options)
+        .await?;
+    let data = json!({
+        "created_time": wire::rfc3339_ms(wire::now_ms()),
+        "custom_metadata": custom_metadata(&receipt.metadata),
+        "deletion_time": "",
+        "destroyed": false,
+        "version": vault_version(&receipt.version),
+    });
+    Ok(wire::json(
+        StatusCode::OK,
+        &wire::envelope(cx.request_id, data, Value::Null, &[]),
     ))
 }
 
@@ -377,14 +331,8 @@ async fn patch(cx: &Ctx<'_>, route: &KvRoute, headers: &HeaderMap, body: &[u8]) 
     let mut text = Zeroizing::new(Vec::new());
     serde_json::to_writer(&mut *text, &merged).expect("writing JSON to memory cannot fail");
     let value = SecretBytes::new(std::mem::take(&mut *text));
-    store(
-        cx,
-        route,
-        &value,
-        Some(current.version.clone()),
-        Some(&current.metadata),
-    )
-    .await
+    // Against the version merged into; the secret's metadata is carried forward.
+    store(cx, route, &value, Some(current.version.clone())).await
 }
 
 /// `DELETE data/<path>`: soft-delete the latest version.
@@ -591,6 +539,7 @@ async fn put_metadata(cx: &Ctx<'_>, route: &KvRoute, body: &[u8], merge: bool) -
         let options = WriteOptions {
             metadata: wanted,
             expected_version: Some(latest.version.clone()),
+            inherit_metadata: false,
         };
         match cx.host().write(cx.caller(), &full, &current.value, &options).await {
             Ok(_) => return Ok(wire::no_content()),
