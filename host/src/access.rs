@@ -570,13 +570,17 @@ impl Host {
                     return Err(unsupported("listing"));
                 }
                 let paths = mount.pool.checkout().await?.list(rel).await?;
-                Ok(Reply::Paths(self.readable(caller, mount, paths)))
+                Ok(Reply::Paths(self.readable(caller, mount, paths).await))
             }
         }
     }
 
     /// Keep only the listed paths the caller may read.
-    fn readable(&self, caller: &Caller, mount: &Mount, paths: Vec<String>) -> Vec<String> {
+    /// When the active policies look at tags, each entry's metadata is read
+    /// first (one provider call per entry), so a tag-based `forbid` hides the
+    /// name as well as the value; an entry whose metadata cannot be read is
+    /// left out (fail closed).
+    async fn readable(&self, caller: &Caller, mount: &Mount, paths: Vec<String>) -> Vec<String> {
         let ctx = RequestContext {
             time_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -588,20 +592,32 @@ impl Host {
             version: None,
             ttl_seconds: None,
         };
-        paths
-            .into_iter()
-            .filter(|p| {
-                let resource = Resource::Secret {
-                    mount: mount.name.clone(),
-                    path: p.clone(),
-                    plugin: mount.plugin.clone(),
-                    tags: Metadata::new(),
-                };
-                self.policy
-                    .authorize(&caller.principal, Action::Read, &resource, &ctx)
-                    .allowed
-            })
-            .collect()
+        let tags_matter = self.policy.uses_resource_tags();
+        let mut out = Vec::with_capacity(paths.len());
+        for path in paths {
+            let tags = if tags_matter {
+                match self.latest_metadata(mount, &path).await {
+                    Ok(tags) => tags,
+                    Err(_) => continue,
+                }
+            } else {
+                Metadata::new()
+            };
+            let resource = Resource::Secret {
+                mount: mount.name.clone(),
+                path: path.clone(),
+                plugin: mount.plugin.clone(),
+                tags,
+            };
+            if self
+                .policy
+                .authorize(&caller.principal, Action::Read, &resource, &ctx)
+                .allowed
+            {
+                out.push(path);
+            }
+        }
+        out
     }
 }
 

@@ -200,6 +200,25 @@ async fn list_returns_only_readable_entries() {
     let mut seen = t.host.list(&caller("billing", &["apps"]), "secret/").await.unwrap();
     seen.sort();
     assert_eq!(seen, vec!["apps/a", "apps/b/c"]);
+
+    // A secret the apps may not read because of its tag is not listed for them either.
+    let restricted = WriteOptions {
+        metadata: [("classification".to_string(), "restricted".to_string())].into(),
+        ..Default::default()
+    };
+    t.host
+        .write(&admin, "secret/apps/vault", &SecretBytes::from("v"), &restricted)
+        .await
+        .unwrap();
+    let mut seen = t.host.list(&caller("billing", &["apps"]), "secret/").await.unwrap();
+    seen.sort();
+    assert_eq!(seen, vec!["apps/a", "apps/b/c"]);
+    assert!(t
+        .host
+        .list(&admin, "secret/apps/")
+        .await
+        .unwrap()
+        .contains(&"apps/vault".to_string()));
     assert_eq!(t.host.list(&admin, "secret/apps/b").await.unwrap(), vec!["apps/b/c"]);
     let err = t.host.list(&caller("nobody", &[]), "secret/").await.unwrap_err();
     assert!(matches!(err, Error::Denied { .. }), "{err:?}");
