@@ -486,16 +486,15 @@ impl Host {
     /// The metadata of the latest version of a secret (deleted or not), empty
     /// when it does not exist. Only metadata crosses: no value is read.
     async fn latest_metadata(&self, mount: &Mount, rel: &str) -> Result<Metadata, Error> {
-        if !mount.pool.capabilities().versioned {
-            return match self.fetch(mount, rel, None).await {
-                Ok(s) => Ok(s.metadata.clone()),
-                Err(Error::NotFound(_)) => Ok(Metadata::new()),
-                Err(e) => Err(e),
-            };
-        }
         match mount.pool.checkout().await?.versions(rel).await {
             Ok(mut versions) => Ok(versions.pop().map(|v| v.metadata).unwrap_or_default()),
             Err(Error::NotFound(_)) => Ok(Metadata::new()),
+            // A provider without version history: its current secret's metadata.
+            Err(Error::Unsupported(_)) => match self.fetch(mount, rel, None).await {
+                Ok(s) => Ok(s.metadata.clone()),
+                Err(Error::NotFound(_)) => Ok(Metadata::new()),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         }
     }
