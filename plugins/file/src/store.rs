@@ -162,8 +162,14 @@ impl<S: Sealer> Store<S> {
     ) -> Result<String, Error> {
         for _ in 0..MAX_PUT_ATTEMPTS {
             let dir = self.secret_dir(path);
-            fs::create_dir_all(&dir).map_err(|e| io_error("put", path, e))?;
-            let listing = list_dir(&dir).map_err(|e| io_error("put", path, e))?;
+            // A deleter may rename the directory away at any moment: then
+            // creating or listing it fails with "exists" or "not found", and
+            // the attempt starts over.
+            let listing = match fs::create_dir_all(&dir).and_then(|()| list_dir(&dir)) {
+                Ok(listing) => listing,
+                Err(e) if matches!(e.kind(), ErrorKind::AlreadyExists | ErrorKind::NotFound) => continue,
+                Err(e) => return Err(io_error("put", path, e)),
+            };
             remove_stale_tmps(&listing.tmps);
             let latest = listing.latest();
             if let Some(expected) = expected_version {
