@@ -195,7 +195,8 @@ impl TokenStore {
             Ok(bytes) => {
                 let file: StoreFile = serde_json::from_slice(&bytes).map_err(|e| TokenError::Damaged {
                     path: path.into(),
-                    detail: e.to_string(),
+                    // Position and kind only: serde's message can quote file contents.
+                    detail: format!("unreadable JSON ({:?} error at line {}, column {})", e.classify(), e.line(), e.column()),
                 })?;
                 if file.format != FILE_FORMAT {
                     return Err(TokenError::Damaged {
