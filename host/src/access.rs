@@ -67,6 +67,21 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The Cedar request context of this caller's access, now.
+    fn context(&self, version: Option<String>) -> RequestContext {
+        RequestContext {
+            time_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+            source: self.source.clone(),
+            mtls: self.mtls,
+            front_door: self.front_door.as_str(),
+            version,
+            ttl_seconds: None,
+        }
+    }
+
     /// A caller of the embedding API, already authenticated by the platform.
     pub fn embedded(principal: Principal) -> Caller {
         Caller {
@@ -356,16 +371,20 @@ impl Host {
             }
             Op::Write { options, .. } => options.metadata.clone(),
             Op::List => Metadata::new(),
-            _ if self.policy.uses_resource_tags() => {
-                let version = match &op {
-                    Op::Read { version } => *version,
-                    _ => None,
-                };
-                let fetched = self.fetch(mount, rel, version).instrument(span.span().clone()).await;
+            // A read fetches the secret it decides on; the value is released
+            // only if the decision allows it.
+            Op::Read { version } if self.policy.uses_resource_tags() => {
+                let fetched = self.fetch(mount, rel, *version).instrument(span.span().clone()).await;
                 let tags = fetched.as_ref().map(|s| s.metadata.clone()).unwrap_or_default();
                 prefetched = Some(fetched);
                 tags
             }
+            // Other operations need only the metadata, not the value.
+            _ if self.policy.uses_resource_tags() => self
+                .latest_metadata(mount, rel)
+                .instrument(span.span().clone())
+                .await
+                .unwrap_or_default(),
             _ => Metadata::new(),
         };
         let resource = if matches!(op, Op::List) && rel.is_empty() {
@@ -381,20 +400,10 @@ impl Host {
                 tags,
             }
         };
-        let ctx = RequestContext {
-            time_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0),
-            source: caller.source.clone(),
-            mtls: caller.mtls,
-            front_door: caller.front_door.as_str(),
-            version: match &op {
-                Op::Read { version } => version.map(str::to_string),
-                _ => None,
-            },
-            ttl_seconds: None,
-        };
+        let ctx = caller.context(match &op {
+            Op::Read { version } => version.map(str::to_string),
+            _ => None,
+        });
 
         // 4. Cedar decides, for every access.
         let decision = self.policy.authorize(&caller.principal, action, &resource, &ctx);
@@ -580,17 +589,7 @@ impl Host {
     /// name as well as the value; an entry whose metadata cannot be read is
     /// left out (fail closed).
     async fn readable(&self, caller: &Caller, mount: &Mount, paths: Vec<String>) -> Vec<String> {
-        let ctx = RequestContext {
-            time_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0),
-            source: caller.source.clone(),
-            mtls: caller.mtls,
-            front_door: caller.front_door.as_str(),
-            version: None,
-            ttl_seconds: None,
-        };
+        let ctx = caller.context(None);
         let tags_matter = self.policy.uses_resource_tags();
         let mut out = Vec::with_capacity(paths.len());
         for path in paths {

@@ -196,7 +196,12 @@ impl TokenStore {
                 let file: StoreFile = serde_json::from_slice(&bytes).map_err(|e| TokenError::Damaged {
                     path: path.into(),
                     // Position and kind only: serde's message can quote file contents.
-                    detail: format!("unreadable JSON ({:?} error at line {}, column {})", e.classify(), e.line(), e.column()),
+                    detail: format!(
+                        "unreadable JSON ({:?} error at line {}, column {})",
+                        e.classify(),
+                        e.line(),
+                        e.column()
+                    ),
                 })?;
                 if file.format != FILE_FORMAT {
                     return Err(TokenError::Damaged {
