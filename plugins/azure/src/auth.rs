@@ -6,6 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+use tresor_plugin_sdk::http::BearerAuth;
 use tresor_plugin_sdk::http::{self, Request};
 use tresor_plugin_sdk::Error;
 
@@ -65,14 +66,16 @@ impl Auth {
             timeout,
         }
     }
+}
 
+impl BearerAuth for Auth {
     /// Whether a refused token can be replaced by a fresh one.
-    pub fn can_refresh(&self) -> bool {
+    fn can_refresh(&self) -> bool {
         matches!(self.credentials, Credentials::ClientSecret(_))
     }
 
     /// Forgets the cached token (the vault refused it).
-    pub fn invalidate(&mut self) {
+    fn invalidate(&mut self) {
         if self.can_refresh() {
             self.cached = None;
         }
@@ -80,7 +83,7 @@ impl Auth {
 
     /// The token to send, fetching a new one when none is cached or the
     /// cached one is about to expire.
-    pub fn bearer(&mut self) -> Result<String, Error> {
+    fn bearer(&mut self) -> Result<String, Error> {
         let now = now_s();
         if let Some((token, expires)) = &self.cached {
             if expires.is_none_or(|at| now + EXPIRY_MARGIN_S < at) {

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use tresor_plugin_sdk::http::BearerAuth;
 
 fn config(pairs: &[(&str, &str)]) -> Config {
     Config::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())

@@ -80,32 +80,14 @@ impl Client {
         idempotent: bool,
         what: &str,
     ) -> Result<Answer, Error> {
-        let answer = self.call_once(method, url, body, idempotent, what)?;
-        if answer.status == 401 && self.auth.can_refresh() {
-            self.auth.invalidate();
-            return self.call_once(method, url, body, idempotent, what);
-        }
-        Ok(answer)
-    }
-
-    fn call_once(
-        &mut self,
-        method: &str,
-        url: &str,
-        body: Option<&Value>,
-        idempotent: bool,
-        what: &str,
-    ) -> Result<Answer, Error> {
-        let token = self.auth.bearer()?;
         let mut request = Request::new(method, url)
-            .header("Authorization", format!("Bearer {token}"))
             .header("Accept", "application/json")
             .timeout(self.timeout)
             .idempotent(idempotent);
         if let Some(body) = body {
             request = request.json(body.to_string());
         }
-        let response = http::send(&request)?;
+        let response = http::send_with_bearer(&mut self.auth, &request)?;
         let body = if response.body.is_empty() {
             Value::Null
         } else {

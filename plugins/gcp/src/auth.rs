@@ -13,6 +13,7 @@ use rsa::signature::{SignatureEncoding, Signer};
 use rsa::RsaPrivateKey;
 use serde_json::{json, Value};
 use sha2::Sha256;
+use tresor_plugin_sdk::http::BearerAuth;
 use tresor_plugin_sdk::http::{self, Request};
 use tresor_plugin_sdk::Error;
 
@@ -127,14 +128,16 @@ impl Auth {
             timeout,
         }
     }
+}
 
+impl BearerAuth for Auth {
     /// Whether a refused token can be replaced by a fresh one.
-    pub fn can_refresh(&self) -> bool {
+    fn can_refresh(&self) -> bool {
         matches!(self.credentials, Credentials::ServiceAccount(_))
     }
 
     /// Forgets the cached token (the API refused it).
-    pub fn invalidate(&mut self) {
+    fn invalidate(&mut self) {
         if self.can_refresh() {
             self.cached = None;
         }
@@ -142,7 +145,7 @@ impl Auth {
 
     /// The token to send, fetching a new one when none is cached or the
     /// cached one is about to expire.
-    pub fn bearer(&mut self) -> Result<String, Error> {
+    fn bearer(&mut self) -> Result<String, Error> {
         let now = now_s();
         if let Some((token, expires)) = &self.cached {
             if expires.is_none_or(|at| now + EXPIRY_MARGIN_S < at) {
