@@ -11,6 +11,6 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-targets 2>&1 | tee -a "$log"
 cargo test --manifest-path plugins/Cargo.toml --workspace 2>&1 | tee -a "$log"
-./tests/dpapi-wine/run.sh 2>&1 | tee -a "$log"
+./tests/wine/run.sh 2>&1 | tee -a "$log"
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"

@@ -12,7 +12,6 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
@@ -72,9 +71,9 @@ impl MasterKey {
         }
         match fs::metadata(key_file) {
             Ok(meta) => {
-                if meta.permissions().mode() & 0o077 != 0 {
+                if let Some(mode) = crate::files::shared_mode(&meta) {
                     return Err(StartupError::Key(format!(
-                        "key file `{}` is readable by others; run `chmod 600 {}`",
+                        "key file `{}` is readable by others (mode {mode}); run `chmod 600 {}`",
                         key_file.display(),
                         key_file.display()
                     )));
@@ -109,10 +108,9 @@ impl MasterKey {
         if let Some(parent) = key_file.parent() {
             fs::create_dir_all(parent).map_err(io)?;
         }
-        let mut file = fs::OpenOptions::new()
+        let mut file = crate::files::owner_only()
             .write(true)
             .create_new(true)
-            .mode(0o600)
             .open(key_file)
             .map_err(io)?;
         let mut text = Zeroizing::new(hex::encode(&self.0[..]));
@@ -246,8 +244,11 @@ mod tests {
         assert_eq!(a.unseal(b"short", b"").unwrap_err(), SealError::Malformed);
     }
 
+    #[cfg(unix)]
     #[test]
     fn key_file_is_created_0600_and_reloaded() {
+        use std::os::unix::fs::PermissionsExt;
+
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys/master.key");
         let k1 = MasterKey::load_or_create(&path).unwrap();

@@ -22,6 +22,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod keys;
 pub mod locks;
 pub mod path;

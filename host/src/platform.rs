@@ -3,9 +3,10 @@
 //! user the host runs as. Off Windows both answer
 //! [`PlatformError::Unsupported`].
 //!
-//! This module is self-contained (it uses only `std`, `zeroize` and, on
-//! Windows, `windows-sys`) so that `tests/dpapi-wine` can compile this very
-//! file on its own for `x86_64-pc-windows-gnu` and run it under Wine.
+//! The Windows code is tested by cross-compiling the host for
+//! `x86_64-pc-windows-gnu` and running its tests under Wine
+//! (`tests/wine/run.sh`): this module's own tests, and the `dpapi` provider
+//! through the whole host (`tests/e2e/provider_dpapi.rs`).
 //!
 //! An empty `entropy` means "no entropy" (a null `pOptionalEntropy`): the
 //! contract cannot tell an absent entropy from an empty one, and DPAPI blobs
@@ -236,3 +237,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(all(test, windows))]
+mod windows_tests;

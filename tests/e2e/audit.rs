@@ -95,6 +95,7 @@ async fn access_spans_reach_an_otlp_receiver() {
     server.shutdown().await.unwrap();
 }
 
+#[cfg(unix)]
 #[tokio::test]
 async fn accesses_are_refused_when_the_audit_log_cannot_be_written() {
     let dir = tempfile::tempdir().unwrap();

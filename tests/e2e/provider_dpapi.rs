@@ -1,12 +1,17 @@
-//! The dpapi provider (plugins/dpapi) mounted in a real host, off Windows:
-//! listing a secrets file works, reading answers the host's clear
-//! `unsupported` (DPAPI needs Windows), and a broken file is a clear
-//! `invalid-input`. The DPAPI calls themselves are tested under Wine by
-//! tests/dpapi-wine.
+//! The dpapi provider (plugins/dpapi) mounted in a real host.
+//!
+//! Everywhere: listing a secrets file works, and a broken file or config is a
+//! clear `invalid-input`. Off Windows, reading answers the host's clear
+//! `unsupported`. On Windows (from Linux: the host cross-compiled and run
+//! under Wine by tests/wine/run.sh), the secrets file is written the way a
+//! Windows deployment writes it, with `CryptProtectData`, and the provider
+//! passes the conformance suite through the whole host.
 
 use std::path::Path;
 
-use tresor::{Config, Error, Host, SecretBytes, WriteOptions};
+use tresor::Error;
+#[cfg(not(windows))]
+use tresor::{SecretBytes, WriteOptions};
 use tresor_e2e::*;
 
 /// Path of the dpapi plugin component (built by build.rs).
@@ -30,7 +35,7 @@ fn dpapi_mount(dir: &Path, config: &str) -> String {
 path = "legacy"
 plugin_path = "{DPAPI_WASM}"
 sha256 = "{sha256}"
-grants = {{ directory = "{dir}", read_only = true }}
+grants = {{ directory = '{dir}', read_only = true }}
 config = {{ {config} }}
 "#,
         dir = dir.display(),
@@ -55,6 +60,7 @@ fn invalid_input(result: Result<impl std::fmt::Debug, Error>) -> String {
     }
 }
 
+#[cfg(not(windows))]
 #[tokio::test]
 async fn lists_names_and_reads_answer_unsupported_off_windows() {
     let (t, _data) = start_dpapi(&[("secrets.json", SECRETS_JSON)], "").await;
@@ -104,6 +110,7 @@ async fn lists_names_and_reads_answer_unsupported_off_windows() {
     assert!(matches!(err, Error::Unsupported(_)), "{err:?}");
 }
 
+#[cfg(not(windows))]
 #[tokio::test]
 async fn a_configured_file_in_a_subdirectory_is_read() {
     let (t, _data) = start_dpapi(
@@ -171,14 +178,93 @@ async fn a_missing_file_and_bad_config_are_explained() {
     assert!(m.contains("`secrets.json` does not exist"), "{m}");
 
     // A malformed entropy stops the mount at start-up, naming the key.
-    let dir = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
-    std::fs::write(dir.path().join("policies/test.cedar"), TEST_POLICIES).unwrap();
-    let text = config_text(dir.path(), &dpapi_mount(data.path(), r#"entropy = "xyz""#));
-    let err = match Host::start(Config::from_toml(&text).unwrap()).await {
-        Ok(_) => panic!("a mount with a malformed entropy started"),
-        Err(e) => e.to_string(),
-    };
-    assert!(err.contains("`entropy`") && err.contains("hex"), "{err}");
+    conformance::check_bad_config(&dpapi_mount(data.path(), r#"entropy = "xyz""#), "legacy", "`entropy`")
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    conformance::check_bad_config(
+        &dpapi_mount(data.path(), r#"file = "../elsewhere.json""#),
+        "legacy",
+        "`file`",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+}
+
+/// DPAPI itself: on Windows, or from Linux under Wine.
+#[cfg(windows)]
+mod on_windows {
+    use super::*;
+
+    /// `value` protected with `CryptProtectData` (and `entropy`), in hex: an
+    /// entry of a secrets file as a Windows deployment writes it.
+    fn blob_hex(value: &[u8], entropy: &[u8]) -> String {
+        hex::encode(tresor::platform::protect(value.to_vec(), entropy).expect("CryptProtectData"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn passes_the_conformance_suite() {
+        let seed = conformance::Seed::new();
+        let entries: serde_json::Map<String, serde_json::Value> = seed
+            .secrets()
+            .into_iter()
+            .map(|(name, value)| (name, blob_hex(&value, b"").into()))
+            .collect();
+        let file = serde_json::Value::Object(entries).to_string();
+        let (t, _data) = start_dpapi(&[("secrets.json", &file)], "").await;
+        let outcome = conformance::run_seeded(&t.host, "legacy", &caller("root", &["admins"]), &seed)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        println!("dpapi conformance: {outcome}");
+        for check in ["missing-is-not-found", "round-trip", "versions", "list", "read-only"] {
+            assert!(outcome.passed.contains(&check), "{check} did not run: {outcome}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_mount_entropy_opens_blobs_protected_with_it_only() {
+        let value = marker("entropy-value");
+        let v = value.as_bytes();
+        let text = serde_json::json!({
+            "db": blob_hex(v, &[0x00, 0x11, 0xaa, 0xbb]),
+            "other": blob_hex(v, b"another entropy"),
+            "none": blob_hex(v, b""),
+        })
+        .to_string();
+        let (t, _data) = start_dpapi(&[("app.json", &text)], r#"file = "app.json", entropy = "0011AABB""#).await;
+        let admin = caller("root", &["admins"]);
+
+        let read = t
+            .host
+            .read(&admin, "legacy/db", None)
+            .await
+            .expect("read with the mount's entropy");
+        assert_eq!(read.value.expose(), value.as_bytes());
+        assert_eq!(read.version, "1");
+
+        for name in ["other", "none"] {
+            let m = invalid_input(t.host.read(&admin, &format!("legacy/{name}"), None).await);
+            assert!(
+                m.contains("entropy differs") && m.contains("CryptUnprotectData"),
+                "{name}: {m}"
+            );
+            assert!(!m.contains(&value), "{name}: the message repeats the value: {m}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tampered_blob_is_a_clear_invalid_input_and_others_still_read() {
+        let value = marker("tampered-value");
+        let mut bad = hex::decode(blob_hex(value.as_bytes(), b"")).unwrap();
+        *bad.last_mut().unwrap() ^= 1;
+        let text = serde_json::json!({"good": blob_hex(b"good", b""), "bad": hex::encode(bad)}).to_string();
+        let (t, _data) = start_dpapi(&[("secrets.json", &text)], "").await;
+        let admin = caller("root", &["admins"]);
+
+        let m = invalid_input(t.host.read(&admin, "legacy/bad", None).await);
+        assert!(m.contains("tampered with"), "{m}");
+        assert!(!m.contains(&value), "the message repeats the value: {m}");
+        let read = t.host.read(&admin, "legacy/good", None).await.expect("the good blob");
+        assert_eq!(read.value.expose(), b"good");
+    }
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the peer of the Windows DPAPI tests (tests/dpapi-wine): Wine, the
+# Installs the peer of the Windows tests (tests/wine/run.sh): Wine, the
 # MinGW-w64 cross compiler (for the ProcessPrng shim DLL and the final link)
 # and the Rust target x86_64-pc-windows-gnu. Idempotent: does nothing when
 # everything is already there. Run by tests/setup.sh.

@@ -17,6 +17,13 @@
 //! The caller must be allowed every action on the mount (the `admins`
 //! group of [`TEST_POLICIES`](crate::TEST_POLICIES) is).
 //!
+//! A read-only provider (one that does not claim `writable`, like `dpapi`)
+//! cannot be filled through the host, so the test fills its backend the way
+//! that backend's own tools do, from a [`Seed`], and calls [`run_seeded`]:
+//! the same checks then read the seeded secrets instead of writing them, and
+//! a `read-only` check makes sure writes and deletes are refused and change
+//! nothing.
+//!
 //! [`check_bad_config`] is the companion check that a mount whose plugin
 //! refuses its configuration stops the host from starting, with an error
 //! naming the mount and the config key.
@@ -66,81 +73,150 @@ fn sample_values() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// Runs every check the mount's capabilities allow against `mount`, as
-/// `caller`. Fails with the list of failed checks (each with its cause).
-pub async fn run(host: &Host, mount: &str, caller: &Caller) -> Result<Outcome> {
-    let caps = host
-        .mounts()
-        .into_iter()
-        .find(|(name, _, _)| name == mount)
-        .map(|(_, _, caps)| caps)
-        .ok_or_else(|| anyhow!("the host has no mount `{mount}`"))?;
-    let s = Suite {
-        host,
-        mount,
-        caller,
-        caps,
-        base: crate::marker("conformance"),
-    };
+/// The secrets a read-only provider's backend must hold before
+/// [`run_seeded`]: the suite's sample values and listing layout, under a
+/// fresh folder.
+pub struct Seed {
+    base: String,
+}
 
-    let mut outcome = Outcome::default();
-    let mut failures = Vec::new();
-    let mut record = |name: &'static str, needs: Option<&'static str>, result: Option<Result<()>>| match result {
-        None => outcome.skipped.push((name, needs.unwrap_or("supported"))),
-        Some(Ok(())) => outcome.passed.push(name),
-        Some(Err(e)) => failures.push(format!("{name}: {e:#}")),
-    };
-
-    record("missing-is-not-found", None, Some(s.missing_is_not_found().await));
-    let w = caps.writable;
-    record(
-        "round-trip",
-        Some("writable"),
-        if w { Some(s.round_trip().await) } else { None },
-    );
-    record(
-        "metadata",
-        Some("writable"),
-        if w { Some(s.metadata().await) } else { None },
-    );
-    let v = w && caps.versioned;
-    record(
-        "versions",
-        Some("versioned"),
-        if v { Some(s.versions().await) } else { None },
-    );
-    let l = w && caps.listable;
-    record("list", Some("listable"), if l { Some(s.list().await) } else { None });
-    let c = w && caps.check_and_set;
-    record(
-        "check-and-set",
-        Some("check-and-set"),
-        if c { Some(s.check_and_set().await) } else { None },
-    );
-    let d = w && caps.deletable;
-    record(
-        "delete",
-        Some("deletable"),
-        if d { Some(s.delete().await) } else { None },
-    );
-    let sd = v && caps.soft_delete;
-    record(
-        "soft-delete",
-        Some("soft-delete"),
-        if sd { Some(s.soft_delete().await) } else { None },
-    );
-
-    if d {
-        s.clean_up().await;
+impl Seed {
+    /// A seed under a fresh `conformance-<marker>/` folder.
+    pub fn new() -> Self {
+        Seed {
+            base: crate::marker("conformance"),
+        }
     }
-    if failures.is_empty() {
-        Ok(outcome)
-    } else {
-        bail!(
-            "mount `{mount}` failed {} conformance check(s):\n  - {}\n({outcome})",
-            failures.len(),
-            failures.join("\n  - ")
-        )
+
+    /// What to put in the backend: paths relative to the mount, and values.
+    pub fn secrets(&self) -> Vec<(String, Vec<u8>)> {
+        let mut secrets: Vec<(String, Vec<u8>)> = sample_values()
+            .into_iter()
+            .map(|(name, value)| (format!("{}/round-trip/{name}", self.base), value))
+            .collect();
+        for rel in LIST_LAYOUT {
+            secrets.push((format!("{}/{rel}", self.base), b"x".to_vec()));
+        }
+        secrets
+    }
+}
+
+impl Default for Seed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The secrets the `list` check expects (relative to the run's folder).
+const LIST_LAYOUT: [&str; 4] = ["list/a", "list/b/c", "list/b/d", "listing-elsewhere"];
+
+/// Runs every check the mount's capabilities allow against `mount`, as
+/// `caller`, writing what it reads. Fails with the list of failed checks
+/// (each with its cause). For a read-only mount, use [`run_seeded`].
+pub async fn run(host: &Host, mount: &str, caller: &Caller) -> Result<Outcome> {
+    let suite = Suite::new(host, mount, caller, crate::marker("conformance"), false)?;
+    ensure!(
+        suite.caps.writable,
+        "mount `{mount}` is read-only: fill its backend from a conformance::Seed and use run_seeded"
+    );
+    suite.run().await
+}
+
+/// Runs the checks against a read-only `mount` whose backend already holds
+/// `seed.secrets()`: values are read instead of written, and writes must be
+/// refused. Fails with the list of failed checks.
+pub async fn run_seeded(host: &Host, mount: &str, caller: &Caller, seed: &Seed) -> Result<Outcome> {
+    let suite = Suite::new(host, mount, caller, seed.base.clone(), true)?;
+    ensure!(
+        !suite.caps.writable,
+        "mount `{mount}` is writable: run() checks it by writing its own values"
+    );
+    suite.run().await
+}
+
+impl<'a> Suite<'a> {
+    fn new(host: &'a Host, mount: &'a str, caller: &'a Caller, base: String, seeded: bool) -> Result<Self> {
+        let caps = host
+            .mounts()
+            .into_iter()
+            .find(|(name, _, _)| name == mount)
+            .map(|(_, _, caps)| caps)
+            .ok_or_else(|| anyhow!("the host has no mount `{mount}`"))?;
+        Ok(Suite {
+            host,
+            mount,
+            caller,
+            caps,
+            base,
+            seeded,
+        })
+    }
+
+    async fn run(&self) -> Result<Outcome> {
+        let s = self;
+        let caps = self.caps;
+        let mut outcome = Outcome::default();
+        let mut failures = Vec::new();
+        let mut record = |name: &'static str, needs: &'static str, result: Option<Result<()>>| match result {
+            None => outcome.skipped.push((name, needs)),
+            Some(Ok(())) => outcome.passed.push(name),
+            Some(Err(e)) => failures.push(format!("{name}: {e:#}")),
+        };
+        // `when(ok, check)`: the check's result when the capability holds, else a skip.
+        macro_rules! when {
+            ($ok:expr, $check:expr) => {
+                if $ok {
+                    Some($check.await)
+                } else {
+                    None
+                }
+            };
+        }
+
+        record(
+            "missing-is-not-found",
+            "supported",
+            Some(s.missing_is_not_found().await),
+        );
+        let mut cleanup = false;
+        if s.seeded {
+            record("round-trip", "supported", Some(s.seeded_round_trip().await));
+            record("versions", "supported", Some(s.seeded_versions().await));
+            record("list", "listable", when!(caps.listable, s.check_listing()));
+            record("read-only", "supported", Some(s.read_only().await));
+        } else {
+            let v = caps.versioned;
+            record("round-trip", "supported", Some(s.round_trip().await));
+            record("metadata", "supported", Some(s.metadata().await));
+            record("versions", "versioned", when!(v, s.versions()));
+            record("list", "listable", when!(caps.listable, s.list()));
+            record(
+                "check-and-set",
+                "check-and-set",
+                when!(caps.check_and_set, s.check_and_set()),
+            );
+            record("delete", "deletable", when!(caps.deletable, s.delete()));
+            record(
+                "soft-delete",
+                "soft-delete",
+                when!(v && caps.soft_delete, s.soft_delete()),
+            );
+            cleanup = caps.deletable;
+        }
+
+        if cleanup {
+            s.clean_up().await;
+        }
+        if failures.is_empty() {
+            Ok(outcome)
+        } else {
+            bail!(
+                "mount `{}` failed {} conformance check(s):\n  - {}\n({outcome})",
+                s.mount,
+                failures.len(),
+                failures.join("\n  - ")
+            )
+        }
     }
 }
 
@@ -176,6 +252,8 @@ struct Suite<'a> {
     caller: &'a Caller,
     caps: Capabilities,
     base: String,
+    /// The backend was filled from a [`Seed`]; the suite only reads.
+    seeded: bool,
 }
 
 impl Suite<'_> {
@@ -330,9 +408,109 @@ impl Suite<'_> {
     }
 
     async fn list(&self) -> Result<()> {
-        for rel in ["list/a", "list/b/c", "list/b/d", "listing-elsewhere"] {
+        for rel in LIST_LAYOUT {
             self.write(rel, b"x").await?;
         }
+        self.check_listing().await
+    }
+
+    /// Every seeded value reads back byte for byte, and reading the version
+    /// the read named gives it again.
+    async fn seeded_round_trip(&self) -> Result<()> {
+        for (name, value) in sample_values() {
+            let rel = format!("round-trip/{name}");
+            let read = self.read_ok(&rel, None).await?;
+            ensure!(
+                read.value.expose() == value.as_slice(),
+                "seeded value `{name}` reads back different ({} bytes seeded, {} read)",
+                value.len(),
+                read.value.len()
+            );
+            ensure!(!read.version.is_empty(), "reading `{name}` names no version");
+            let again = self.read_ok(&rel, Some(&read.version)).await?;
+            ensure!(
+                again.value.expose() == value.as_slice() && again.version == read.version,
+                "reading `{name}` at its version `{}` gives another value or version",
+                read.version
+            );
+        }
+        Ok(())
+    }
+
+    /// `versions()` of a seeded secret ends with the version a read names;
+    /// unknown versions and secrets are NotFound.
+    async fn seeded_versions(&self) -> Result<()> {
+        let rel = "round-trip/text";
+        let read = self.read_ok(rel, None).await?;
+        let listed = self
+            .host
+            .versions(self.caller, &self.path(rel))
+            .await
+            .context("listing versions")?;
+        let ids: Vec<&str> = listed.iter().map(|v| v.version.as_str()).collect();
+        ensure!(
+            ids.last() == Some(&read.version.as_str()),
+            "the last of versions() should be the version a read names (`{}`), got {ids:?}",
+            read.version
+        );
+        match self.read(rel, Some("999999")).await {
+            Err(Error::NotFound(_)) => {}
+            other => bail!("reading a version that does not exist should be NotFound, got {other:?}"),
+        }
+        match self.host.versions(self.caller, &self.path("never-written")).await {
+            Err(Error::NotFound(_)) => {}
+            other => bail!("versions() of a secret never seeded should be NotFound, got {other:?}"),
+        }
+        Ok(())
+    }
+
+    /// Writes, deletes and version changes are refused as `Unsupported`, and
+    /// the seeded value is unchanged afterwards.
+    async fn read_only(&self) -> Result<()> {
+        let rel = "round-trip/text";
+        let path = self.path(rel);
+        let before = self.read_ok(rel, None).await?;
+        let refused = |what: &str, result: Result<(), Error>| match result {
+            Err(Error::Unsupported(_)) => Ok(()),
+            other => Err(anyhow!(
+                "{what} on a read-only mount should be Unsupported, got {other:?}"
+            )),
+        };
+        let value = SecretBytes::from("overwritten");
+        refused(
+            "a write",
+            self.host
+                .write(self.caller, &path, &value, &WriteOptions::default())
+                .await
+                .map(drop),
+        )?;
+        refused(
+            "writing a new secret",
+            self.host
+                .write(self.caller, &self.path("new"), &value, &WriteOptions::default())
+                .await
+                .map(drop),
+        )?;
+        refused("a delete", self.host.delete(self.caller, &path).await)?;
+        let version = std::slice::from_ref(&before.version);
+        refused(
+            "destroying a version",
+            self.host.delete_versions(self.caller, &path, version, true).await,
+        )?;
+        let after = self.read_ok(rel, None).await?;
+        ensure!(
+            after.value.expose() == before.value.expose() && after.version == before.version,
+            "a refused write or delete changed the secret"
+        );
+        match self.read("new", None).await {
+            Err(Error::NotFound(_)) => Ok(()),
+            other => bail!("a refused write created the secret: {other:?}"),
+        }
+    }
+
+    /// Lists the [`LIST_LAYOUT`] secrets (written or seeded) by folder, by
+    /// partial name and as a whole.
+    async fn check_listing(&self) -> Result<()> {
         let list = |prefix: String| async move {
             self.host
                 .list(self.caller, &format!("{}/{prefix}", self.mount))

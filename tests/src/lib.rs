@@ -81,16 +81,17 @@ impl TestHost {
 }
 
 /// The configuration text of a test host rooted at `dir`, with the `secret`
-/// file mount (cached) plus `extra_mounts` (TOML `[[mount]]` tables).
+/// file mount (cached) plus `extra_mounts` (TOML `[[mount]]` tables). Paths
+/// are TOML literal strings, so Windows paths keep their backslashes.
 pub fn config_text(dir: &Path, extra_mounts: &str) -> String {
     format!(
         r#"
-state_dir = "{state}"
+state_dir = '{state}'
 [policy]
-dir = "{policies}"
+dir = '{policies}'
 reload_interval_ms = 100
 [audit]
-log = "{audit}"
+log = '{audit}'
 [[mount]]
 path = "secret"
 plugin = "file"

@@ -26,9 +26,8 @@
 //! writeback can lose it. [`AuditLog::sync`] (call it periodically and at
 //! shutdown) and dropping the log `fsync` the file.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::SystemTime;
@@ -141,17 +140,12 @@ impl AuditLog {
             source,
         };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)
-                .map_err(open_err)?;
+            crate::files::create_owner_only_dir(parent).map_err(open_err)?;
         }
-        let file = OpenOptions::new()
+        let file = crate::files::owner_only()
             .read(true)
             .append(true)
             .create(true)
-            .mode(0o600)
             .open(path)
             .map_err(open_err)?;
         match file.try_lock() {
@@ -164,10 +158,10 @@ impl AuditLog {
             Err(std::fs::TryLockError::Error(e)) => return Err(open_err(e)),
         }
         let meta = file.metadata().map_err(open_err)?;
-        if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+        if let Some(mode) = crate::files::shared_mode(&meta).filter(|_| meta.is_file()) {
             tracing::warn!(
                 path = %path.display(),
-                mode = format_args!("{:o}", meta.permissions().mode() & 0o777),
+                mode,
                 "the audit log is readable or writable by other users; consider chmod 600"
             );
         }
@@ -247,10 +241,7 @@ impl AuditLog {
             let len = inner.file.metadata().map_err(|e| self.write_err(e))?.len();
             let mut last = [0u8; 1];
             if len > 0 {
-                inner
-                    .file
-                    .read_exact_at(&mut last, len - 1)
-                    .map_err(|e| self.write_err(e))?;
+                crate::files::read_exact_at(&inner.file, &mut last, len - 1).map_err(|e| self.write_err(e))?;
                 if last[0] != b'\n' {
                     line.push(b'\n');
                 }
@@ -597,7 +588,7 @@ fn rfind_newline(file: &File, end: u64, chunk: u64) -> io::Result<Option<u64>> {
         }
         let lo = hi.saturating_sub(chunk);
         let part = &mut buf[..(hi - lo) as usize];
-        file.read_exact_at(part, lo)?;
+        crate::files::read_exact_at(file, part, lo)?;
         if let Some(i) = part.iter().rposition(|&b| b == b'\n') {
             return Ok(Some(lo + i as u64));
         }
@@ -614,7 +605,7 @@ fn read_range(file: &File, from: u64, to: u64) -> io::Result<Vec<u8>> {
         ));
     }
     let mut buf = vec![0u8; (to - from) as usize];
-    file.read_exact_at(&mut buf, from)?;
+    crate::files::read_exact_at(file, &mut buf, from)?;
     Ok(buf)
 }
 

@@ -164,8 +164,11 @@ mod tests {
         let path = log_path(&dir);
         write_entries(&path, 5);
 
-        let mode = fs::metadata(&path).unwrap().permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        #[cfg(unix)]
+        {
+            let mode = fs::metadata(&path).unwrap().permissions();
+            assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        }
 
         let report = verify(&path).unwrap();
         assert_eq!(
@@ -384,6 +387,7 @@ mod tests {
         assert_eq!(whole.2.as_deref(), Some(&b"{\"half"[..]));
     }
 
+    #[cfg(unix)]
     #[test]
     fn unwritable_log_fails_closed() {
         let dir = tempfile::tempdir().unwrap();

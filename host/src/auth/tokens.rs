@@ -18,9 +18,8 @@
 //! of one. One server owns a token file at a time.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -423,11 +422,10 @@ fn persist(path: &Path, state: &State) -> Result<(), TokenError> {
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let written = (|| {
-        let mut f = OpenOptions::new()
+        let mut f = crate::files::owner_only()
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o600)
             .open(&tmp)?;
         f.write_all(&bytes)?;
         f.sync_all()?;
@@ -436,7 +434,7 @@ fn persist(path: &Path, state: &State) -> Result<(), TokenError> {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        File::open(dir)?.sync_all()
+        crate::files::sync_dir(dir)
     })();
     written.map_err(|e| {
         let _ = fs::remove_file(&tmp);
@@ -477,8 +475,11 @@ mod tests {
         // The file holds hashes, never the token; it is private.
         let text = fs::read_to_string(&path).unwrap();
         assert!(!text.contains(&token[TOKEN_PREFIX.len()..]));
-        let mode = fs::metadata(&path).unwrap().permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        #[cfg(unix)]
+        {
+            let mode = fs::metadata(&path).unwrap().permissions();
+            assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        }
 
         // Reopened, the token still works; revoked, it does not.
         drop(store);

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::api::{Listener, Server};
 use crate::auth::{root_principal, TokenSpec, TokenStore};
@@ -59,8 +58,7 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
 async fn serve(args: ServerArgs) -> Result<(), String> {
     let _telemetry = crate::audit::init_telemetry(args.log_json).map_err(|e| e.to_string())?;
     // Catch the signals from now on, so that none is lost while starting.
-    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("installing the SIGTERM handler: {e}"))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("installing the SIGINT handler: {e}"))?;
+    let stop = stop_signal()?;
 
     let mut config = match (&args.config, args.dev) {
         (_, true) => dev_config(&args.dev_dir)?,
@@ -116,19 +114,45 @@ async fn serve(args: ServerArgs) -> Result<(), String> {
     }
     drop(root);
 
-    let shutdown = async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = int.recv() => tracing::info!("SIGINT received"),
-        }
-    };
     Server::new(host.clone(), tokens, &config.server)
-        .serve(listeners, shutdown)
+        .serve(listeners, stop)
         .await;
     // The last reference: dropping the host syncs the audit log.
     drop(host);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves when the server is asked to stop: SIGTERM or SIGINT on Unix;
+/// Ctrl-C, Ctrl-Break or the console closing on Windows. Handlers are
+/// installed now, so a signal arriving during start-up is not lost.
+#[cfg(unix)]
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("installing the SIGTERM handler: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("installing the SIGINT handler: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
+}
+
+#[cfg(windows)]
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    use tokio::signal::windows::{ctrl_break, ctrl_c, ctrl_close};
+    let installing = |what: &str, e: std::io::Error| format!("installing the {what} handler: {e}");
+    let mut c = ctrl_c().map_err(|e| installing("Ctrl-C", e))?;
+    let mut brk = ctrl_break().map_err(|e| installing("Ctrl-Break", e))?;
+    let mut close = ctrl_close().map_err(|e| installing("console close", e))?;
+    Ok(async move {
+        tokio::select! {
+            _ = c.recv() => tracing::info!("Ctrl-C received"),
+            _ = brk.recv() => tracing::info!("Ctrl-Break received"),
+            _ = close.recv() => tracing::info!("console closed"),
+        }
+    })
 }
 
 fn create_root(tokens: &TokenStore, chosen: Option<&str>) -> Result<zeroize::Zeroizing<String>, String> {
