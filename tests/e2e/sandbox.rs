@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tresor::{Config, Error, Host, PluginFailure};
 use tresor_e2e::*;
 
-fn hostile_mount(dir: &std::path::Path, sha256: &str) -> String {
+fn hostile_mount(dir: &std::path::Path, sha256: &str, max_instances: usize) -> String {
     std::fs::create_dir_all(dir.join("granted")).unwrap();
     std::fs::write(dir.join("granted/inside.txt"), b"inside-the-grant").unwrap();
     format!(
@@ -16,8 +16,8 @@ fn hostile_mount(dir: &std::path::Path, sha256: &str) -> String {
 path = "hostile"
 plugin_path = "{wasm}"
 sha256 = "{sha256}"
-grants = {{ directory = "{granted}", read_only = true, env = ["TRESOR_SANDBOX_GRANTED"] }}
-limits = {{ call_timeout_ms = 300, memory_mib = 32, max_instances = 4 }}
+grants = {{ directory = '{granted}', read_only = true, env = ["TRESOR_SANDBOX_GRANTED"] }}
+limits = {{ call_timeout_ms = 300, memory_mib = 32, max_instances = {max_instances} }}
 "#,
         wasm = HOSTILE_WASM,
         granted = dir.join("granted").display(),
@@ -35,7 +35,7 @@ async fn start_hostile() -> (TestHost, tempfile::TempDir) {
         std::env::set_var("TRESOR_SANDBOX_SECRET", "must-not-leak");
     }
     let extra = tempfile::tempdir().unwrap();
-    let t = start(TEST_POLICIES, &hostile_mount(extra.path(), &wasm_sha256())).await;
+    let t = start(TEST_POLICIES, &hostile_mount(extra.path(), &wasm_sha256(), 4)).await;
     (t, extra)
 }
 
@@ -176,10 +176,30 @@ async fn plugin_file_must_match_its_pinned_sha256() {
     std::fs::create_dir_all(dir.path().join("policies")).unwrap();
     std::fs::write(dir.path().join("policies/p.cedar"), TEST_POLICIES).unwrap();
     let wrong = "0".repeat(64);
-    let text = config_text(dir.path(), &hostile_mount(dir.path(), &wrong));
+    let text = config_text(dir.path(), &hostile_mount(dir.path(), &wrong, 4));
     let err = match Host::start(Config::from_toml(&text).unwrap()).await {
         Ok(_) => panic!("a plugin with the wrong hash was loaded"),
         Err(e) => e.to_string(),
     };
     assert!(err.contains("sha256") && err.contains(&wasm_sha256()), "{err}");
+}
+
+#[tokio::test]
+async fn a_value_the_plugin_returned_is_wiped_from_its_memory() {
+    // One instance, so both calls run in the same linear memory.
+    let extra = tempfile::tempdir().unwrap();
+    let t = start(TEST_POLICIES, &hostile_mount(extra.path(), &wasm_sha256(), 1)).await;
+    let scan = |needle: &[u8]| format!("scan-hex:{}", hex::encode(needle));
+
+    // The scanner sees what is in memory: a message in the plugin's data.
+    let found = read(&t, &scan(b"the hostile plugin has no behaviour")).await.unwrap();
+    assert!(found.starts_with(b"found"), "{}", String::from_utf8_lossy(&found));
+
+    let value = marker("wiped-after-return");
+    let echoed = read(&t, &format!("echo-hex:{}", hex::encode(&value))).await.unwrap();
+    assert_eq!(echoed, value.as_bytes());
+    // The plugin decoded the value, returned it, and its bindings freed it
+    // once the host copied it out: the SDK's allocator wiped every copy.
+    let after = read(&t, &scan(value.as_bytes())).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&after), "clean");
 }

@@ -555,6 +555,34 @@ fn transport_failure(what: &str, target: &Target, code: ErrorCode) -> Failure {
     }
 }
 
+/// Where an upstream's OAuth bearer tokens come from: a fixed token, or one
+/// fetched from a token endpoint and cached (see the gcp and azure plugins).
+pub trait BearerAuth {
+    /// The token to send now (fetching a fresh one when needed).
+    fn bearer(&mut self) -> Result<String, Error>;
+    /// Whether a refused token can be replaced by a fresh one.
+    fn can_refresh(&self) -> bool;
+    /// Forget the cached token: the upstream refused it.
+    fn invalidate(&mut self);
+}
+
+/// Send `request` with `Authorization: Bearer <token>` from `auth`. When the
+/// upstream refuses the token (401) and `auth` can fetch a new one, the
+/// request is sent once more with a fresh token.
+pub fn send_with_bearer(auth: &mut dyn BearerAuth, request: &Request) -> Result<Response, Error> {
+    let signed = |auth: &mut dyn BearerAuth| -> Result<Request, Error> {
+        Ok(request
+            .clone()
+            .header("Authorization", format!("Bearer {}", auth.bearer()?)))
+    };
+    let response = send(&signed(auth)?)?;
+    if response.status == 401 && auth.can_refresh() {
+        auth.invalidate();
+        return send(&signed(auth)?);
+    }
+    Ok(response)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -655,32 +683,4 @@ mod tests {
         assert!(!shown.contains("s3cr3t") && !shown.contains("hunter2"));
         assert_eq!(resp.header("X-Token"), Some("s3cr3t"));
     }
-}
-
-/// Where an upstream's OAuth bearer tokens come from: a fixed token, or one
-/// fetched from a token endpoint and cached (see the gcp and azure plugins).
-pub trait BearerAuth {
-    /// The token to send now (fetching a fresh one when needed).
-    fn bearer(&mut self) -> Result<String, Error>;
-    /// Whether a refused token can be replaced by a fresh one.
-    fn can_refresh(&self) -> bool;
-    /// Forget the cached token: the upstream refused it.
-    fn invalidate(&mut self);
-}
-
-/// Send `request` with `Authorization: Bearer <token>` from `auth`. When the
-/// upstream refuses the token (401) and `auth` can fetch a new one, the
-/// request is sent once more with a fresh token.
-pub fn send_with_bearer(auth: &mut dyn BearerAuth, request: &Request) -> Result<Response, Error> {
-    let signed = |auth: &mut dyn BearerAuth| -> Result<Request, Error> {
-        Ok(request
-            .clone()
-            .header("Authorization", format!("Bearer {}", auth.bearer()?)))
-    };
-    let response = send(&signed(auth)?)?;
-    if response.status == 401 && auth.can_refresh() {
-        auth.invalidate();
-        return send(&signed(auth)?);
-    }
-    Ok(response)
 }

@@ -50,6 +50,10 @@
 //! characters in secret names than Tresor paths map them reversibly with
 //! [`names`].
 //!
+//! The SDK installs the plugin's memory allocator: every block is wiped
+//! when freed, so the secrets a call handled do not stay in the instance's
+//! memory for the next caller (the host reuses instances).
+//!
 //! Generator plugins (short-lived credentials) work the same way with
 //! [`Generator`] and [`export_generator!`].
 //!
@@ -75,6 +79,7 @@ pub mod http;
 pub mod names;
 mod path;
 mod provider;
+mod wipe;
 
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {

@@ -16,6 +16,8 @@
 //! | `env:<NAME>`       | reads that environment variable                             |
 //! | `net:<host:port>`  | opens a TCP connection and writes `hello`; value `connected` |
 //! | `clock`            | the wall clock, as decimal milliseconds since the epoch     |
+//! | `echo-hex:<hex>`   | the value is the bytes given in hex                         |
+//! | `scan-hex:<hex>`   | searches this instance's whole linear memory for the bytes given in hex (never holding them in one piece itself): value `clean` or `found <n>` |
 //! | `malformed`        | a secret with an empty version (the host must reject it)    |
 //! | anything else      | `not-found`                                                 |
 //!
@@ -71,14 +73,60 @@ fn trap() -> ! {
 
 /// Decode lowercase or uppercase hex into a UTF-8 string.
 fn unhex(hex: &str) -> Option<String> {
-    if hex.len() % 2 != 0 {
+    String::from_utf8(unhex_bytes(hex)?).ok()
+}
+
+fn unhex_bytes(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
-    let bytes = (0..hex.len())
+    (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
-    String::from_utf8(bytes).ok()
+        .collect()
+}
+
+/// Counts the places in linear memory holding the bytes `hex` spells. Each
+/// byte is decoded when compared, so the needle never exists in memory as a
+/// whole (its hex spelling does, but that is other bytes).
+fn scan(hex: &str) -> Result<Secret, Error> {
+    let digits = hex.as_bytes();
+    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    if digits.is_empty() || !digits.len().is_multiple_of(2) || digits.iter().any(|&c| nibble(c).is_none()) {
+        return Err(Error::invalid_input(
+            "scan-hex: wants a non-empty, even number of hex digits",
+        ));
+    }
+    let byte_at = |i: usize| nibble(digits[2 * i]).unwrap_or(0) << 4 | nibble(digits[2 * i + 1]).unwrap_or(0);
+    let len = digits.len() / 2;
+    let end = memory_bytes();
+    let mut found = 0;
+    // Address 0 is valid wasm memory but a null pointer to Rust: start above.
+    for addr in 8..end.saturating_sub(len) {
+        let at = |i: usize| {
+            // SAFETY: `addr + i` < the memory size: every address below it is
+            // readable in a wasm linear memory.
+            unsafe { std::ptr::read_volatile((addr + i) as *const u8) }
+        };
+        if (0..len).all(|i| at(i) == byte_at(i)) {
+            found += 1;
+        }
+    }
+    Ok(secret(if found == 0 {
+        "clean".to_owned()
+    } else {
+        format!("found {found}")
+    }))
+}
+
+#[cfg(target_arch = "wasm32")]
+fn memory_bytes() -> usize {
+    core::arch::wasm32::memory_size(0) * 65536
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn memory_bytes() -> usize {
+    0
 }
 
 fn read_file(path: &str) -> Result<Secret, Error> {
@@ -139,7 +187,13 @@ impl Guest for Hostile {
                 ..secret("fine")
             }),
             _ => {
-                if let Some(hex) = path.strip_prefix("file-hex:") {
+                if let Some(hex) = path.strip_prefix("echo-hex:") {
+                    unhex_bytes(hex)
+                        .map(secret)
+                        .ok_or_else(|| Error::invalid_input("echo-hex: wants an even number of hex digits"))
+                } else if let Some(hex) = path.strip_prefix("scan-hex:") {
+                    scan(hex)
+                } else if let Some(hex) = path.strip_prefix("file-hex:") {
                     match unhex(hex) {
                         Some(file) => read_file(&file),
                         None => Err(Error::invalid_input("file-hex: wants an even number of hex digits")),
