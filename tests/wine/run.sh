@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Runs Tresor's Windows code paths without a Windows machine: the host is
 # cross-compiled for x86_64-pc-windows-gnu and its tests run under Wine.
-#   - host/src/platform.rs: the real CryptProtectData/CryptUnprotectData calls;
+#   - the host's unit tests, among them host/src/platform.rs: the real
+#     CryptProtectData/CryptUnprotectData calls;
+#   - the `tresor` binary's offline commands (host/tests/cli.rs);
+#   - the conformance suite against the embedded file provider, and the core
+#     access-path tests (tests/e2e/core.rs);
 #   - tests/e2e/provider_dpapi.rs: the dpapi plugin in the whole host
 #     (wasmtime, Cedar, audit), through the provider conformance suite.
 # Install Wine, MinGW-w64 and the Rust target first with tests/peers/wine.sh
@@ -42,5 +46,5 @@ if [ ! -f "$WINEPREFIX/system.reg" ]; then
 fi
 
 target=(--target x86_64-pc-windows-gnu)
-cargo test "${target[@]}" -p tresor --lib -- platform::
-cargo test "${target[@]}" -p tresor-e2e --test provider_dpapi
+cargo test "${target[@]}" -p tresor --lib --test cli
+cargo test "${target[@]}" -p tresor-e2e --lib --test core --test provider_dpapi
