@@ -54,6 +54,14 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// `Ok` when `result` is NotFound; otherwise says that `what` should have been.
+fn must_be_not_found<T: fmt::Debug>(result: Result<T, Error>, what: &str) -> Result<()> {
+    match result {
+        Err(Error::NotFound(_)) => Ok(()),
+        other => bail!("{what} should be NotFound, got {other:?}"),
+    }
+}
+
 /// Values every provider must store and give back byte for byte.
 fn sample_values() -> Vec<(&'static str, Vec<u8>)> {
     let mut large = Vec::with_capacity(20_000);
@@ -297,15 +305,12 @@ impl Suite<'_> {
     }
 
     async fn missing_is_not_found(&self) -> Result<()> {
-        match self.read("never-written", None).await {
-            Err(Error::NotFound(_)) => {}
-            other => bail!("reading a secret never written should be NotFound, got {other:?}"),
-        }
+        must_be_not_found(self.read("never-written", None).await, "reading a secret never written")?;
         if self.caps.versioned {
-            match self.read("never-written", Some("1")).await {
-                Err(Error::NotFound(_)) => {}
-                other => bail!("reading a version of a secret never written should be NotFound, got {other:?}"),
-            }
+            must_be_not_found(
+                self.read("never-written", Some("1")).await,
+                "reading a version of a secret never written",
+            )?;
         }
         Ok(())
     }
@@ -392,18 +397,16 @@ impl Suite<'_> {
             ids.last() == Some(&v2.as_str()),
             "the last of versions() should be the latest, got {ids:?}"
         );
-        match self.read(rel, Some("999999")).await {
-            Err(Error::NotFound(_)) => {}
-            other => bail!("reading a version that does not exist should be NotFound, got {other:?}"),
-        }
-        match self
-            .host
-            .versions(self.caller, &self.path("versions/never-written"))
-            .await
-        {
-            Err(Error::NotFound(_)) => {}
-            other => bail!("versions() of a secret never written should be NotFound, got {other:?}"),
-        }
+        must_be_not_found(
+            self.read(rel, Some("999999")).await,
+            "reading a version that does not exist",
+        )?;
+        must_be_not_found(
+            self.host
+                .versions(self.caller, &self.path("versions/never-written"))
+                .await,
+            "versions() of a secret never written",
+        )?;
         Ok(())
     }
 
@@ -453,14 +456,14 @@ impl Suite<'_> {
             "the last of versions() should be the version a read names (`{}`), got {ids:?}",
             read.version
         );
-        match self.read(rel, Some("999999")).await {
-            Err(Error::NotFound(_)) => {}
-            other => bail!("reading a version that does not exist should be NotFound, got {other:?}"),
-        }
-        match self.host.versions(self.caller, &self.path("never-written")).await {
-            Err(Error::NotFound(_)) => {}
-            other => bail!("versions() of a secret never seeded should be NotFound, got {other:?}"),
-        }
+        must_be_not_found(
+            self.read(rel, Some("999999")).await,
+            "reading a version that does not exist",
+        )?;
+        must_be_not_found(
+            self.host.versions(self.caller, &self.path("never-written")).await,
+            "versions() of a secret never seeded",
+        )?;
         Ok(())
     }
 
@@ -502,10 +505,7 @@ impl Suite<'_> {
             after.value.expose() == before.value.expose() && after.version == before.version,
             "a refused write or delete changed the secret"
         );
-        match self.read("new", None).await {
-            Err(Error::NotFound(_)) => Ok(()),
-            other => bail!("a refused write created the secret: {other:?}"),
-        }
+        must_be_not_found(self.read("new", None).await, "a secret whose write was refused")
     }
 
     /// Lists the [`LIST_LAYOUT`] secrets (written or seeded) by folder, by
@@ -601,10 +601,7 @@ impl Suite<'_> {
             .delete(self.caller, &self.path(rel))
             .await
             .context("deleting")?;
-        match self.read(rel, None).await {
-            Err(Error::NotFound(_)) => {}
-            other => bail!("reading a deleted secret should be NotFound, got {other:?}"),
-        }
+        must_be_not_found(self.read(rel, None).await, "reading a deleted secret")?;
         if self.caps.listable {
             let listed = self
                 .host
@@ -612,10 +609,10 @@ impl Suite<'_> {
                 .await?;
             ensure!(listed.is_empty(), "a deleted secret is still listed: {listed:?}");
         }
-        match self.host.delete(self.caller, &self.path("delete/never-written")).await {
-            Err(Error::NotFound(_)) => {}
-            other => bail!("deleting a secret never written should be NotFound, got {other:?}"),
-        }
+        must_be_not_found(
+            self.host.delete(self.caller, &self.path("delete/never-written")).await,
+            "deleting a secret never written",
+        )?;
         Ok(())
     }
 
@@ -628,10 +625,7 @@ impl Suite<'_> {
             .delete_versions(self.caller, &path, std::slice::from_ref(&v1), false)
             .await
             .context("soft-deleting the first version")?;
-        match self.read(rel, Some(&v1)).await {
-            Err(Error::NotFound(_)) => {}
-            other => bail!("reading a soft-deleted version should be NotFound, got {other:?}"),
-        }
+        must_be_not_found(self.read(rel, Some(&v1)).await, "reading a soft-deleted version")?;
         let latest = self.read_ok(rel, None).await?;
         ensure!(
             latest.version == v2,
@@ -652,10 +646,7 @@ impl Suite<'_> {
             .delete_versions(self.caller, &path, std::slice::from_ref(&v1), true)
             .await
             .context("destroying the first version")?;
-        match self.read(rel, Some(&v1)).await {
-            Err(Error::NotFound(_)) => {}
-            other => bail!("reading a destroyed version should be NotFound, got {other:?}"),
-        }
+        must_be_not_found(self.read(rel, Some(&v1)).await, "reading a destroyed version")?;
         let listed = self.host.versions(self.caller, &path).await?;
         ensure!(
             listed.iter().all(|v| v.version != v1 || v.destroyed),
