@@ -60,6 +60,12 @@ pub enum TokenError {
         /// What is wrong.
         detail: String,
     },
+    /// Another server (or another store in this process) has the file open.
+    #[error("token store {} is in use by another Tresor server: stop that server, or give this one its own state_dir", path.display())]
+    Locked {
+        /// The token file.
+        path: PathBuf,
+    },
     /// No randomness could be had.
     #[error("no randomness for a new token: the system RNG failed")]
     Random,
@@ -163,6 +169,10 @@ pub struct TokenStore {
     path: PathBuf,
     rng: SystemRandom,
     state: Mutex<State>,
+    /// `<file>.lock`, locked for the store's lifetime: each server keeps the
+    /// tokens in memory and rewrites the whole file, so two servers on one
+    /// file would undo each other's changes.
+    _lock: fs::File,
 }
 
 impl std::fmt::Debug for TokenStore {
@@ -182,13 +192,31 @@ fn now_unix() -> u64 {
 
 impl TokenStore {
     /// Open the store at `path`, creating an empty one (with a fresh salt)
-    /// when the file does not exist. Expired tokens are dropped.
+    /// when the file does not exist. Expired tokens are dropped. The store
+    /// is locked until dropped: a second `open` of the same file, here or
+    /// in another process, fails with [`TokenError::Locked`].
     pub fn open(path: &Path) -> Result<TokenStore, TokenError> {
         let io_err = |what, source| TokenError::Io {
             path: path.into(),
             what,
             source,
         };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|e| io_err("creating its directory", e))?;
+        }
+        let mut lock_name = path.as_os_str().to_owned();
+        lock_name.push(".lock");
+        let lock = crate::files::owner_only()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(PathBuf::from(lock_name))
+            .map_err(|e| io_err("opening its lock file", e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(TokenError::Locked { path: path.into() }),
+            Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", e)),
+        }
         let rng = SystemRandom::new();
         let state = match fs::read(path) {
             Ok(bytes) => {
@@ -228,9 +256,6 @@ impl TokenStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let mut salt = vec![0u8; 32];
                 rng.fill(&mut salt).map_err(|_| TokenError::Random)?;
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    fs::create_dir_all(dir).map_err(|e| io_err("creating its directory", e))?;
-                }
                 let state = State {
                     salt,
                     tokens: HashMap::new(),
@@ -244,6 +269,7 @@ impl TokenStore {
             path: path.into(),
             rng,
             state: Mutex::new(state),
+            _lock: lock,
         })
     }
 
@@ -512,6 +538,21 @@ mod tests {
         assert!(store.lookup(&old).is_none());
         assert_eq!(store.lookup(chosen).unwrap().principal.name, "other");
         assert!(store.create_with_id("short", &spec("x", 0)).is_err());
+    }
+
+    #[test]
+    fn one_store_per_file_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/tokens.json");
+        let first = TokenStore::open(&path).unwrap();
+        let (token, _) = first.create(&spec("bot", 0)).unwrap();
+        let err = TokenStore::open(&path).unwrap_err();
+        assert!(matches!(err, TokenError::Locked { .. }), "{err:?}");
+        assert!(err.to_string().contains("in use by another Tresor server"), "{err}");
+        // The refused open changed nothing; once the first is gone, it works.
+        assert!(first.lookup(&token).is_some());
+        drop(first);
+        assert!(TokenStore::open(&path).unwrap().lookup(&token).is_some());
     }
 
     #[test]
