@@ -238,6 +238,16 @@ fn dev_server_prints_a_root_token_serves_and_stops_on_sigterm() {
     let lookup = client(dir.path(), &as_app, &["token", "lookup"]);
     let lookup: serde_json::Value = serde_json::from_slice(&lookup.stdout).unwrap_or_default();
     assert_eq!(lookup["display_name"], "billing");
+    let renew = client(dir.path(), &as_app, &["token", "renew", "--increment", "20m"]);
+    assert!(renew.status.success(), "{}", text(&renew));
+    let said = String::from_utf8_lossy(&renew.stdout);
+    let seconds: u64 = said
+        .trim()
+        .strip_prefix("renewed: expires in ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{}", text(&renew)));
+    assert!((1195..=1200).contains(&seconds), "{}", text(&renew));
     let revoke = client(dir.path(), &as_root, &["token", "revoke", &app]);
     assert!(revoke.status.success(), "{}", text(&revoke));
     let refused = client(dir.path(), &as_app, &["kv", "get", "secret/apps/db"]);

@@ -287,3 +287,92 @@ print(json.dumps(out))
     assert_eq!(got["gone"], "InvalidPath");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_clients_renew_tokens_up_to_their_maximum_lifetime() {
+    let s = start_server(TEST_POLICIES).await;
+    let root = s.root_token.clone();
+    let made = json_out(
+        &s.bao(
+            &root,
+            &[
+                "token",
+                "create",
+                "-policy=apps",
+                "-display-name=renewer",
+                "-ttl=60s",
+                "-explicit-max-ttl=1h",
+                "-format=json",
+            ],
+        )
+        .await,
+        "bao token create",
+    );
+    let auth = &made["auth"];
+    assert_eq!(auth["renewable"], true, "{made}");
+    assert_eq!(auth["lease_duration"], 60, "{made}");
+    let child = auth["client_token"].as_str().unwrap().to_string();
+    let accessor = auth["accessor"].as_str().unwrap().to_string();
+
+    // The token renews itself (renew-self), then an admin renews it by token.
+    let lease = |v: &Value| v["auth"]["lease_duration"].as_u64().unwrap_or_else(|| panic!("{v}"));
+    let renewed = json_out(
+        &s.bao(&child, &["token", "renew", "-increment=30m", "-format=json"])
+            .await,
+        "bao token renew (self)",
+    );
+    assert!((1795..=1800).contains(&lease(&renewed)), "{renewed}");
+    assert_eq!(renewed["auth"]["renewable"], true);
+    let renewed = json_out(
+        &s.bao(&root, &["token", "renew", "-increment=20m", "-format=json", &child])
+            .await,
+        "bao token renew <token>",
+    );
+    assert!((1195..=1200).contains(&lease(&renewed)), "{renewed}");
+
+    // hvac: asking for more than the maximum lifetime gets the maximum, and
+    // then the token is no longer renewable; an admin renews by accessor.
+    let script = format!(
+        r#"
+child = hvac.Client(url=addr, token="{child}")
+out = {{}}
+r = child.auth.token.renew_self(increment="2h")
+out["capped"] = r["auth"]["lease_duration"]
+out["capped_renewable"] = r["auth"]["renewable"]
+out["lookup_ttl"] = child.auth.token.lookup_self()["data"]["ttl"]
+r = client.auth.token.renew_accessor("{accessor}", increment="10m")
+out["by_accessor"] = r["auth"]["lease_duration"]
+out["by_accessor_token"] = r["auth"]["client_token"]
+try:
+    client.auth.token.renew_self()
+    out["root"] = "renewed"
+except hvac.exceptions.InvalidRequest as e:
+    out["root"] = str(e)
+print(json.dumps(out))
+"#
+    );
+    let out = s.hvac(&root, &script).await;
+    let text = stdout_ok(&out, "hvac renewals");
+    let got: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let capped = got["capped"].as_u64().unwrap();
+    assert!((3500..=3600).contains(&capped), "capped at the 1h maximum: {got}");
+    assert_eq!(got["capped_renewable"], false, "{got}");
+    assert!(got["lookup_ttl"].as_u64().unwrap() <= capped, "{got}");
+    let by_accessor = got["by_accessor"].as_u64().unwrap();
+    assert!((595..=600).contains(&by_accessor), "{got}");
+    assert_eq!(
+        got["by_accessor_token"], "",
+        "renewing by accessor never shows the token"
+    );
+    assert!(got["root"].as_str().unwrap().contains("never expires"), "{got}");
+
+    // A renewal is only for live tokens: once revoked, it is refused.
+    let out = s.bao(&root, &["token", "revoke", &child]).await;
+    stdout_ok(&out, "bao token revoke");
+    failed_with(
+        &s.bao(&child, &["token", "renew"]).await,
+        "renewing a revoked token",
+        "permission denied",
+    );
+    s.stop().await;
+}

@@ -73,6 +73,7 @@ impl TestServer {
                 attributes: Default::default(),
             },
             ttl_seconds,
+            max_ttl_seconds: 0,
             bootstrap: false,
         };
         self.tokens.create(&spec).expect("token created").0.to_string()
@@ -165,6 +166,7 @@ pub async fn start_server_with(
         .create(&TokenSpec {
             principal: tresor::auth::root_principal(),
             ttl_seconds: 0,
+            max_ttl_seconds: 0,
             bootstrap: true,
         })
         .expect("root token")

@@ -5,13 +5,17 @@
 //! | `create`, `create-orphan`          | Cedar `admin` on `Mount::"auth"` |
 //! | `lookup`, `lookup-accessor`        | Cedar `admin` on `Mount::"auth"` |
 //! | `revoke`, `revoke-accessor`        | Cedar `admin` on `Mount::"auth"` |
-//! | `lookup-self`, `revoke-self`       | any valid token, for itself      |
+//! | `renew`, `renew-accessor`          | Cedar `admin` on `Mount::"auth"` |
+//! | `lookup-self`, `revoke-self`, `renew-self` | any valid token, for itself |
 //!
 //! Vault's `policies` are Tresor's groups, `meta` the principal's
 //! attributes, `display_name` (or Tresor's own `principal`) the principal's
 //! name. Fields left out are inherited from the creating token, as Vault's
 //! child tokens inherit their parent's policies. Every token is an orphan
-//! (revoking one never revokes others) and not renewable.
+//! (revoking one never revokes others). A token with a TTL is renewable up
+//! to its maximum lifetime (the server's `max_ttl` and the token's
+//! `explicit_max_ttl`, counted from its creation); renewing sets its expiry
+//! to `increment` (default: its creation TTL) from now.
 
 use std::collections::BTreeMap;
 
@@ -23,7 +27,7 @@ use zeroize::Zeroizing;
 use super::error::ApiError;
 use super::wire::{self, Body};
 use super::Ctx;
-use crate::auth::{TokenInfo, TokenSpec};
+use crate::auth::{TokenInfo, TokenRef, TokenSpec};
 use crate::config::parse_duration_seconds;
 use crate::error::Error;
 use crate::policy::Principal;
@@ -41,6 +45,9 @@ pub(super) enum TokenRoute {
     Revoke,
     RevokeSelf,
     RevokeAccessor,
+    Renew,
+    RenewSelf,
+    RenewAccessor,
 }
 
 impl TokenRoute {
@@ -53,6 +60,9 @@ impl TokenRoute {
             "revoke" | "revoke-orphan" => TokenRoute::Revoke,
             "revoke-self" => TokenRoute::RevokeSelf,
             "revoke-accessor" => TokenRoute::RevokeAccessor,
+            "renew" => TokenRoute::Renew,
+            "renew-self" => TokenRoute::RenewSelf,
+            "renew-accessor" => TokenRoute::RenewAccessor,
             _ => return None,
         })
     }
@@ -73,6 +83,9 @@ impl TokenRoute {
             TokenRoute::Revoke => "token/revoke",
             TokenRoute::RevokeSelf => "token/revoke-self",
             TokenRoute::RevokeAccessor => "token/revoke-accessor",
+            TokenRoute::Renew => "token/renew",
+            TokenRoute::RenewSelf => "token/renew-self",
+            TokenRoute::RenewAccessor => "token/renew-accessor",
         }
     }
 }
@@ -103,13 +116,15 @@ struct CreateBody {
     kind: Option<String>,
 }
 
-/// A `token`/`accessor` request body.
+/// A `token`/`accessor` request body (`increment` for renewals).
 #[derive(Deserialize, Default)]
 struct Target {
     #[serde(default)]
     token: Option<String>,
     #[serde(default)]
     accessor: Option<String>,
+    #[serde(default)]
+    increment: Option<Value>,
 }
 
 impl Drop for Target {
@@ -136,6 +151,48 @@ pub(super) async fn handle(cx: &Ctx<'_>, route: TokenRoute, body: &[u8]) -> Resu
             cx.state.tokens.revoke(token)?;
             Ok(wire::no_content())
         }
+        TokenRoute::RenewSelf => {
+            let Some((token, _)) = &cx.who.token else {
+                return Err(no_token());
+            };
+            let target: Target = parse_optional_json(body)?;
+            let increment = ttl_field("increment", &target.increment)?;
+            let info = cx
+                .state
+                .tokens
+                .renew(TokenRef::Token(token), increment)?
+                .ok_or_else(|| ApiError::forbidden("bad token: invalid, expired or revoked"))?;
+            Ok(auth_response(cx, token, &info, remaining(&info)))
+        }
+        TokenRoute::Renew | TokenRoute::RenewAccessor => {
+            let target: Target = parse_optional_json(body)?;
+            let increment = ttl_field("increment", &target.increment)?;
+            let (field, value) = if route == TokenRoute::Renew {
+                ("token", target.token.clone())
+            } else {
+                ("accessor", target.accessor.clone())
+            };
+            let Some(value) = value.filter(|v| !v.is_empty()).map(Zeroizing::new) else {
+                return Err(ApiError::bad_request(format!("missing `{field}` in the request body")));
+            };
+            let tokens = cx.state.tokens.clone();
+            let by_token = route == TokenRoute::Renew;
+            let held = value.clone();
+            let info = cx
+                .host()
+                .admin(cx.caller(), AREA, route.operation(), || async move {
+                    let which = if by_token {
+                        TokenRef::Token(&held)
+                    } else {
+                        TokenRef::Accessor(&held)
+                    };
+                    tokens.renew(which, increment).map_err(token_store_error)
+                })
+                .await?
+                .ok_or_else(|| ApiError::bad_request(format!("no live token has this {field}")))?;
+            let shown = if by_token { value.as_str() } else { "" };
+            Ok(auth_response(cx, shown, &info, remaining(&info)))
+        }
         TokenRoute::Create => {
             let req: CreateBody = wire::parse_json(body)?;
             let spec = create_spec(cx, req)?;
@@ -146,7 +203,7 @@ pub(super) async fn handle(cx: &Ctx<'_>, route: TokenRoute, body: &[u8]) -> Resu
                     tokens.create(&spec).map_err(token_store_error)
                 })
                 .await?;
-            Ok(create_response(cx, &token, &info))
+            Ok(auth_response(cx, &token, &info, info.ttl_seconds))
         }
         TokenRoute::Lookup | TokenRoute::Revoke => {
             let target: Target = wire::parse_json(body)?;
@@ -252,6 +309,8 @@ fn create_spec(cx: &Ctx<'_>, req: CreateBody) -> Result<TokenSpec, ApiError> {
     if explicit != 0 && (ttl == 0 || ttl > explicit) {
         ttl = explicit;
     }
+    // Renewals stop at the shorter of the two maximums (0 = none).
+    let max_ttl_seconds = [max, explicit].into_iter().filter(|&m| m != 0).min().unwrap_or(0);
     let creator = &cx.caller().principal;
     let name = req
         .principal
@@ -270,11 +329,27 @@ fn create_spec(cx: &Ctx<'_>, req: CreateBody) -> Result<TokenSpec, ApiError> {
             attributes: req.meta.unwrap_or_else(|| creator.attributes.clone()),
         },
         ttl_seconds: ttl,
+        max_ttl_seconds,
         bootstrap: false,
     })
 }
 
-fn create_response(cx: &Ctx<'_>, token: &str, info: &TokenInfo) -> Response<Body> {
+/// A body that may be empty (`renew-self` without an increment).
+fn parse_optional_json(body: &[u8]) -> Result<Target, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(Target::default())
+    } else {
+        wire::parse_json(body)
+    }
+}
+
+/// Seconds left before `info` expires.
+fn remaining(info: &TokenInfo) -> u64 {
+    info.remaining_seconds(wire::now_ms() / 1000)
+}
+
+/// Vault's `auth` answer for a token made or renewed (`lease` seconds left).
+fn auth_response(cx: &Ctx<'_>, token: &str, info: &TokenInfo, lease: u64) -> Response<Body> {
     let auth = json!({
         "client_token": token,
         "accessor": info.accessor,
@@ -282,8 +357,8 @@ fn create_response(cx: &Ctx<'_>, token: &str, info: &TokenInfo) -> Response<Body
         "token_policies": info.principal.groups,
         "identity_policies": null,
         "metadata": if info.principal.attributes.is_empty() { Value::Null } else { json!(info.principal.attributes) },
-        "lease_duration": info.ttl_seconds,
-        "renewable": false,
+        "lease_duration": lease,
+        "renewable": info.renewable(),
         "entity_id": "",
         "token_type": "service",
         "orphan": true,
@@ -307,7 +382,7 @@ fn lookup_response(cx: &Ctx<'_>, info: &TokenInfo, token: &str) -> Response<Body
         "display_name": info.principal.name,
         "entity_id": "",
         "expire_time": info.expires_unix.map(|e| wire::rfc3339_ms(e * 1000)),
-        "explicit_max_ttl": 0,
+        "explicit_max_ttl": info.max_expires_unix.map_or(0, |m| m.saturating_sub(info.created_unix)),
         "id": token,
         "issue_time": wire::rfc3339_ms(info.created_unix * 1000),
         "meta": if info.principal.attributes.is_empty() { Value::Null } else { json!(info.principal.attributes) },
@@ -315,7 +390,7 @@ fn lookup_response(cx: &Ctx<'_>, info: &TokenInfo, token: &str) -> Response<Body
         "orphan": true,
         "path": "auth/token/create",
         "policies": info.principal.groups,
-        "renewable": false,
+        "renewable": info.renewable(),
         "ttl": info.remaining_seconds(now),
         "type": "service",
     });

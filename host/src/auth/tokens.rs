@@ -81,9 +81,30 @@ pub struct TokenSpec {
     pub principal: Principal,
     /// Lifetime in seconds; 0 = never expires.
     pub ttl_seconds: u64,
+    /// How long after its creation renewals may keep the token alive, in
+    /// seconds; 0 = no limit. Ignored for a token that never expires.
+    pub max_ttl_seconds: u64,
     /// Made by the server at startup (a bootstrap root token); the dev
     /// server revokes the previous one when it starts again.
     pub bootstrap: bool,
+}
+
+/// Which token an operation is about: the token itself, or its accessor.
+#[derive(Clone, Copy)]
+pub enum TokenRef<'a> {
+    /// The token (its bearer is acting on itself, or an admin holds it).
+    Token(&'a str),
+    /// The token's non-secret accessor.
+    Accessor(&'a str),
+}
+
+impl std::fmt::Debug for TokenRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenRef::Token(_) => f.write_str("Token(<redacted>)"),
+            TokenRef::Accessor(a) => f.debug_tuple("Accessor").field(a).finish(),
+        }
+    }
 }
 
 /// A token's description (never the token itself).
@@ -99,9 +120,17 @@ pub struct TokenInfo {
     pub ttl_seconds: u64,
     /// Expiry, unix seconds (`None` = never).
     pub expires_unix: Option<u64>,
+    /// The latest expiry renewals can reach, unix seconds (`None` = no limit).
+    pub max_expires_unix: Option<u64>,
 }
 
 impl TokenInfo {
+    /// Whether [`TokenStore::renew`] can extend it: it has a TTL, and room
+    /// before its maximum lifetime.
+    pub fn renewable(&self) -> bool {
+        self.ttl_seconds > 0 && self.max_expires_unix.is_none_or(|max| self.expires_unix < Some(max))
+    }
+
     /// Seconds left before expiry (0 for a token that never expires, like Vault).
     pub fn remaining_seconds(&self, now: u64) -> u64 {
         self.expires_unix.map_or(0, |e| e.saturating_sub(now))
@@ -124,6 +153,8 @@ struct Record {
     ttl_seconds: u64,
     #[serde(default)]
     expires_unix: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_expires_unix: Option<u64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     bootstrap: bool,
 }
@@ -140,6 +171,7 @@ impl Record {
             created_unix: self.created_unix,
             ttl_seconds: self.ttl_seconds,
             expires_unix: self.expires_unix,
+            max_expires_unix: self.max_expires_unix,
         }
     }
 
@@ -324,6 +356,8 @@ impl TokenStore {
             created_unix: now,
             ttl_seconds: spec.ttl_seconds,
             expires_unix: (spec.ttl_seconds > 0).then(|| now.saturating_add(spec.ttl_seconds)),
+            max_expires_unix: (spec.ttl_seconds > 0 && spec.max_ttl_seconds > 0)
+                .then(|| now.saturating_add(spec.max_ttl_seconds.max(spec.ttl_seconds))),
             bootstrap: spec.bootstrap,
         };
         let info = record.info();
@@ -355,6 +389,41 @@ impl TokenStore {
             .values()
             .find(|r| r.accessor == accessor && !r.expired(now))
             .map(Record::info)
+    }
+
+    /// Renew a live token: it now expires `increment` seconds from now (its
+    /// creation TTL when `increment` is 0), but never after its maximum
+    /// lifetime. `Ok(None)` when no live token matches.
+    pub fn renew(&self, which: TokenRef<'_>, increment: u64) -> Result<Option<TokenInfo>, TokenError> {
+        let now = now_unix();
+        let mut state = self.lock();
+        let key = match which {
+            TokenRef::Token(token) => hash(&state.salt, token),
+            TokenRef::Accessor(accessor) => match state.tokens.values().find(|r| r.accessor == accessor) {
+                Some(r) => r.hash.clone(),
+                None => return Ok(None),
+            },
+        };
+        let Some(record) = state.tokens.get_mut(&key).filter(|r| !r.expired(now)) else {
+            return Ok(None);
+        };
+        if record.ttl_seconds == 0 {
+            return Err(TokenError::Invalid(
+                "this token never expires: there is nothing to renew".into(),
+            ));
+        }
+        let wanted = now.saturating_add(if increment == 0 { record.ttl_seconds } else { increment });
+        let expires = record.max_expires_unix.map_or(wanted, |max| wanted.min(max));
+        let before = record.expires_unix.replace(expires);
+        let info = record.info();
+        if let Err(e) = persist(&self.path, &state) {
+            // Not persisted: not renewed either.
+            if let Some(r) = state.tokens.get_mut(&key) {
+                r.expires_unix = before;
+            }
+            return Err(e);
+        }
+        Ok(Some(info))
     }
 
     /// Revoke a token; `false` when it was not live.
@@ -480,6 +549,7 @@ mod tests {
                 attributes: [("team".to_string(), "billing".to_string())].into(),
             },
             ttl_seconds: ttl,
+            max_ttl_seconds: 0,
             bootstrap: false,
         }
     }
@@ -538,6 +608,53 @@ mod tests {
         assert!(store.lookup(&old).is_none());
         assert_eq!(store.lookup(chosen).unwrap().principal.name, "other");
         assert!(store.create_with_id("short", &spec("x", 0)).is_err());
+    }
+
+    #[test]
+    fn renewal_extends_a_live_token_up_to_its_maximum_lifetime() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.json");
+        let store = TokenStore::open(&path).unwrap();
+        let capped = TokenSpec {
+            max_ttl_seconds: 7200,
+            ..spec("capped", 60)
+        };
+        let (token, info) = store.create(&capped).unwrap();
+        let created = info.created_unix;
+        assert_eq!(info.expires_unix, Some(created + 60));
+        assert_eq!(info.max_expires_unix, Some(created + 7200));
+        assert!(info.renewable());
+
+        // By the token, with an increment: an hour from now.
+        let renewed = store.renew(TokenRef::Token(&token), 3600).unwrap().unwrap();
+        let expires = renewed.expires_unix.unwrap();
+        assert!((created + 3600..=created + 3602).contains(&expires), "{expires}");
+        // By accessor, asking for more than the maximum: capped, and no longer renewable.
+        let renewed = store
+            .renew(TokenRef::Accessor(&info.accessor), 86_400)
+            .unwrap()
+            .unwrap();
+        assert_eq!(renewed.expires_unix, Some(created + 7200));
+        assert!(!renewed.renewable());
+        // Persisted: a reopened store has the new expiry.
+        drop(store);
+        let store = TokenStore::open(&path).unwrap();
+        assert_eq!(store.lookup(&token).unwrap().expires_unix, Some(created + 7200));
+
+        // Without an increment, the creation TTL again (shortening is allowed, as in Vault).
+        let renewed = store.renew(TokenRef::Token(&token), 0).unwrap().unwrap();
+        assert!(renewed.expires_unix.unwrap() <= now_unix() + 60);
+
+        // Unknown, expired or never-expiring tokens.
+        assert!(store.renew(TokenRef::Token("tvs.nope"), 60).unwrap().is_none());
+        assert!(store.renew(TokenRef::Accessor("nope"), 60).unwrap().is_none());
+        let (forever, _) = store.create(&spec("forever", 0)).unwrap();
+        let err = store.renew(TokenRef::Token(&forever), 60).unwrap_err();
+        assert!(err.to_string().contains("never expires"), "{err}");
+        let (short, _) = store.create(&spec("short", 1)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert!(store.renew(TokenRef::Token(&short), 60).unwrap().is_none());
+        assert!(store.lookup(&short).is_none());
     }
 
     #[test]

@@ -159,6 +159,7 @@ fn create_root(tokens: &TokenStore, chosen: Option<&str>) -> Result<zeroize::Zer
     let spec = TokenSpec {
         principal: root_principal(),
         ttl_seconds: 0,
+        max_ttl_seconds: 0,
         bootstrap: true,
     };
     match chosen {

@@ -47,6 +47,18 @@ pub enum TokenCommand {
         #[arg(long = "self", id = "self_", conflicts_with_all = ["token", "accessor"])]
         self_: bool,
     },
+    /// Renew a token (default: the one in TRESOR_TOKEN) and print its new
+    /// lifetime. Renewals stop at the token's maximum lifetime.
+    Renew {
+        /// The token to renew (needs Cedar `admin` on `Mount::"auth"`).
+        token: Option<String>,
+        /// Renew the token with this accessor instead.
+        #[arg(long, conflicts_with = "token")]
+        accessor: Option<String>,
+        /// The new lifetime from now, e.g. `1h` (default: the token's TTL).
+        #[arg(long)]
+        increment: Option<String>,
+    },
 }
 
 /// Run a `token` command.
@@ -124,6 +136,39 @@ pub async fn run(client: &Client, command: TokenCommand) -> Result<(), ClientErr
                 (None, None, false) => return Err(ClientError("give a token, --accessor or --self".into())),
             };
             eprintln!("revoked");
+            Ok(())
+        }
+        TokenCommand::Renew {
+            token,
+            accessor,
+            increment,
+        } => {
+            let mut body = Map::new();
+            if let Some(i) = increment {
+                body.insert("increment".into(), Value::String(i));
+            }
+            let path = match (token, accessor) {
+                (Some(t), _) => {
+                    body.insert("token".into(), Value::String(t));
+                    "/v1/auth/token/renew"
+                }
+                (None, Some(a)) => {
+                    body.insert("accessor".into(), Value::String(a));
+                    "/v1/auth/token/renew-accessor"
+                }
+                (None, None) => "/v1/auth/token/renew-self",
+            };
+            let answer = client.json("POST", path, Some(&Value::Object(body))).await?;
+            let auth = &answer["auth"];
+            println!(
+                "renewed: expires in {} s{}",
+                auth["lease_duration"],
+                if auth["renewable"] == Value::Bool(false) {
+                    " (its maximum lifetime: not renewable any further)"
+                } else {
+                    ""
+                }
+            );
             Ok(())
         }
     }
