@@ -209,6 +209,7 @@ fn policy_test(t: PolicyTest) -> ExitCode {
         front_door: "cli",
         version: None,
         ttl_seconds: None,
+        lease_id: None,
     };
     let d = engine.authorize(&principal, t.action, &resource, &ctx);
     let verdict = if d.allowed { "ALLOW" } else { "DENY" };

@@ -65,6 +65,95 @@ pub struct Config {
     /// The HTTP server (used by `tresor server`).
     #[serde(default)]
     pub server: ServerConfig,
+    /// Leases of dynamic secrets: TTL limits and the sweeper's retries.
+    #[serde(default)]
+    pub leases: LeaseConfig,
+    /// The host state store (leases and other state that outlives a restart).
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+/// Leases of dynamic secrets (`[leases]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseConfig {
+    /// TTL of a lease when neither the request nor the role gives one.
+    #[serde(default = "default_lease_ttl")]
+    pub default_ttl: String,
+    /// Longest TTL any lease gets (from issue, renewals included); roles
+    /// may only lower it.
+    #[serde(default = "default_max_lease_ttl")]
+    pub max_ttl: String,
+    /// How often the sweeper looks for expired leases, in milliseconds.
+    #[serde(default = "default_sweep_ms")]
+    pub sweep_interval_ms: u64,
+    /// First wait before retrying a failed revocation; doubles each time.
+    #[serde(default = "default_retry_ms")]
+    pub retry_initial_ms: u64,
+    /// Longest wait between two revocation attempts.
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// Attempts before a lease is kept as irrevocable (listed, never dropped).
+    #[serde(default = "default_attempts")]
+    pub max_revoke_attempts: u32,
+}
+
+fn default_lease_ttl() -> String {
+    "768h".into()
+}
+fn default_max_lease_ttl() -> String {
+    "768h".into()
+}
+fn default_sweep_ms() -> u64 {
+    250
+}
+fn default_retry_ms() -> u64 {
+    1_000
+}
+fn default_retry_max_ms() -> u64 {
+    60_000
+}
+fn default_attempts() -> u32 {
+    12
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        LeaseConfig {
+            default_ttl: default_lease_ttl(),
+            max_ttl: default_max_lease_ttl(),
+            sweep_interval_ms: default_sweep_ms(),
+            retry_initial_ms: default_retry_ms(),
+            retry_max_ms: default_retry_max_ms(),
+            max_revoke_attempts: default_attempts(),
+        }
+    }
+}
+
+/// The host state store (`[state]`). The embedded default is a SQLite
+/// database in `state_dir`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Path of the embedded database; default `<state_dir>/state.db`.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+/// One role of a generator mount (`[mount.roles.<name>]`): TTLs the host
+/// enforces, and settings for the plugin (creation statements, policies, ...).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RoleConfig {
+    /// TTL when the request gives none; default the server's `[leases] default_ttl`.
+    #[serde(default)]
+    pub default_ttl: Option<String>,
+    /// Longest TTL of a lease of this role (capped by `[leases] max_ttl`).
+    #[serde(default)]
+    pub max_ttl: Option<String>,
+    /// Every other key: the plugin's settings for this role, checked by the
+    /// plugin at start (unknown keys are refused there).
+    #[serde(flatten)]
+    pub settings: BTreeMap<String, String>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -177,6 +266,10 @@ pub struct MountConfig {
     /// Overrides of the global sandbox limits.
     #[serde(default)]
     pub limits: Option<Limits>,
+    /// Roles of a generator mount, by name. A mount with roles runs a
+    /// generator plugin (dynamic secrets); one without, a provider.
+    #[serde(default)]
+    pub roles: BTreeMap<String, RoleConfig>,
 }
 
 /// Capabilities a mount grants its plugin. The default grants nothing.
@@ -205,6 +298,10 @@ pub struct Grants {
     /// plugin sees a clock frozen at the Unix epoch.
     #[serde(default)]
     pub clock: bool,
+    /// Outbound TCP (`wasi:sockets`) the plugin may open: exact `host:port`
+    /// addresses (`127.0.0.1:5432`, `db.internal:5432`). No listening, no UDP.
+    #[serde(default)]
+    pub sockets: Vec<String>,
 }
 
 /// A mount's read cache.
@@ -274,8 +371,11 @@ impl Config {
                     max_entries: 10_000,
                 }),
                 limits: None,
+                roles: BTreeMap::new(),
             }],
             server: ServerConfig::default(),
+            leases: LeaseConfig::default(),
+            state: StateConfig::default(),
         }
     }
 
@@ -294,6 +394,9 @@ impl Config {
         if let Some(p) = self.audit.log.as_mut() {
             fix(p);
         }
+        if let Some(p) = self.state.file.as_mut() {
+            fix(p);
+        }
         for m in &mut self.mounts {
             if let Some(p) = m.grants.ca_file.as_mut() {
                 fix(p);
@@ -308,6 +411,7 @@ impl Config {
     pub fn check(&self) -> Result<(), StartupError> {
         let bad = |m: &str| Err(StartupError::Config(m.to_string()));
         self.server.check().map_err(StartupError::Config)?;
+        self.lease_limits()?;
         let mut seen = std::collections::BTreeSet::new();
         for m in &self.mounts {
             if !is_mount_name(&m.path) {
@@ -353,6 +457,21 @@ impl Config {
             if limits.max_instances == 0 || limits.call_timeout_ms == 0 || limits.memory_mib == 0 {
                 return bad(&format!("mount `{}`: limits must be positive", m.path));
             }
+            for (name, role) in &m.roles {
+                if !is_mount_name(name) {
+                    return bad(&format!(
+                        "mount `{}`: role name `{name}` must be letters, digits, `-` or `_`",
+                        m.path
+                    ));
+                }
+                for (key, value) in [("default_ttl", &role.default_ttl), ("max_ttl", &role.max_ttl)] {
+                    if let Some(v) = value {
+                        parse_duration_seconds(v).map_err(|e| {
+                            StartupError::Config(format!("mount `{}` role `{name}` {key}: {e}", m.path))
+                        })?;
+                    }
+                }
+            }
             for pattern in &m.grants.env {
                 if pattern.is_empty() || pattern[..pattern.len() - 1].contains('*') {
                     return bad(&format!(
@@ -363,6 +482,27 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The lease TTL limits in seconds: (default, maximum).
+    pub fn lease_limits(&self) -> Result<(u64, u64), StartupError> {
+        let parse = |key: &str, v: &str| {
+            parse_duration_seconds(v).map_err(|e| StartupError::Config(format!("[leases] {key}: {e}")))
+        };
+        let default = parse("default_ttl", &self.leases.default_ttl)?;
+        let max = parse("max_ttl", &self.leases.max_ttl)?;
+        if max == 0 {
+            return Err(StartupError::Config("[leases] max_ttl must be positive".into()));
+        }
+        Ok((default.min(max), max))
+    }
+
+    /// The state store file in effect.
+    pub fn state_file_path(&self) -> PathBuf {
+        self.state
+            .file
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("state.db"))
     }
 
     /// The master key file in effect.

@@ -97,6 +97,10 @@ pub enum Error {
     /// The audit log could not be written, so the access was refused.
     #[error("audit log unavailable, access refused: {0}")]
     AuditUnavailable(String),
+    /// The host state store (leases, ...) could not be read or written; the
+    /// operation did not happen.
+    #[error("state store unavailable: {0}")]
+    StateUnavailable(String),
     /// An internal error in a plugin or the host.
     #[error("internal error: {0}")]
     Internal(String),
@@ -124,6 +128,7 @@ impl Error {
             Error::Unsupported(_) => "unsupported",
             Error::Plugin { failure, .. } => failure.as_str(),
             Error::AuditUnavailable(_) => "audit-unavailable",
+            Error::StateUnavailable(_) => "state-unavailable",
             Error::Internal(_) => "internal",
         }
     }

@@ -24,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod files;
 pub mod keys;
+pub mod lease;
 pub mod locks;
 pub mod path;
 pub mod platform;
@@ -32,6 +33,7 @@ pub mod policy;
 pub mod runtime;
 pub mod secret;
 mod startup;
+pub mod state;
 
 pub use access::{Caller, FrontDoor, Host, WriteOptions, WriteReceipt};
 pub use config::Config;

@@ -9,6 +9,7 @@
 //! | `Tresor::Action::"read"` ... `"admin"`  | [`Action`]                               |
 //! | `Tresor::Secret::"<mount>/<path>"`      | one secret ([`Resource::Secret`])        |
 //! | `Tresor::Mount::"<mount>"`              | a whole mount ([`Resource::Mount`])      |
+//! | `Tresor::Role::"<mount>/<role>"`        | a generator role ([`Resource::Role`])    |
 //! | `context` (`Tresor::RequestContext`)    | [`RequestContext`]                       |
 //!
 //! The active policy set is validated against the schema (strict mode) and
@@ -142,6 +143,14 @@ pub enum Resource {
     /// A whole mount, e.g. for a LIST of the mount or of a prefix:
     /// `Tresor::Mount::"<mount>"`.
     Mount { mount: String, plugin: String },
+    /// A role of a generator mount (dynamic secrets: issue, renew, revoke,
+    /// lookup and list of its leases): `Tresor::Role::"<mount>/<role>"`,
+    /// child of its mount.
+    Role {
+        mount: String,
+        role: String,
+        plugin: String,
+    },
 }
 
 impl Resource {
@@ -150,6 +159,7 @@ impl Resource {
         match self {
             Resource::Secret { mount, path, .. } => format!("{mount}/{path}"),
             Resource::Mount { mount, .. } => mount.clone(),
+            Resource::Role { mount, role, .. } => format!("{mount}/{role}"),
         }
     }
 }
@@ -169,6 +179,8 @@ pub struct RequestContext {
     pub version: Option<String>,
     /// Lifetime asked for in seconds, if any (`context.ttl`, optional).
     pub ttl_seconds: Option<i64>,
+    /// The lease a renew, revoke or lookup is about (`context.lease_id`, optional).
+    pub lease_id: Option<String>,
 }
 
 impl RequestContext {
@@ -184,6 +196,7 @@ impl RequestContext {
             front_door,
             version: None,
             ttl_seconds: None,
+            lease_id: None,
         }
     }
 }
@@ -247,6 +260,7 @@ struct Model {
     group_type: EntityTypeName,
     mount_type: EntityTypeName,
     secret_type: EntityTypeName,
+    role_type: EntityTypeName,
     /// Indexed by `Action as usize`.
     actions: Vec<EntityUid>,
 }
@@ -273,6 +287,7 @@ impl Model {
             group_type: ty("Tresor::Group")?,
             mount_type: ty("Tresor::Mount")?,
             secret_type: ty("Tresor::Secret")?,
+            role_type: ty("Tresor::Role")?,
             actions,
         })
     }
@@ -348,6 +363,29 @@ impl Model {
                 );
                 uid
             }
+            Resource::Role { mount, role, plugin } => {
+                let mount_uid = Self::uid(&self.mount_type, mount);
+                let uid = Self::uid(&self.role_type, &format!("{mount}/{role}"));
+                entities.push(
+                    Entity::new_with_tags(mount_uid.clone(), [("plugin".to_owned(), s(plugin))], [], [])
+                        .map_err(|e| format!("mount `{mount}`: {e}"))?,
+                );
+                entities.push(
+                    Entity::new(
+                        uid.clone(),
+                        [
+                            ("name".to_owned(), s(role)),
+                            ("mount".to_owned(), s(mount)),
+                            ("plugin".to_owned(), s(plugin)),
+                        ]
+                        .into_iter()
+                        .collect(),
+                        [mount_uid].into_iter().collect(),
+                    )
+                    .map_err(|e| format!("role `{mount}/{role}`: {e}"))?,
+                );
+                uid
+            }
         };
         // The entities and the request are built to the schema's shape by
         // construction (a test checks them against the schema), so skip the
@@ -365,6 +403,9 @@ impl Model {
         }
         if let Some(ttl) = ctx.ttl_seconds {
             pairs.push(("ttl".to_owned(), RestrictedExpression::new_long(ttl)));
+        }
+        if let Some(lease) = &ctx.lease_id {
+            pairs.push(("lease_id".to_owned(), s(lease)));
         }
         let context = Context::from_pairs(pairs).map_err(|e| format!("context: {e}"))?;
         let request = Request::new(

@@ -11,12 +11,14 @@ use zeroize::Zeroize;
 use crate::access::{Caller, FrontDoor, Host, Mount};
 use crate::audit::AuditLog;
 use crate::cache::ReadCache;
-use crate::config::{Config, MountConfig};
+use crate::config::{parse_duration_seconds, Config, MountConfig};
 use crate::error::StartupError;
 use crate::keys::MasterKey;
+use crate::lease::{GeneratorMount, LeasePolicy, Leases, Role};
 use crate::policy::PolicyEngine;
 use crate::policy::Principal;
-use crate::runtime::{compile, MountPool, NetworkGrant, Runtime, Sandbox};
+use crate::runtime::{compile, GenRole, MountPool, NetworkGrant, Runtime, Sandbox, SocketGrant, World};
+use crate::state::StateStore;
 
 impl Host {
     /// Start a host from `config`: load (or create) the master key, load and
@@ -47,6 +49,17 @@ impl Host {
         let watch = (config.policy.reload_interval_ms > 0)
             .then(|| policy.watch(Duration::from_millis(config.policy.reload_interval_ms)));
         let audit = Arc::new(AuditLog::open(&config.audit_log_path())?);
+        let store =
+            StateStore::open_embedded(&config.state_file_path()).map_err(|e| StartupError::Config(e.to_string()))?;
+        let (default_ttl, max_ttl) = config.lease_limits()?;
+        let lease_policy = LeasePolicy {
+            default_ttl,
+            max_ttl,
+            sweep_interval: Duration::from_millis(config.leases.sweep_interval_ms.max(10)),
+            retry_initial: Duration::from_millis(config.leases.retry_initial_ms.max(10)),
+            retry_max: Duration::from_millis(config.leases.retry_max_ms.max(10)),
+            max_attempts: config.leases.max_revoke_attempts.max(1),
+        };
 
         let runtime = Runtime::new(state.join("cache"))
             .map_err(|e| StartupError::Config(format!("starting the wasm engine: {e:#}")))?;
@@ -57,14 +70,30 @@ impl Host {
             policy,
             audit,
             write_locks: crate::locks::PathLocks::new(256),
+            leases: Arc::new(Leases::new(BTreeMap::new(), store.clone(), lease_policy)),
             _policy_watch: watch,
+            _sweeper: None,
         };
+        let mut generators = BTreeMap::new();
         for m in &config.mounts {
             let plugin_config = resolve_refs(&host, m).await?;
-            let mount = start_mount(&config, m, plugin_config, &runtime, &key).await?;
-            host.mounts.insert(m.path.clone(), mount);
+            match start_mount(&config, m, plugin_config, &runtime, &key).await? {
+                Started::Provider(mount) => {
+                    host.mounts.insert(m.path.clone(), mount);
+                }
+                Started::Generator(mount) => {
+                    generators.insert(m.path.clone(), mount);
+                }
+            }
         }
-        tracing::info!(mounts = host.mounts.len(), policies = host.policy.len(), audit_log = %host.audit.path().display(), "tresor host started");
+        let leases = Arc::new(Leases::new(generators, store, lease_policy));
+        host._sweeper = Some(crate::lease::sweeper::start(
+            leases.clone(),
+            host.policy.clone(),
+            host.audit.clone(),
+        ));
+        host.leases = leases;
+        tracing::info!(mounts = host.mounts.len(), generator_mounts = host.leases.mounts.len(), policies = host.policy.len(), audit_log = %host.audit.path().display(), "tresor host started");
         Ok(host)
     }
 }
@@ -85,6 +114,8 @@ async fn resolve_refs(host: &Host, m: &MountConfig) -> Result<PluginConfig, Star
         source: "local".into(),
         mtls: false,
         front_door: FrontDoor::Host,
+        request_id: None,
+        token_accessor: None,
     };
     let mut out = PluginConfig(Vec::with_capacity(m.config.len()));
     for (key, value) in &m.config {
@@ -125,13 +156,59 @@ impl Drop for PluginConfig {
     }
 }
 
+/// A started mount: a provider (stored secrets) or a generator (leases).
+enum Started {
+    Provider(Mount),
+    Generator(GeneratorMount),
+}
+
+/// Which world a component exports.
+fn world_of(component: &wasmtime::component::Component, engine: &wasmtime::Engine) -> Option<World> {
+    component.component_type().exports(engine).find_map(|(name, _)| {
+        let name = name.split('@').next().unwrap_or(name);
+        match name {
+            "tresor:plugin/provider" => Some(World::Provider),
+            "tresor:plugin/generator" => Some(World::Generator),
+            _ => None,
+        }
+    })
+}
+
+/// A generator mount's roles with their TTLs decided: the role's own, else
+/// the server's, never above the server's maximum.
+fn roles_of(config: &Config, m: &MountConfig) -> Result<BTreeMap<String, Role>, StartupError> {
+    let (default_ttl, max_ttl) = config.lease_limits()?;
+    let mut roles = BTreeMap::new();
+    for (name, r) in &m.roles {
+        let ttl = |v: &Option<String>, fallback: u64| match v {
+            Some(v) => parse_duration_seconds(v)
+                .map_err(|e| StartupError::Config(format!("mount `{}` role `{name}`: {e}", m.path))),
+            None => Ok(fallback),
+        };
+        let max = ttl(&r.max_ttl, max_ttl)?.min(max_ttl);
+        let default = ttl(&r.default_ttl, default_ttl)?.min(max);
+        roles.insert(
+            name.clone(),
+            Role {
+                default_ttl: default,
+                max_ttl: max,
+                plugin_role: GenRole {
+                    name: name.clone(),
+                    settings: r.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                },
+            },
+        );
+    }
+    Ok(roles)
+}
+
 async fn start_mount(
     config: &Config,
     m: &MountConfig,
     plugin_config: PluginConfig,
     runtime: &Runtime,
     key: &MasterKey,
-) -> Result<Mount, StartupError> {
+) -> Result<Started, StartupError> {
     let fail = |detail: String| StartupError::Plugin {
         mount: m.path.clone(),
         detail,
@@ -194,6 +271,23 @@ async fn start_mount(
         None => None,
     };
     let network = NetworkGrant::new(&m.path, &m.grants.network, ca_pem.as_deref()).map_err(fail)?;
+    let sockets = SocketGrant::new(&m.grants.sockets).map_err(fail)?;
+    let world = world_of(&component, runtime.engine()).ok_or_else(|| {
+        fail("the component exports neither tresor:plugin/provider nor tresor:plugin/generator; build it against wit/plugin.wit".into())
+    })?;
+    match (world, m.roles.is_empty()) {
+        (World::Provider, false) => {
+            return Err(fail(
+                "roles are configured, but the plugin is a provider (stored secrets), not a generator; remove [mount.roles]".into(),
+            ))
+        }
+        (World::Generator, true) => {
+            return Err(fail(
+                "the plugin is a generator (dynamic secrets) and needs at least one role: add [mount.roles.<name>]".into(),
+            ))
+        }
+        _ => {}
+    }
     let sandbox = Sandbox {
         mount: m.path.clone(),
         directory,
@@ -202,10 +296,12 @@ async fn start_mount(
         clock: m.grants.clock,
         memory_bytes: (limits.memory_mib as usize) << 20,
         network,
+        sockets,
     };
     let pool = MountPool::start(
         runtime,
         &component,
+        world,
         sandbox,
         Arc::new(key.sealer_for(&m.path)),
         plugin_config.0.clone(),
@@ -213,10 +309,25 @@ async fn start_mount(
     )
     .await
     .map_err(|e| fail(e.to_string()))?;
-    Ok(Mount {
+    if world == World::Generator {
+        let roles = roles_of(config, m)?;
+        let mut checkout = pool.checkout().await.map_err(|e| fail(e.to_string()))?;
+        for role in roles.values() {
+            checkout
+                .check_role(&role.plugin_role)
+                .await
+                .map_err(|e| fail(format!("role `{}`: {e}", role.plugin_role.name)))?;
+        }
+        return Ok(Started::Generator(GeneratorMount {
+            plugin: plugin_name,
+            pool,
+            roles,
+        }));
+    }
+    Ok(Started::Provider(Mount {
         name: m.path.clone(),
         plugin: plugin_name,
         pool,
         cache: m.cache.map(ReadCache::new),
-    })
+    }))
 }

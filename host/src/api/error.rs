@@ -82,7 +82,9 @@ pub fn status_of(e: &Error) -> StatusCode {
         // Vault answers a lost check-and-set with 400 (its clients retry 412).
         Error::Conflict(_) => StatusCode::BAD_REQUEST,
         Error::Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
-        Error::Unavailable(_) | Error::AuditUnavailable(_) | Error::Plugin { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unavailable(_) | Error::AuditUnavailable(_) | Error::StateUnavailable(_) | Error::Plugin { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Error::UpstreamDenied(_) => StatusCode::BAD_GATEWAY,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -19,6 +19,7 @@
 
 mod error;
 mod kv;
+mod leases;
 mod sys;
 mod tls;
 mod tokens;
@@ -296,6 +297,7 @@ enum Route {
     UiMounts(String),
     Token(tokens::TokenRoute),
     Kv(kv::KvRoute),
+    Lease(leases::LeaseRoute),
 }
 
 impl Route {
@@ -306,6 +308,7 @@ impl Route {
             Route::Mounts | Route::UiMounts(_) => "GET",
             Route::Token(t) => t.allow(),
             Route::Kv(k) => k.allow(),
+            Route::Lease(l) => l.allow(),
         }
     }
 }
@@ -426,7 +429,7 @@ impl State {
         if route == Route::Health {
             return Ok(sys::health(&method));
         }
-        let who = self.authenticate(&parts.headers, conn)?;
+        let who = self.authenticate(&parts.headers, conn, rid)?;
         let body = match method.as_str() {
             "PUT" | "POST" | "PATCH" => wire::read_body(&parts.headers, body, self.max_request_bytes).await?,
             _ => Zeroizing::new(Vec::new()),
@@ -442,6 +445,7 @@ impl State {
             Route::UiMounts(path) => sys::ui_mount(&cx, &path),
             Route::Token(t) => tokens::handle(&cx, t, &body).await,
             Route::Kv(k) => kv::handle(&cx, k, &method, &query, &parts.headers, &body).await,
+            Route::Lease(l) => leases::handle(&cx, l, &method, &body).await,
         }
     }
 
@@ -461,13 +465,18 @@ impl State {
                     .filter(|p| p.is_empty() || p.starts_with('/'))
                 {
                     Some(p) => Ok(Route::UiMounts(p.trim_start_matches('/').to_string())),
-                    None => Err(ApiError::no_route(&rest)),
+                    None => leases::LeaseRoute::parse_sys(tail)
+                        .map(Route::Lease)
+                        .ok_or_else(|| ApiError::no_route(&rest)),
                 },
             },
             "auth" => match tail.strip_prefix("token/").and_then(tokens::TokenRoute::parse) {
                 Some(t) => Ok(Route::Token(t)),
                 None => Err(ApiError::no_route(&rest)),
             },
+            mount if self.host.is_generator_mount(mount) => leases::LeaseRoute::parse_mount(mount, tail)
+                .map(Route::Lease)
+                .ok_or_else(|| ApiError::no_route(&rest)),
             mount if self.host.mounts().iter().any(|(m, _, _)| m == mount) => kv::KvRoute::parse(mount, tail)
                 .map(Route::Kv)
                 .ok_or_else(|| ApiError::no_route(&rest)),
@@ -477,18 +486,20 @@ impl State {
 
     /// The caller: by token if one is given (a bad token is refused even
     /// when a client certificate would do), else by client certificate.
-    fn authenticate(&self, headers: &HeaderMap, conn: &Conn) -> Result<Authenticated, ApiError> {
+    fn authenticate(&self, headers: &HeaderMap, conn: &Conn, rid: &str) -> Result<Authenticated, ApiError> {
         let mtls = conn.cert_principal.is_some();
-        let caller = |principal: Principal| Caller {
+        let caller = |principal: Principal, token_accessor: Option<String>| Caller {
             principal,
             source: conn.peer.to_string(),
             mtls,
             front_door: FrontDoor::Http,
+            request_id: Some(rid.to_string()),
+            token_accessor,
         };
         if let Some(token) = request_token(headers) {
             return match self.tokens.lookup(&token) {
                 Some(info) => Ok(Authenticated {
-                    caller: caller(info.principal.clone()),
+                    caller: caller(info.principal.clone(), Some(info.accessor.clone())),
                     token: Some((token, info)),
                 }),
                 None => Err(ApiError::forbidden(
@@ -498,7 +509,7 @@ impl State {
         }
         match &conn.cert_principal {
             Some(p) => Ok(Authenticated {
-                caller: caller(p.clone()),
+                caller: caller(p.clone(), None),
                 token: None,
             }),
             None => Err(ApiError::forbidden(

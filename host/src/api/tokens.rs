@@ -145,10 +145,11 @@ pub(super) async fn handle(cx: &Ctx<'_>, route: TokenRoute, body: &[u8]) -> Resu
             Ok(lookup_response(cx, info, token))
         }
         TokenRoute::RevokeSelf => {
-            let Some((token, _)) = &cx.who.token else {
+            let Some((token, info)) = &cx.who.token else {
                 return Err(no_token());
             };
             cx.state.tokens.revoke(token)?;
+            cx.host().revoke_token_leases(cx.caller(), &info.accessor).await?;
             Ok(wire::no_content())
         }
         TokenRoute::RenewSelf => {
@@ -212,12 +213,16 @@ pub(super) async fn handle(cx: &Ctx<'_>, route: TokenRoute, body: &[u8]) -> Resu
             };
             let tokens = cx.state.tokens.clone();
             if route == TokenRoute::Revoke {
+                let accessor = tokens.lookup(token).map(|info| info.accessor);
                 let token = Zeroizing::new(token.to_string());
                 cx.host()
                     .admin(cx.caller(), AREA, route.operation(), || async move {
                         tokens.revoke(&token).map_err(token_store_error)
                     })
                     .await?;
+                if let Some(accessor) = accessor {
+                    cx.host().revoke_token_leases(cx.caller(), &accessor).await?;
+                }
                 return Ok(wire::no_content());
             }
             let info = cx
@@ -236,11 +241,13 @@ pub(super) async fn handle(cx: &Ctx<'_>, route: TokenRoute, body: &[u8]) -> Resu
             };
             let tokens = cx.state.tokens.clone();
             if route == TokenRoute::RevokeAccessor {
+                let held = accessor.clone();
                 cx.host()
                     .admin(cx.caller(), AREA, route.operation(), || async move {
-                        tokens.revoke_accessor(&accessor).map_err(token_store_error)
+                        tokens.revoke_accessor(&held).map_err(token_store_error)
                     })
                     .await?;
+                cx.host().revoke_token_leases(cx.caller(), &accessor).await?;
                 return Ok(wire::no_content());
             }
             let info = cx

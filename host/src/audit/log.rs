@@ -86,8 +86,11 @@ pub struct AuditEvent {
     pub latency_us: Option<u64>,
     /// Client address, or "local".
     pub source: String,
-    /// "http", "cli" or "embed".
+    /// "http", "cli", "embed" or "host".
     pub front_door: String,
+    /// The lease an access issued or is about (dynamic secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<String>,
 }
 
 /// Append-only, hash-chained JSON-lines audit log. `Send + Sync`: share it

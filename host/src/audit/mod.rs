@@ -130,6 +130,7 @@ mod tests {
             latency_us: (phase != Phase::Request).then_some(120 + n),
             source: "127.0.0.1:5000".into(),
             front_door: "http".into(),
+            lease_id: None,
         }
     }
 
@@ -493,16 +494,9 @@ mod tests {
         let subscriber = tracing_subscriber::registry().with(otel_layer(&provider).unwrap());
 
         tracing::subscriber::with_default(subscriber, || {
-            let access = AccessSpan::start(
-                "req-42",
-                "alice",
-                "read",
-                "kv",
-                "db/password",
-                "kv-file",
-                "127.0.0.1:5000",
-                "http",
-            );
+            let mut record = event(42, Phase::Request);
+            record.path = "db/password".into();
+            let access = AccessSpan::start(&record);
             access.decision(true, &["p-read".to_string(), "p-team".to_string()]);
             // The plugin call, instrumented with the access span; it handles a
             // secret but only its length is ever recorded.
@@ -516,16 +510,12 @@ mod tests {
             assert_eq!(secret, SECRET);
             access.outcome("ok", 1234);
 
-            let denied = AccessSpan::start(
-                "req-43",
-                "mallory",
-                "read",
-                "kv",
-                "db/password",
-                "kv-file",
-                "local",
-                "cli",
-            );
+            let mut record = event(43, Phase::Denied);
+            record.principal = "mallory".into();
+            record.path = "db/password".into();
+            record.source = "local".into();
+            record.front_door = "cli".into();
+            let denied = AccessSpan::start(&record);
             denied.decision(false, &[]);
             denied.outcome("plugin-timeout", 5);
         });

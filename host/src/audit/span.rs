@@ -3,6 +3,8 @@
 
 use tracing::field::Empty;
 
+use super::AuditEvent;
+
 /// Name of the span every access produces.
 pub const ACCESS_SPAN_NAME: &str = "tresor.access";
 
@@ -20,29 +22,21 @@ pub struct AccessSpan {
 }
 
 impl AccessSpan {
-    /// Open the span for one access.
-    #[allow(clippy::too_many_arguments)]
-    pub fn start(
-        request_id: &str,
-        principal: &str,
-        action: &str,
-        mount: &str,
-        path: &str,
-        plugin: &str,
-        source: &str,
-        front_door: &str,
-    ) -> Self {
+    /// Open the span for one access, named after its audit record (who,
+    /// what, where, through which front door).
+    pub fn start(record: &AuditEvent) -> Self {
         let span = tracing::info_span!(
             "tresor.access",
             "otel.kind" = "server",
-            "tresor.request_id" = request_id,
-            "tresor.principal" = principal,
-            "tresor.action" = action,
-            "tresor.mount" = mount,
-            "tresor.path" = path,
-            "tresor.plugin" = plugin,
-            "tresor.source" = source,
-            "tresor.front_door" = front_door,
+            "tresor.request_id" = record.request_id.as_str(),
+            "tresor.principal" = record.principal.as_str(),
+            "tresor.action" = record.action.as_str(),
+            "tresor.mount" = record.mount.as_str(),
+            "tresor.path" = record.path.as_str(),
+            "tresor.plugin" = record.plugin.as_str(),
+            "tresor.source" = record.source.as_str(),
+            "tresor.front_door" = record.front_door.as_str(),
+            "tresor.lease_id" = record.lease_id.as_deref().unwrap_or_default(),
             "tresor.decision" = Empty,
             "tresor.policies" = Empty,
             "tresor.outcome" = Empty,
@@ -51,6 +45,11 @@ impl AccessSpan {
             "otel.status_description" = Empty,
         );
         AccessSpan { span }
+    }
+
+    /// Record the lease an access created or is about.
+    pub fn lease(&self, lease_id: &str) {
+        self.span.record("tresor.lease_id", lease_id);
     }
 
     /// Record the authorization decision and the ids of the determining

@@ -49,6 +49,7 @@ fn ctx() -> RequestContext {
         front_door: "http",
         version: None,
         ttl_seconds: None,
+        lease_id: None,
     }
 }
 

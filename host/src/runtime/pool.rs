@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Component;
 use wasmtime::{Store, Trap};
 
 use super::bindings::tresor::plugin::types as wit;
 use super::bindings::{ProviderPlugin, ProviderPluginPre};
+use super::generator_bindings::exports::tresor::plugin::generator as gen;
+use super::generator_bindings::{GeneratorPlugin, GeneratorPluginPre};
 use super::sandbox::{PluginState, Sandbox};
 use super::{Runtime, EPOCH_TICK};
 use crate::config::Limits;
@@ -23,16 +25,48 @@ use crate::secret::{Capabilities, Metadata, Secret, SecretBytes, VersionInfo};
 /// Errors reported while starting a mount's plugin.
 pub type PluginError = Error;
 
+/// Which interface of the contract a mount's plugin exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum World {
+    /// `tresor:plugin/provider`: stored secrets.
+    Provider,
+    /// `tresor:plugin/generator`: short-lived credentials with leases.
+    Generator,
+}
+
+impl World {
+    /// "provider" or "generator".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            World::Provider => "provider",
+            World::Generator => "generator",
+        }
+    }
+}
+
+/// A component linked and ready to instantiate, for its world.
+enum Pre {
+    Provider(ProviderPluginPre<PluginState>),
+    Generator(GeneratorPluginPre<PluginState>),
+}
+
+/// The exports of one live instance.
+enum Exports {
+    Provider(ProviderPlugin),
+    Generator(GeneratorPlugin),
+}
+
 /// One live instance.
 struct Instance {
     store: Store<PluginState>,
-    plugin: ProviderPlugin,
+    exports: Exports,
 }
 
 /// The instances of one mount.
 pub struct MountPool {
     mount: String,
-    pre: ProviderPluginPre<PluginState>,
+    world: World,
+    pre: Pre,
     runtime: Runtime,
     sandbox: Sandbox,
     sealer: Arc<Sealer>,
@@ -56,17 +90,19 @@ impl std::fmt::Debug for MountPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MountPool")
             .field("mount", &self.mount)
+            .field("world", &self.world)
             .finish_non_exhaustive()
     }
 }
 
 impl MountPool {
-    /// Prepare a mount: link the component against WASI and the host imports,
-    /// start one instance (which runs `configure`, so a bad configuration is
-    /// reported now, at startup) and read its capabilities.
+    /// Prepare a mount: link the component (it must export `world`), start
+    /// one instance (which runs `configure`, so a bad configuration is
+    /// reported now, at startup) and, for a provider, read its capabilities.
     pub async fn start(
         runtime: &Runtime,
         component: &Component,
+        world: World,
         sandbox: Sandbox,
         sealer: Arc<Sealer>,
         config: Vec<(String, String)>,
@@ -78,22 +114,25 @@ impl MountPool {
             failure: PluginFailure::Startup,
             detail,
         };
-        let mut linker: Linker<PluginState> = Linker::new(runtime.engine());
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| startup(format!("{e:#}")))?;
-        // wasi:http is always linked so plugins that use it load; only the
-        // mount's network grant decides whether a request leaves the host.
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| startup(format!("{e:#}")))?;
-        ProviderPlugin::add_to_linker::<_, wasmtime::component::HasSelf<PluginState>>(&mut linker, |s| s)
-            .map_err(|e| startup(format!("{e:#}")))?;
-        let pre = linker.instantiate_pre(component).map_err(|e| {
+        let pre = runtime.linker().instantiate_pre(component).map_err(|e| {
             startup(format!(
-                "the component does not fit the tresor:plugin provider world: {e:#}"
+                "the component does not fit the tresor:plugin {}-plugin world: {e:#}",
+                world.as_str()
             ))
         })?;
-        let pre = ProviderPluginPre::new(pre)
-            .map_err(|e| startup(format!("the component does not export tresor:plugin/provider: {e:#}")))?;
+        let not_exported = |e: wasmtime::Error| {
+            startup(format!(
+                "the component does not export tresor:plugin/{}: {e:#}",
+                world.as_str()
+            ))
+        };
+        let pre = match world {
+            World::Provider => Pre::Provider(ProviderPluginPre::new(pre).map_err(not_exported)?),
+            World::Generator => Pre::Generator(GeneratorPluginPre::new(pre).map_err(not_exported)?),
+        };
         let mut pool = MountPool {
             mount: mount.clone(),
+            world,
             pre,
             runtime: runtime.clone(),
             sandbox,
@@ -112,27 +151,29 @@ impl MountPool {
             },
         };
         let mut first = pool.instantiate().await?;
-        let caps = {
-            let fut = first
-                .plugin
-                .tresor_plugin_provider()
-                .call_get_capabilities(&mut first.store);
-            match tokio::time::timeout(pool.timeout + EPOCH_TICK * 4, fut).await {
+        if let Exports::Provider(plugin) = &first.exports {
+            let fut = plugin.tresor_plugin_provider().call_get_capabilities(&mut first.store);
+            let caps = match tokio::time::timeout(pool.timeout + EPOCH_TICK * 4, fut).await {
                 Ok(Ok(c)) => c,
                 Ok(Err(e)) => return Err(startup(format!("capabilities() failed: {e:#}"))),
                 Err(_) => return Err(startup("capabilities() timed out".into())),
-            }
-        };
-        pool.capabilities = Capabilities {
-            writable: caps.writable,
-            versioned: caps.versioned,
-            check_and_set: caps.check_and_set,
-            deletable: caps.deletable,
-            listable: caps.listable,
-            soft_delete: caps.soft_delete,
-        };
+            };
+            pool.capabilities = Capabilities {
+                writable: caps.writable,
+                versioned: caps.versioned,
+                check_and_set: caps.check_and_set,
+                deletable: caps.deletable,
+                listable: caps.listable,
+                soft_delete: caps.soft_delete,
+            };
+        }
         pool.idle.get_mut().expect("fresh mutex").push(first);
         Ok(Arc::new(pool))
+    }
+
+    /// Which interface the mount's plugin exports.
+    pub fn world(&self) -> World {
+        self.world
     }
 
     /// What the plugin reported it supports.
@@ -146,7 +187,7 @@ impl MountPool {
     }
 
     /// Take an instance for one call, waiting while all are busy.
-    pub async fn checkout(self: &Arc<Self>) -> Result<Lease, Error> {
+    pub async fn checkout(self: &Arc<Self>) -> Result<Checkout, Error> {
         let permit = self
             .permits
             .clone()
@@ -158,7 +199,7 @@ impl MountPool {
             Some(inst) => inst,
             None => self.instantiate().await?,
         };
-        Ok(Lease {
+        Ok(Checkout {
             pool: self.clone(),
             inst: Some(inst),
             healthy: true,
@@ -177,18 +218,26 @@ impl MountPool {
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(self.deadline_ticks());
-        let plugin = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| startup(format!("instantiation failed: {e:#}")))?;
-        let mut inst = Instance { store, plugin };
+        let failed = |e: wasmtime::Error| startup(format!("instantiation failed: {e:#}"));
+        let exports = match &self.pre {
+            Pre::Provider(pre) => Exports::Provider(pre.instantiate_async(&mut store).await.map_err(failed)?),
+            Pre::Generator(pre) => Exports::Generator(pre.instantiate_async(&mut store).await.map_err(failed)?),
+        };
+        let mut inst = Instance { store, exports };
         inst.store.set_epoch_deadline(self.deadline_ticks());
-        let fut = inst
-            .plugin
-            .tresor_plugin_provider()
-            .call_configure(&mut inst.store, &self.config);
-        match tokio::time::timeout(self.timeout + EPOCH_TICK * 4, fut).await {
+        let configured = match &inst.exports {
+            Exports::Provider(p) => {
+                let fut = p.tresor_plugin_provider().call_configure(&mut inst.store, &self.config);
+                tokio::time::timeout(self.timeout + EPOCH_TICK * 4, fut).await
+            }
+            Exports::Generator(g) => {
+                let fut = g
+                    .tresor_plugin_generator()
+                    .call_configure(&mut inst.store, &self.config);
+                tokio::time::timeout(self.timeout + EPOCH_TICK * 4, fut).await
+            }
+        };
+        match configured {
             Ok(Ok(Ok(()))) => Ok(inst),
             Ok(Ok(Err(e))) => Err(startup(format!(
                 "configure refused the mount's config: {}",
@@ -206,14 +255,14 @@ impl MountPool {
 
 /// One instance checked out for one call. Dropping it returns a healthy
 /// instance to the pool and discards a failed one.
-pub struct Lease {
+pub struct Checkout {
     pool: Arc<MountPool>,
     inst: Option<Instance>,
     healthy: bool,
     _permit: OwnedSemaphorePermit,
 }
 
-impl Drop for Lease {
+impl Drop for Checkout {
     fn drop(&mut self) {
         if let Some(inst) = self.inst.take() {
             if self.healthy {
@@ -225,26 +274,35 @@ impl Drop for Lease {
 
 type CallResult<T> = Result<wasmtime::Result<Result<T, wit::Error>>, tokio::time::error::Elapsed>;
 
-/// Run one export call of the leased instance under its deadline.
+/// Run one export call of the checked-out instance under its deadline:
+/// `call!(self, Provider.tresor_plugin_provider, call_get(path, version))`.
 macro_rules! call {
-    ($lease:ident, $method:ident ( $($arg:expr),* )) => {{
-        let deadline = $lease.pool.deadline_ticks();
-        let grace = $lease.pool.timeout + EPOCH_TICK * 4;
-        let inst = $lease.inst.as_mut().expect("lease holds an instance");
+    ($checkout:ident, $world:ident . $iface:ident, $method:ident ( $($arg:expr),* )) => {{
+        let deadline = $checkout.pool.deadline_ticks();
+        let grace = $checkout.pool.timeout + EPOCH_TICK * 4;
+        let inst = $checkout.inst.as_mut().expect("a checkout holds an instance");
+        let Exports::$world(exports) = &inst.exports else {
+            return Err(Error::Internal(format!(
+                "mount `{}` runs a {} plugin, not a {}",
+                $checkout.pool.mount,
+                $checkout.pool.world.as_str(),
+                stringify!($world).to_lowercase()
+            )));
+        };
         // Until the call settles the instance counts as failed: if the caller
         // drops this future mid-call, the half-run instance is not reused.
-        $lease.healthy = false;
+        $checkout.healthy = false;
         inst.store.set_epoch_deadline(deadline);
-        let fut = inst.plugin.tresor_plugin_provider().$method(&mut inst.store, $($arg),*);
+        let fut = exports.$iface().$method(&mut inst.store, $($arg),*);
         let result: CallResult<_> = tokio::time::timeout(grace, fut).await;
-        $lease.settle(result)
+        $checkout.settle(result)
     }};
 }
 
-impl Lease {
+impl Checkout {
     /// Read a secret.
     pub async fn get(&mut self, path: &str, version: Option<&str>) -> Result<Secret, Error> {
-        let s = call!(self, call_get(path, version))?;
+        let s = call!(self, Provider.tresor_plugin_provider, call_get(path, version))?;
         if s.version.is_empty() || s.version.len() > 256 {
             return Err(self.malformed("get returned an empty or oversized version"));
         }
@@ -266,7 +324,11 @@ impl Lease {
         expected: Option<&str>,
     ) -> Result<String, Error> {
         let pairs: Vec<(String, String)> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let version = call!(self, call_put(path, value, &pairs, expected))?;
+        let version = call!(
+            self,
+            Provider.tresor_plugin_provider,
+            call_put(path, value, &pairs, expected)
+        )?;
         if version.is_empty() || version.len() > 256 {
             return Err(self.malformed("put returned an empty or oversized version"));
         }
@@ -275,23 +337,31 @@ impl Lease {
 
     /// Delete a secret and all its versions.
     pub async fn delete(&mut self, path: &str) -> Result<(), Error> {
-        call!(self, call_delete(path))
+        call!(self, Provider.tresor_plugin_provider, call_delete(path))
     }
 
     /// Soft-delete or destroy versions.
     pub async fn delete_versions(&mut self, path: &str, versions: &[String], destroy: bool) -> Result<(), Error> {
-        call!(self, call_delete_versions(path, versions, destroy))
+        call!(
+            self,
+            Provider.tresor_plugin_provider,
+            call_delete_versions(path, versions, destroy)
+        )
     }
 
     /// Restore soft-deleted versions.
     pub async fn undelete_versions(&mut self, path: &str, versions: &[String]) -> Result<(), Error> {
-        call!(self, call_undelete_versions(path, versions))
+        call!(
+            self,
+            Provider.tresor_plugin_provider,
+            call_undelete_versions(path, versions)
+        )
     }
 
     /// List the paths under `prefix`. Every answer must start with the prefix
     /// and be a well-formed path.
     pub async fn list(&mut self, prefix: &str) -> Result<Vec<String>, Error> {
-        let paths = call!(self, call_list_secrets(prefix))?;
+        let paths = call!(self, Provider.tresor_plugin_provider, call_list_secrets(prefix))?;
         if let Some(bad) = paths
             .iter()
             .find(|p| !p.starts_with(prefix) || crate::path::check(p).is_err())
@@ -306,7 +376,7 @@ impl Lease {
 
     /// Describe every version of a secret.
     pub async fn versions(&mut self, path: &str) -> Result<Vec<VersionInfo>, Error> {
-        let list = call!(self, call_versions(path))?;
+        let list = call!(self, Provider.tresor_plugin_provider, call_versions(path))?;
         let mut out = Vec::with_capacity(list.len());
         for v in list {
             if v.version.is_empty() {
@@ -322,6 +392,65 @@ impl Lease {
             });
         }
         Ok(out)
+    }
+
+    /// Check a role's settings (generator mounts, at start).
+    pub async fn check_role(&mut self, role: &GenRole) -> Result<(), Error> {
+        let role = role.to_wit();
+        call!(self, Generator.tresor_plugin_generator, call_check_role(&role))
+    }
+
+    /// Issue a credential (generator mounts).
+    pub async fn issue(&mut self, request: IssueRequest<'_>) -> Result<IssuedCredential, Error> {
+        let wit_request = gen::IssueRequest {
+            role: request.role.to_wit(),
+            ttl_seconds: request.ttl_seconds,
+            now_ms: request.now_ms,
+            expires_at_ms: request.expires_at_ms,
+            display_name: request.display_name.to_string(),
+        };
+        let credential = call!(self, Generator.tresor_plugin_generator, call_issue(&wit_request))?;
+        let handle_ok = !credential.revoke_handle.is_empty() && credential.revoke_handle.len() <= 1024;
+        let issued = IssuedCredential {
+            data: credential
+                .data
+                .into_iter()
+                .map(|(k, v)| (k, SecretBytes::new(v.into_bytes())))
+                .collect(),
+            revoke_handle: credential.revoke_handle,
+            ttl_seconds: credential.ttl_seconds,
+            revocable: credential.revocable,
+            renewable: credential.renewable,
+        };
+        if !handle_ok {
+            return Err(self.malformed("issue returned an empty or oversized revoke handle"));
+        }
+        if issued.data.len() > 64 || issued.data.iter().any(|(k, _)| k.is_empty() || k.len() > 128) {
+            return Err(self.malformed("issue returned more than 64 fields or an empty or oversized field name"));
+        }
+        Ok(issued)
+    }
+
+    /// Extend a credential; returns the TTL granted (generator mounts).
+    pub async fn renew(
+        &mut self,
+        role: &GenRole,
+        handle: &str,
+        ttl_seconds: u64,
+        expires_at_ms: u64,
+    ) -> Result<u64, Error> {
+        let role = role.to_wit();
+        call!(
+            self,
+            Generator.tresor_plugin_generator,
+            call_renew(&role, handle, ttl_seconds, expires_at_ms)
+        )
+    }
+
+    /// Revoke a credential (generator mounts).
+    pub async fn revoke(&mut self, role: &GenRole, handle: &str) -> Result<(), Error> {
+        let role = role.to_wit();
+        call!(self, Generator.tresor_plugin_generator, call_revoke(&role, handle))
     }
 
     fn metadata(&mut self, pairs: Vec<(String, String)>) -> Result<Metadata, Error> {
@@ -390,6 +519,64 @@ impl Lease {
                 })
             }
         }
+    }
+}
+
+/// A generator role as the plugin sees it: its name and settings.
+#[derive(Clone, Debug)]
+pub struct GenRole {
+    /// Role name.
+    pub name: String,
+    /// Plugin-specific settings (not secret).
+    pub settings: Vec<(String, String)>,
+}
+
+impl GenRole {
+    fn to_wit(&self) -> gen::Role {
+        gen::Role {
+            name: self.name.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+}
+
+/// What the host asks a generator for.
+#[derive(Clone, Copy, Debug)]
+pub struct IssueRequest<'a> {
+    /// The role.
+    pub role: &'a GenRole,
+    /// The lease TTL, already capped.
+    pub ttl_seconds: u64,
+    /// The host's clock, ms since the epoch.
+    pub now_ms: u64,
+    /// When the lease ends, ms since the epoch.
+    pub expires_at_ms: u64,
+    /// The caller's display name.
+    pub display_name: &'a str,
+}
+
+/// A credential a generator issued. Its fields are secret (zeroized on drop,
+/// never printed by `Debug`).
+pub struct IssuedCredential {
+    /// The credential's fields.
+    pub data: Vec<(String, SecretBytes)>,
+    /// What `revoke` and `renew` need later (not secret).
+    pub revoke_handle: String,
+    /// The TTL the plugin granted.
+    pub ttl_seconds: u64,
+    /// Whether the upstream can end it early.
+    pub revocable: bool,
+    /// Whether its lifetime can be extended.
+    pub renewable: bool,
+}
+
+impl std::fmt::Debug for IssuedCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCredential")
+            .field("fields", &self.data.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("revoke_handle", &self.revoke_handle)
+            .field("ttl_seconds", &self.ttl_seconds)
+            .finish_non_exhaustive()
     }
 }
 

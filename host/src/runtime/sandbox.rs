@@ -1,7 +1,7 @@
 //! What a plugin instance may touch. Nothing is ambient: the WASI context of
 //! every instance starts empty (no files, no environment, no sockets, a clock
 //! frozen at the Unix epoch), and each grant of the mount adds exactly one
-//! capability.
+//! capability. Randomness (`wasi:random`) is always there: it grants nothing.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::network::NetworkGrant;
+use super::sockets::SocketGrant;
 use crate::keys::Sealer;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -33,6 +34,8 @@ pub struct Sandbox {
     pub memory_bytes: usize,
     /// Outbound HTTP the plugin may make (empty: none).
     pub network: NetworkGrant,
+    /// Outbound TCP connections the plugin may open (empty: none).
+    pub sockets: SocketGrant,
 }
 
 impl Sandbox {
@@ -52,12 +55,8 @@ impl Sandbox {
     /// Build the WASI context for a fresh instance.
     pub fn wasi_ctx(&self) -> wasmtime::Result<WasiCtx> {
         let mut b = WasiCtxBuilder::new();
-        // Sockets: wasmtime denies every address unless a check allows it, and
-        // name lookups are off by default. Say so explicitly all the same.
-        b.socket_addr_check(|_, _| Box::pin(async { false }));
-        b.allow_ip_name_lookup(false);
-        b.allow_tcp(false);
-        b.allow_udp(false);
+        // Sockets: only TCP connects to the granted addresses (none by default).
+        self.sockets.apply(&mut b, &self.mount);
         for (k, v) in &self.env {
             b.env(k, v);
         }

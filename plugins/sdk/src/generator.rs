@@ -5,13 +5,22 @@ use crate::bindings::generator::exports::tresor::plugin::generator::Guest;
 use crate::error::not_supported;
 use crate::{Config, Error};
 
-/// A freshly issued credential and its lease.
+/// A freshly issued credential.
 pub use crate::bindings::generator::exports::tresor::plugin::generator::Credential;
-/// A role a generator can issue credentials for.
+/// What the host asks for when it issues a credential.
+pub use crate::bindings::generator::exports::tresor::plugin::generator::IssueRequest;
+/// A role of the mount and its plugin-specific settings.
 pub use crate::bindings::generator::exports::tresor::plugin::generator::Role;
 
-/// Mints short-lived credentials (a database role, an API token) and revokes
+/// Mints short-lived credentials (a database role, an API key) and revokes
 /// them when their lease ends: the Rust side of a generator plugin.
+///
+/// The host owns the leases: it caps the TTL, records the lease before the
+/// credential leaves, and calls [`revoke`](Generator::revoke) when the lease
+/// ends, also after a restart. Roles come from the mount's configuration and
+/// arrive with every call ([`Role::settings`] as a [`Config`] through
+/// [`Role::config`]), so a generator keeps nothing but connections between
+/// calls.
 ///
 /// Implement it and export the type with
 /// [`export_generator!`](crate::export_generator). Credentials are secret:
@@ -24,22 +33,33 @@ pub trait Generator: Sized + 'static {
     /// fresh instance, before any other operation.
     fn configure(config: Config) -> Result<Self, Error>;
 
-    /// The roles this generator can issue.
-    fn roles(&mut self) -> Result<Vec<Role>, Error>;
+    /// Checks a role's settings without issuing anything (called for every
+    /// configured role when the mount starts). Refuse unknown or malformed
+    /// settings with `invalid-input` naming the key.
+    fn check_role(&mut self, role: &Role) -> Result<(), Error>;
 
-    /// Issues a credential for `role` that expires after `ttl_seconds`
-    /// (capped by the role's maximum).
-    fn issue(&mut self, role: &str, ttl_seconds: u64) -> Result<Credential, Error>;
+    /// Issues a credential for `request.role`, valid until
+    /// `request.expires_at_ms`.
+    fn issue(&mut self, request: IssueRequest) -> Result<Credential, Error>;
 
-    /// Extends a credential's lifetime and returns the TTL granted.
-    fn renew(&mut self, revoke_handle: &str, ttl_seconds: u64) -> Result<u64, Error> {
-        let _ = (revoke_handle, ttl_seconds);
+    /// Extends a credential so it ends at `expires_at_ms`; returns the TTL
+    /// granted in seconds. Default: `unsupported` (the lease is then not
+    /// renewable; say so with `renewable: false` when issuing).
+    fn renew(&mut self, role: &Role, revoke_handle: &str, ttl_seconds: u64, expires_at_ms: u64) -> Result<u64, Error> {
+        let _ = (role, revoke_handle, ttl_seconds, expires_at_ms);
         Err(not_supported("renew", Self::NAME))
     }
 
     /// Revokes a credential now. Revoking an unknown or already revoked
-    /// handle succeeds.
-    fn revoke(&mut self, revoke_handle: &str) -> Result<(), Error>;
+    /// handle succeeds: the host retries failed revocations.
+    fn revoke(&mut self, role: &Role, revoke_handle: &str) -> Result<(), Error>;
+}
+
+impl Role {
+    /// The role's settings as a [`Config`], for [`Config::require`] and friends.
+    pub fn config(&self) -> Config {
+        Config::new(self.settings.clone())
+    }
 }
 
 /// Where [`export_generator!`](crate::export_generator) keeps the configured
@@ -73,20 +93,20 @@ impl<S: GeneratorSlot> Guest for S {
         Ok(())
     }
 
-    fn roles() -> Result<Vec<Role>, Error> {
-        with_generator::<S, _>("roles", Generator::roles)
+    fn check_role(role: Role) -> Result<(), Error> {
+        with_generator::<S, _>("check-role", |g| g.check_role(&role))
     }
 
-    fn issue(role: String, ttl_seconds: u64) -> Result<Credential, Error> {
-        with_generator::<S, _>("issue", |g| g.issue(&role, ttl_seconds))
+    fn issue(request: IssueRequest) -> Result<Credential, Error> {
+        with_generator::<S, _>("issue", |g| g.issue(request))
     }
 
-    fn renew(revoke_handle: String, ttl_seconds: u64) -> Result<u64, Error> {
-        with_generator::<S, _>("renew", |g| g.renew(&revoke_handle, ttl_seconds))
+    fn renew(role: Role, revoke_handle: String, ttl_seconds: u64, expires_at_ms: u64) -> Result<u64, Error> {
+        with_generator::<S, _>("renew", |g| g.renew(&role, &revoke_handle, ttl_seconds, expires_at_ms))
     }
 
-    fn revoke(revoke_handle: String) -> Result<(), Error> {
-        with_generator::<S, _>("revoke", |g| g.revoke(&revoke_handle))
+    fn revoke(role: Role, revoke_handle: String) -> Result<(), Error> {
+        with_generator::<S, _>("revoke", |g| g.revoke(&role, &revoke_handle))
     }
 }
 
@@ -94,9 +114,9 @@ impl<S: GeneratorSlot> Guest for S {
 /// interface. Use it once, at the top level of the plugin crate:
 ///
 /// ```no_run
-/// use tresor_plugin_sdk::{export_generator, Config, Credential, Error, Generator, Role};
+/// use tresor_plugin_sdk::{export_generator, Config, Credential, Error, Generator, IssueRequest, Role};
 ///
-/// /// Issues throw-away tokens for the role `demo`.
+/// /// Issues throw-away tokens for any role.
 /// struct Demo;
 ///
 /// impl Generator for Demo {
@@ -106,27 +126,24 @@ impl<S: GeneratorSlot> Guest for S {
 ///         Ok(Demo)
 ///     }
 ///
-///     fn roles(&mut self) -> Result<Vec<Role>, Error> {
-///         Ok(vec![Role {
-///             name: "demo".into(),
-///             description: "a token that opens nothing".into(),
-///             default_ttl_seconds: 60,
-///             max_ttl_seconds: 3600,
-///         }])
+///     fn check_role(&mut self, role: &Role) -> Result<(), Error> {
+///         match role.settings.first() {
+///             Some((key, _)) => Err(Error::invalid_input(format!("unknown role setting `{key}`"))),
+///             None => Ok(()),
+///         }
 ///     }
 ///
-///     fn issue(&mut self, role: &str, ttl_seconds: u64) -> Result<Credential, Error> {
-///         if role != "demo" {
-///             return Err(Error::not_found(format!("no role `{role}`")));
-///         }
+///     fn issue(&mut self, request: IssueRequest) -> Result<Credential, Error> {
 ///         Ok(Credential {
 ///             data: vec![("token".into(), "not-a-real-token".into())],
-///             revoke_handle: "demo-1".into(),
-///             ttl_seconds: ttl_seconds.min(3600),
+///             revoke_handle: format!("{}-{}", request.role.name, request.now_ms),
+///             ttl_seconds: request.ttl_seconds,
+///             revocable: true,
+///             renewable: false,
 ///         })
 ///     }
 ///
-///     fn revoke(&mut self, _revoke_handle: &str) -> Result<(), Error> {
+///     fn revoke(&mut self, _role: &Role, _revoke_handle: &str) -> Result<(), Error> {
 ///         Ok(())
 ///     }
 /// }

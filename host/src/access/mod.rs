@@ -12,19 +12,24 @@
 //!    cache or the plugin sandbox, write the audit response entry (fail
 //!    closed), return.
 
+mod guard;
+mod leases;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::Instrument;
 
-use crate::audit::{AccessSpan, AuditEvent, AuditLog, Phase};
+pub(crate) use guard::{Guard, Target};
+
+use crate::audit::AuditLog;
 use crate::cache::ReadCache;
 use crate::error::Error;
 use crate::locks::PathLocks;
 use crate::path;
-use crate::policy::{Action, Decision, PolicyEngine, Principal, RequestContext, Resource};
+use crate::policy::{Action, PolicyEngine, Principal, RequestContext, Resource};
 use crate::runtime::MountPool;
 use crate::secret::{Capabilities, Metadata, Secret, SecretBytes, VersionInfo};
 
@@ -64,6 +69,12 @@ pub struct Caller {
     pub mtls: bool,
     /// The front door used.
     pub front_door: FrontDoor,
+    /// The front door's id of this request (the HTTP API's `request_id`),
+    /// carried into the audit log; `None` lets the host make one.
+    pub request_id: Option<String>,
+    /// Accessor of the token the caller authenticated with, if any; leases
+    /// issued to it are revoked when the token is.
+    pub token_accessor: Option<String>,
 }
 
 impl Caller {
@@ -79,6 +90,7 @@ impl Caller {
             front_door: self.front_door.as_str(),
             version,
             ttl_seconds: None,
+            lease_id: None,
         }
     }
 
@@ -89,6 +101,8 @@ impl Caller {
             source: "local".into(),
             mtls: false,
             front_door: FrontDoor::Embed,
+            request_id: None,
+            token_accessor: None,
         }
     }
 }
@@ -137,12 +151,18 @@ pub struct Host {
     pub(crate) audit: Arc<AuditLog>,
     /// Writers of the same secret take turns (see [`crate::locks`]).
     pub(crate) write_locks: PathLocks,
+    /// Generator mounts and their leases (dynamic secrets).
+    pub(crate) leases: Arc<crate::lease::Leases>,
     pub(crate) _policy_watch: Option<tokio::task::JoinHandle<()>>,
+    pub(crate) _sweeper: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Host {
     fn drop(&mut self) {
         if let Some(w) = &self._policy_watch {
+            w.abort();
+        }
+        if let Some(w) = &self._sweeper {
             w.abort();
         }
         if let Err(e) = self.audit.sync() {
@@ -202,7 +222,9 @@ fn mismatch(what: &str) -> Error {
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
 
-fn request_id() -> String {
+/// A request id for operations whose front door gave none: the process,
+/// the time and a sequence number.
+pub(crate) fn request_id() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -307,7 +329,6 @@ impl Host {
 
     /// The one access path (see the module docs).
     async fn access(&self, caller: &Caller, target: &str, op: Op<'_>) -> Result<Reply, Error> {
-        let started = Instant::now();
         let action = op.action();
 
         // 1. Mount and path.
@@ -331,40 +352,23 @@ impl Host {
             None
         };
 
-        // 2. The audit span, open for the whole access.
-        let rid = request_id();
-        let span = AccessSpan::start(
-            &rid,
-            &caller.principal.name,
-            action.as_str(),
-            &mount.name,
-            rel,
-            &mount.plugin,
-            &caller.source,
-            caller.front_door.as_str(),
-        );
-        let event = |phase: Phase, decision: &Decision| AuditEvent {
-            request_id: rid.clone(),
-            phase,
-            principal: caller.principal.name.clone(),
-            action: action.as_str().to_string(),
-            mount: mount.name.clone(),
-            path: rel.to_string(),
-            plugin: mount.plugin.clone(),
-            decision: if decision.allowed { "allow" } else { "deny" }.to_string(),
-            policies: decision.policies.clone(),
-            outcome: None,
-            latency_us: None,
-            source: caller.source.clone(),
-            front_door: caller.front_door.as_str().to_string(),
+        // 2. The audit record and span, open for the whole access.
+        let target = Target {
+            mount: &mount.name,
+            path: rel,
+            plugin: &mount.plugin,
         };
+        let mut guard = Guard::open(&self.policy, &self.audit, caller, action, target);
 
         // 3. The resource and its attributes.
         let mut prefetched: Option<Result<Secret, Error>> = None;
         let mut inherited: Option<Metadata> = None;
         let tags: Metadata = match &op {
             Op::Write { options, .. } if options.inherit_metadata => {
-                let mut metadata = self.latest_metadata(mount, rel).instrument(span.span().clone()).await?;
+                let mut metadata = self
+                    .latest_metadata(mount, rel)
+                    .instrument(guard.span().clone())
+                    .await?;
                 metadata.extend(options.metadata.clone());
                 inherited = Some(metadata.clone());
                 metadata
@@ -374,7 +378,7 @@ impl Host {
             // A read fetches the secret it decides on; the value is released
             // only if the decision allows it.
             Op::Read { version } if self.policy.uses_resource_tags() => {
-                let fetched = self.fetch(mount, rel, *version).instrument(span.span().clone()).await;
+                let fetched = self.fetch(mount, rel, *version).instrument(guard.span().clone()).await;
                 let tags = fetched.as_ref().map(|s| s.metadata.clone()).unwrap_or_default();
                 prefetched = Some(fetched);
                 tags
@@ -382,7 +386,7 @@ impl Host {
             // Other operations need only the metadata, not the value.
             _ if self.policy.uses_resource_tags() => self
                 .latest_metadata(mount, rel)
-                .instrument(span.span().clone())
+                .instrument(guard.span().clone())
                 .await
                 .unwrap_or_default(),
             _ => Metadata::new(),
@@ -405,35 +409,15 @@ impl Host {
             _ => None,
         });
 
-        // 4. Cedar decides, for every access.
-        let decision = self.policy.authorize(&caller.principal, action, &resource, &ctx);
-        span.decision(decision.allowed, &decision.policies);
-
-        // 5. Deny: audit, then a typed error. A prefetched value is dropped (zeroized).
-        if !decision.allowed {
+        // 4-6. Cedar decides, for every access. Denied: audited, typed error,
+        // a prefetched value is dropped (zeroized). Allowed: the request entry
+        // is written before anything happens (fail closed).
+        if let Err(e) = guard.authorize(&resource, &ctx) {
             drop(prefetched);
-            let mut e = event(Phase::Denied, &decision);
-            e.outcome = Some("denied".into());
-            e.latency_us = Some(started.elapsed().as_micros() as u64);
-            span.outcome("denied", started.elapsed().as_micros() as u64);
-            self.audit
-                .append(&e)
-                .map_err(|err| Error::AuditUnavailable(err.to_string()))?;
-            return Err(Error::Denied {
-                principal: caller.principal.name.clone(),
-                action: action.as_str().to_string(),
-                resource: format!("{}/{}", mount.name, rel),
-                policies: decision.policies,
-            });
+            return Err(e);
         }
 
-        // 6. Allow: audit the request before anything happens (fail closed)...
-        self.audit.append(&event(Phase::Request, &decision)).map_err(|err| {
-            span.outcome("audit-unavailable", started.elapsed().as_micros() as u64);
-            Error::AuditUnavailable(err.to_string())
-        })?;
-
-        // ...serve it (a write that inherits metadata writes what was decided on)...
+        // Serve it (a write that inherits metadata writes what was decided on)...
         let merged;
         let op = match (op, inherited) {
             (Op::Write { value, options }, Some(metadata)) => {
@@ -453,7 +437,7 @@ impl Host {
             (Some(fetched), Op::Read { .. }) => fetched.map(Reply::Secret),
             _ => {
                 self.serve(caller, mount, rel, &op)
-                    .instrument(span.span().clone())
+                    .instrument(guard.span().clone())
                     .await
             }
         };
@@ -464,19 +448,7 @@ impl Host {
         }
 
         // ...and audit the response; a read whose response cannot be audited is refused.
-        let latency_us = started.elapsed().as_micros() as u64;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(e) => e.kind(),
-        };
-        span.outcome(outcome, latency_us);
-        let mut e = event(Phase::Response, &decision);
-        e.outcome = Some(outcome.to_string());
-        e.latency_us = Some(latency_us);
-        self.audit
-            .append(&e)
-            .map_err(|err| Error::AuditUnavailable(err.to_string()))?;
-        result
+        guard.finish(result)
     }
 
     /// Read a secret from the cache or the plugin (no policy here: callers
@@ -634,65 +606,19 @@ impl Host {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<T, Error>>,
     {
-        let started = Instant::now();
-        let action = Action::Admin;
-        let rid = request_id();
-        let span = AccessSpan::start(
-            &rid,
-            &caller.principal.name,
-            action.as_str(),
-            area,
-            operation,
-            BUILTIN,
-            &caller.source,
-            caller.front_door.as_str(),
-        );
-        let event = |phase: Phase, decision: &Decision, outcome: Option<&str>| AuditEvent {
-            request_id: rid.clone(),
-            phase,
-            principal: caller.principal.name.clone(),
-            action: action.as_str().to_string(),
-            mount: area.to_string(),
-            path: operation.to_string(),
-            plugin: BUILTIN.to_string(),
-            decision: if decision.allowed { "allow" } else { "deny" }.to_string(),
-            policies: decision.policies.clone(),
-            outcome: outcome.map(str::to_string),
-            latency_us: outcome.map(|_| started.elapsed().as_micros() as u64),
-            source: caller.source.clone(),
-            front_door: caller.front_door.as_str().to_string(),
+        let target = Target {
+            mount: area,
+            path: operation,
+            plugin: BUILTIN,
         };
+        let mut guard = Guard::open(&self.policy, &self.audit, caller, Action::Admin, target);
         let resource = Resource::Mount {
             mount: area.to_string(),
             plugin: BUILTIN.to_string(),
         };
         let ctx = RequestContext::now(caller.source.clone(), caller.mtls, caller.front_door.as_str());
-        let decision = self.policy.authorize(&caller.principal, action, &resource, &ctx);
-        span.decision(decision.allowed, &decision.policies);
-        let audit = |e: AuditEvent| {
-            self.audit
-                .append(&e)
-                .map_err(|err| Error::AuditUnavailable(err.to_string()))
-        };
-
-        if !decision.allowed {
-            span.outcome("denied", started.elapsed().as_micros() as u64);
-            audit(event(Phase::Denied, &decision, Some("denied")))?;
-            return Err(Error::Denied {
-                principal: caller.principal.name.clone(),
-                action: action.as_str().to_string(),
-                resource: format!("{area}/{operation}"),
-                policies: decision.policies,
-            });
-        }
-        audit(event(Phase::Request, &decision, None))?;
-        let result = op().instrument(span.span().clone()).await;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(e) => e.kind(),
-        };
-        span.outcome(outcome, started.elapsed().as_micros() as u64);
-        audit(event(Phase::Response, &decision, Some(outcome)))?;
-        result
+        guard.authorize(&resource, &ctx)?;
+        let result = op().instrument(guard.span().clone()).await;
+        guard.finish(result)
     }
 }

@@ -1,0 +1,161 @@
+//! The guard every operation of the access path runs under: one audit
+//! record and span per operation, Cedar's decision (or the host's own, for
+//! work the host does by itself, such as revoking an expired lease), the
+//! request entry written before anything happens and the response entry
+//! after, both fail closed.
+//!
+//! ```text
+//! let mut guard = Guard::open(policy, audit, caller, action, target);
+//! guard.authorize(&resource, &ctx)?;        // deny: audited, typed error
+//! let result = work.instrument(guard.span().clone()).await;
+//! guard.finish(result)                      // response audited, result returned
+//! ```
+
+use std::time::Instant;
+
+use crate::audit::{AccessSpan, AuditEvent, AuditLog, Phase};
+use crate::error::Error;
+use crate::policy::{Action, Decision, PolicyEngine, RequestContext, Resource};
+
+use super::Caller;
+
+/// What an operation is about, as the audit record names it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Target<'a> {
+    /// The mount (or the administrative area, e.g. `auth`, `sys`).
+    pub mount: &'a str,
+    /// The path inside it (a secret's path, `creds/<role>`, `token/create`, ...).
+    pub path: &'a str,
+    /// The plugin serving the mount, or `builtin`.
+    pub plugin: &'a str,
+}
+
+/// One guarded operation; see the module docs.
+pub(crate) struct Guard<'h> {
+    policy: &'h PolicyEngine,
+    audit: &'h AuditLog,
+    caller: &'h Caller,
+    action: Action,
+    record: AuditEvent,
+    span: AccessSpan,
+    started: Instant,
+}
+
+impl<'h> Guard<'h> {
+    /// Open the audit record and span of one operation.
+    pub(crate) fn open(
+        policy: &'h PolicyEngine,
+        audit: &'h AuditLog,
+        caller: &'h Caller,
+        action: Action,
+        target: Target<'_>,
+    ) -> Guard<'h> {
+        let record = AuditEvent {
+            request_id: caller.request_id.clone().unwrap_or_else(super::request_id),
+            phase: Phase::Request,
+            principal: caller.principal.name.clone(),
+            action: action.as_str().to_string(),
+            mount: target.mount.to_string(),
+            path: target.path.to_string(),
+            plugin: target.plugin.to_string(),
+            decision: String::new(),
+            policies: Vec::new(),
+            outcome: None,
+            latency_us: None,
+            source: caller.source.clone(),
+            front_door: caller.front_door.as_str().to_string(),
+            lease_id: None,
+        };
+        let span = AccessSpan::start(&record);
+        Guard {
+            policy,
+            audit,
+            caller,
+            action,
+            record,
+            span,
+            started: Instant::now(),
+        }
+    }
+
+    /// The span of this operation, to instrument the work done under it.
+    pub(crate) fn span(&self) -> &tracing::Span {
+        self.span.span()
+    }
+
+    /// Name the lease this operation issued or is about, in the span and in
+    /// the audit entries written from now on.
+    pub(crate) fn lease(&mut self, lease_id: &str) {
+        self.span.lease(lease_id);
+        self.record.lease_id = Some(lease_id.to_string());
+    }
+
+    fn elapsed_us(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+
+    fn append(&self, phase: Phase, outcome: Option<&str>) -> Result<(), Error> {
+        let mut e = self.record.clone();
+        e.phase = phase;
+        e.outcome = outcome.map(str::to_string);
+        e.latency_us = outcome.map(|_| self.elapsed_us());
+        self.audit
+            .append(&e)
+            .map_err(|err| Error::AuditUnavailable(err.to_string()))
+    }
+
+    /// Let Cedar decide `resource` in `ctx`. Denied: the denial is audited
+    /// and a typed [`Error::Denied`] returned (nothing else happens).
+    /// Allowed: the request entry is written before anything else (fail
+    /// closed: an entry that cannot be written refuses the operation).
+    pub(crate) fn authorize(&mut self, resource: &Resource, ctx: &RequestContext) -> Result<Decision, Error> {
+        let decision = self
+            .policy
+            .authorize(&self.caller.principal, self.action, resource, ctx);
+        self.decided(&decision)?;
+        Ok(decision)
+    }
+
+    /// The host decides by itself, without Cedar (work no principal asked
+    /// for, such as revoking an expired lease): recorded as allowed by the
+    /// built-in rule `rule` (e.g. `builtin:lease-expiry`).
+    pub(crate) fn allow_builtin(&mut self, rule: &str) -> Result<(), Error> {
+        let decision = Decision {
+            allowed: true,
+            policies: vec![rule.to_string()],
+            ..Decision::default()
+        };
+        self.decided(&decision)
+    }
+
+    fn decided(&mut self, decision: &Decision) -> Result<(), Error> {
+        self.span.decision(decision.allowed, &decision.policies);
+        self.record.decision = if decision.allowed { "allow" } else { "deny" }.to_string();
+        self.record.policies = decision.policies.clone();
+        if !decision.allowed {
+            self.span.outcome("denied", self.elapsed_us());
+            self.append(Phase::Denied, Some("denied"))?;
+            return Err(Error::Denied {
+                principal: self.caller.principal.name.clone(),
+                action: self.action.as_str().to_string(),
+                resource: format!("{}/{}", self.record.mount, self.record.path),
+                policies: decision.policies.clone(),
+            });
+        }
+        self.append(Phase::Request, None).inspect_err(|_| {
+            self.span.outcome("audit-unavailable", self.elapsed_us());
+        })
+    }
+
+    /// Record how the operation ended and write the response entry; a
+    /// result whose response cannot be audited is refused.
+    pub(crate) fn finish<T>(self, result: Result<T, Error>) -> Result<T, Error> {
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        };
+        self.span.outcome(outcome, self.elapsed_us());
+        self.append(Phase::Response, Some(outcome))?;
+        result
+    }
+}

@@ -1,0 +1,452 @@
+//! Dynamic secrets: the leases of credentials that generator plugins issue.
+//!
+//! A lease is recorded in the host [state store](crate::state) **before**
+//! its credential leaves the host; if it cannot be recorded, the credential
+//! is revoked at once and the caller gets an error, so no credential exists
+//! upstream without a lease here. Leases renew up to their role's maximum,
+//! revoke on request, by prefix, or with the token they were issued to, and
+//! the [sweeper](sweeper) revokes them when they end, also after a restart,
+//! retrying failed revocations with backoff.
+//!
+//! This module holds the lease logic; every operation is entered through
+//! the access path (`Host::issue`, `Host::renew`, `Host::revoke`, ...), which
+//! authorizes and audits it first.
+
+pub mod sweeper;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::Error;
+use crate::locks::PathLocks;
+use crate::runtime::{GenRole, IssueRequest, MountPool};
+use crate::secret::SecretBytes;
+use crate::state::{LeaseRecord, LeaseState, StateError, StateStore};
+
+/// A role of a generator mount, with the TTLs the host enforces.
+#[derive(Clone, Debug)]
+pub struct Role {
+    /// TTL when the request names none, seconds.
+    pub default_ttl: u64,
+    /// Longest TTL (issue and renewals), seconds; already capped by the server's maximum.
+    pub max_ttl: u64,
+    /// Name and plugin settings, as the plugin sees them.
+    pub plugin_role: GenRole,
+}
+
+/// A generator mount: its plugin's instances and its roles.
+pub(crate) struct GeneratorMount {
+    pub(crate) plugin: String,
+    pub(crate) pool: Arc<MountPool>,
+    pub(crate) roles: BTreeMap<String, Role>,
+}
+
+/// How the sweeper retries failed revocations, and the server's TTL limits.
+#[derive(Clone, Copy, Debug)]
+pub struct LeasePolicy {
+    /// Server-wide default TTL, seconds.
+    pub default_ttl: u64,
+    /// Server-wide maximum TTL, seconds.
+    pub max_ttl: u64,
+    /// How often the sweeper looks for work.
+    pub sweep_interval: Duration,
+    /// First retry delay; doubles per failed attempt.
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// Attempts before a lease is kept as irrevocable.
+    pub max_attempts: u32,
+}
+
+/// A credential just issued, with its lease. The credential's fields are
+/// secret: zeroized on drop, never printed.
+pub struct IssuedLease {
+    /// The lease as recorded.
+    pub lease: LeaseRecord,
+    /// The credential's fields (`username`, `password`, `access_key`, ...).
+    pub data: Vec<(String, SecretBytes)>,
+    /// Things the caller should know (a TTL that was capped, ...).
+    pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for IssuedLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedLease")
+            .field("lease", &self.lease.id)
+            .field("fields", &self.data.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A lease id taken apart: `<mount>/creds/<role>/<suffix>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseId<'a> {
+    /// The generator mount.
+    pub mount: &'a str,
+    /// The role.
+    pub role: &'a str,
+}
+
+impl<'a> LeaseId<'a> {
+    /// Parse a lease id; `None` when it is not in Tresor's shape.
+    pub fn parse(id: &'a str) -> Option<LeaseId<'a>> {
+        let mut parts = id.splitn(4, '/');
+        let (mount, creds, role, suffix) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let ok = |s: &str| crate::config::is_mount_name(s);
+        (creds == "creds" && ok(mount) && ok(role) && !suffix.is_empty() && suffix.len() <= 64)
+            .then_some(LeaseId { mount, role })
+    }
+}
+
+/// The lease engine: generator mounts, the state store and the TTL rules.
+pub struct Leases {
+    pub(crate) mounts: BTreeMap<String, GeneratorMount>,
+    state: StateStore,
+    policy: LeasePolicy,
+    /// One operation at a time per lease (renew, revoke and the sweeper).
+    locks: PathLocks,
+}
+
+/// The time now, ms since the epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn state_err(e: StateError) -> Error {
+    Error::StateUnavailable(e.to_string())
+}
+
+/// 24 random characters from `[A-Za-z0-9]`, for lease ids (unique across
+/// hosts without coordination).
+fn random_suffix() -> Result<String, Error> {
+    use ring::rand::SecureRandom as _;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(24);
+    let rng = ring::rand::SystemRandom::new();
+    while out.len() < 24 {
+        let mut b = [0u8; 32];
+        rng.fill(&mut b)
+            .map_err(|_| Error::Internal("the system random generator failed".into()))?;
+        // 248 = 4 * 62: rejection keeps the choice uniform.
+        out.extend(
+            b.iter()
+                .filter(|&&x| x < 248)
+                .map(|&x| ALPHABET[(x % 62) as usize] as char),
+        );
+    }
+    out.truncate(24);
+    Ok(out)
+}
+
+impl Leases {
+    /// A lease engine over `mounts`, keeping its leases in `state`.
+    pub(crate) fn new(mounts: BTreeMap<String, GeneratorMount>, state: StateStore, policy: LeasePolicy) -> Leases {
+        Leases {
+            mounts,
+            state,
+            policy,
+            locks: PathLocks::new(64),
+        }
+    }
+
+    /// The retry and TTL rules in effect.
+    pub fn policy(&self) -> LeasePolicy {
+        self.policy
+    }
+
+    /// The state store the leases live in.
+    pub fn state(&self) -> &StateStore {
+        &self.state
+    }
+
+    /// The generator mount `name`.
+    pub(crate) fn mount(&self, name: &str) -> Result<&GeneratorMount, Error> {
+        self.mounts.get(name).ok_or_else(|| Error::UnknownMount {
+            path: name.chars().take(200).collect(),
+            mounts: self.mounts.keys().cloned().collect(),
+        })
+    }
+
+    /// The role `role` of generator mount `mount`.
+    pub(crate) fn role(&self, mount: &str, role: &str) -> Result<(&GeneratorMount, &Role), Error> {
+        let m = self.mount(mount)?;
+        let r = m.roles.get(role).ok_or_else(|| {
+            Error::NotFound(format!(
+                "mount `{mount}` has no role `{role}`; its roles are {:?} (configure roles under [mount.roles.<name>])",
+                m.roles.keys().collect::<Vec<_>>()
+            ))
+        })?;
+        Ok((m, r))
+    }
+
+    /// The TTL a request for `requested` seconds gets on `role` (0: the
+    /// default), and a warning when it was capped.
+    pub fn ttl_for(&self, role: &Role, requested: Option<u64>) -> (u64, Option<String>) {
+        let max = role.max_ttl.min(self.policy.max_ttl);
+        match requested.filter(|&t| t > 0) {
+            None => (role.default_ttl.min(max), None),
+            Some(t) if t > max => (
+                max,
+                Some(format!(
+                    "TTL of {t}s exceeded the role's max_ttl of {max}s; the lease gets {max}s"
+                )),
+            ),
+            Some(t) => (t, None),
+        }
+    }
+
+    /// Issue a credential on `mount`/`role` for `ttl` seconds (already
+    /// decided by [`ttl_for`](Self::ttl_for)) and record its lease durably
+    /// before returning it.
+    pub(crate) async fn issue(
+        &self,
+        mount: &str,
+        role: &str,
+        ttl: u64,
+        principal: &str,
+        token_accessor: Option<&str>,
+    ) -> Result<IssuedLease, Error> {
+        let (m, r) = self.role(mount, role)?;
+        let id = format!("{mount}/creds/{role}/{}", random_suffix()?);
+        let now = now_ms();
+        let expires = now + ttl * 1000;
+        let credential = m
+            .pool
+            .checkout()
+            .await?
+            .issue(IssueRequest {
+                role: &r.plugin_role,
+                ttl_seconds: ttl,
+                now_ms: now,
+                expires_at_ms: expires,
+                display_name: principal,
+            })
+            .await?;
+        let granted = match credential.ttl_seconds {
+            0 => ttl,
+            t => t.min(ttl),
+        };
+        let lease = LeaseRecord {
+            id,
+            mount: mount.to_string(),
+            role: role.to_string(),
+            principal: principal.to_string(),
+            token_accessor: token_accessor.map(str::to_string),
+            revoke_handle: credential.revoke_handle.clone(),
+            issued_ms: now,
+            renewed_ms: 0,
+            expires_ms: now + granted * 1000,
+            max_expires_ms: now + r.max_ttl.min(self.policy.max_ttl) * 1000,
+            renewable: credential.renewable,
+            revocable: credential.revocable,
+            state: LeaseState::Active,
+            attempts: 0,
+            next_attempt_ms: 0,
+            last_error: None,
+        };
+        if let Err(e) = self.state.put_lease(lease.clone()).await {
+            // No lease, no credential: take it back before answering.
+            let undo = match credential.revocable {
+                true => {
+                    m.pool
+                        .checkout()
+                        .await?
+                        .revoke(&r.plugin_role, &credential.revoke_handle)
+                        .await
+                }
+                false => Ok(()),
+            };
+            if let Err(undo) = undo {
+                tracing::error!(mount, role, error = %undo, handle = %credential.revoke_handle,
+                    "a credential whose lease could not be recorded could not be revoked either; revoke it upstream by hand");
+            }
+            return Err(state_err(e));
+        }
+        Ok(IssuedLease {
+            lease,
+            data: credential.data,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// The lease `id`, or `not-found`.
+    pub async fn lookup(&self, id: &str) -> Result<LeaseRecord, Error> {
+        self.state.get_lease(id).await.map_err(state_err)?.ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "lease `{}` not found: it expired, was revoked, or never existed",
+                printable(id)
+            ))
+        })
+    }
+
+    /// Leases whose id starts with `prefix`.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<LeaseRecord>, Error> {
+        self.state.list_leases(prefix).await.map_err(state_err)
+    }
+
+    /// Extend lease `id` by `increment` seconds from now (`None`: the role's
+    /// default), capped at its maximum. Returns the lease and a warning when
+    /// the cap applied.
+    pub(crate) async fn renew(&self, id: &str, increment: Option<u64>) -> Result<(LeaseRecord, Option<String>), Error> {
+        let _turn = self.locks.lock(id).await;
+        let mut lease = self.lookup(id).await?;
+        if lease.state != LeaseState::Active {
+            return Err(Error::InvalidInput(format!(
+                "lease `{id}` is {} and cannot be renewed",
+                lease.state.as_str()
+            )));
+        }
+        if !lease.renewable {
+            return Err(Error::InvalidInput(format!("lease `{id}` is not renewable")));
+        }
+        let now = now_ms();
+        if lease.expires_ms <= now {
+            return Err(Error::InvalidInput(format!(
+                "lease `{id}` has expired and cannot be renewed"
+            )));
+        }
+        let (m, r) = self.role(&lease.mount, &lease.role)?;
+        let increment = increment.filter(|&i| i > 0).unwrap_or(r.default_ttl);
+        let wanted = now + increment * 1000;
+        let expires = wanted.min(lease.max_expires_ms);
+        let warning = (expires < wanted).then(|| {
+            format!(
+                "TTL of {increment}s exceeded the lease's maximum; it ends at its max_ttl, in {}s",
+                (expires - now) / 1000
+            )
+        });
+        let ttl = (expires - now) / 1000;
+        m.pool
+            .checkout()
+            .await?
+            .renew(&r.plugin_role, &lease.revoke_handle, ttl, expires)
+            .await?;
+        lease.expires_ms = expires;
+        lease.renewed_ms = now;
+        self.state.put_lease(lease.clone()).await.map_err(state_err)?;
+        Ok((lease, warning))
+    }
+
+    /// Revoke lease `id` upstream now and forget it. With `sync = false`,
+    /// only mark it for the sweeper (it is revoked within a sweep interval).
+    pub(crate) async fn revoke(&self, id: &str, sync: bool) -> Result<(), Error> {
+        let _turn = self.locks.lock(id).await;
+        let Some(mut lease) = self.state.get_lease(id).await.map_err(state_err)? else {
+            // Revocation is idempotent, as in Vault.
+            return Ok(());
+        };
+        if !sync {
+            lease.state = LeaseState::RevocationPending;
+            lease.next_attempt_ms = 0;
+            return self.state.put_lease(lease).await.map_err(state_err);
+        }
+        self.revoke_upstream(&lease).await?;
+        self.state.delete_lease(id).await.map_err(state_err).map(|_| ())
+    }
+
+    /// Forget lease `id` without revoking it upstream (force-revoke). Returns
+    /// the record that was dropped.
+    pub(crate) async fn forget(&self, id: &str) -> Result<Option<LeaseRecord>, Error> {
+        let _turn = self.locks.lock(id).await;
+        let lease = self.state.get_lease(id).await.map_err(state_err)?;
+        self.state.delete_lease(id).await.map_err(state_err)?;
+        Ok(lease)
+    }
+
+    /// Revoke the credential behind `lease` upstream (non-revocable
+    /// credentials just lapse).
+    async fn revoke_upstream(&self, lease: &LeaseRecord) -> Result<(), Error> {
+        if !lease.revocable {
+            return Ok(());
+        }
+        let m = self.mount(&lease.mount)?;
+        // A role removed from the configuration is revoked with the plugin's defaults.
+        let role = m
+            .roles
+            .get(&lease.role)
+            .map(|r| r.plugin_role.clone())
+            .unwrap_or_else(|| GenRole {
+                name: lease.role.clone(),
+                settings: Vec::new(),
+            });
+        m.pool.checkout().await?.revoke(&role, &lease.revoke_handle).await
+    }
+
+    /// The sweeper's work on one due lease: revoke it and forget it, or
+    /// after a failure schedule a retry (or give up: irrevocable). Returns
+    /// the outcome for the audit record.
+    pub(crate) async fn expire(&self, id: &str) -> Result<(), Error> {
+        let _turn = self.locks.lock(id).await;
+        let Some(mut lease) = self.state.get_lease(id).await.map_err(state_err)? else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let due = match lease.state {
+            LeaseState::Active => lease.expires_ms <= now,
+            LeaseState::RevocationPending => lease.next_attempt_ms <= now,
+            LeaseState::Irrevocable => false,
+        };
+        if !due {
+            return Ok(());
+        }
+        match self.revoke_upstream(&lease).await {
+            Ok(()) => self.state.delete_lease(id).await.map_err(state_err).map(|_| ()),
+            Err(e) => {
+                lease.attempts += 1;
+                lease.last_error = Some(e.to_string());
+                if lease.attempts >= self.policy.max_attempts {
+                    lease.state = LeaseState::Irrevocable;
+                } else {
+                    lease.state = LeaseState::RevocationPending;
+                    let shift = (lease.attempts - 1).min(20);
+                    let delay = self
+                        .policy
+                        .retry_initial
+                        .saturating_mul(1 << shift)
+                        .min(self.policy.retry_max);
+                    lease.next_attempt_ms = now + delay.as_millis() as u64;
+                }
+                self.state.put_lease(lease).await.map_err(state_err)?;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// An id cut to a printable length for messages.
+fn printable(id: &str) -> String {
+    id.chars().take(200).filter(|c| !c.is_control()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_ids_parse() {
+        assert_eq!(
+            LeaseId::parse("db/creds/ro/AbC123"),
+            Some(LeaseId {
+                mount: "db",
+                role: "ro"
+            })
+        );
+        assert_eq!(LeaseId::parse("db/creds/ro/"), None);
+        assert_eq!(LeaseId::parse("db/roles/ro/x"), None);
+        assert_eq!(LeaseId::parse("d b/creds/ro/x"), None);
+        assert_eq!(LeaseId::parse("db/creds"), None);
+    }
+
+    #[test]
+    fn random_suffixes_are_alphanumeric_and_differ() {
+        let a = random_suffix().unwrap();
+        let b = random_suffix().unwrap();
+        assert_eq!(a.len(), 24);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+}

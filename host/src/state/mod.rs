@@ -1,0 +1,224 @@
+//! The host state store: everything the host itself must keep across a
+//! restart (today: the leases of dynamic secrets), behind one interface.
+//!
+//! [`StateStore`] is what the rest of the host uses: async, cloneable, with
+//! typed records. It runs on a [`StateBackend`]: the embedded default is
+//! [`SqliteBackend`] (one SQLite database in the state directory, WAL mode,
+//! every change committed durably before the call returns). A PostgreSQL
+//! backend for several hosts implements the same trait; nothing in the host
+//! assumes there is only one process (ids are random, not counters).
+
+mod sqlite;
+
+use std::sync::Arc;
+
+pub use sqlite::SqliteBackend;
+
+/// Where a lease stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseState {
+    /// Live: the credential works until `expires_ms`.
+    Active,
+    /// Its revocation failed and is retried at `next_attempt_ms`.
+    RevocationPending,
+    /// Revocation kept failing until the retries ran out. Kept and listed
+    /// (never silently dropped) until an operator force-revokes it.
+    Irrevocable,
+}
+
+impl LeaseState {
+    /// Stable name, as stored and shown: `active`, `revocation-pending`, `irrevocable`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaseState::Active => "active",
+            LeaseState::RevocationPending => "revocation-pending",
+            LeaseState::Irrevocable => "irrevocable",
+        }
+    }
+
+    fn parse(s: &str) -> Option<LeaseState> {
+        match s {
+            "active" => Some(LeaseState::Active),
+            "revocation-pending" => Some(LeaseState::RevocationPending),
+            "irrevocable" => Some(LeaseState::Irrevocable),
+            _ => None,
+        }
+    }
+}
+
+/// One lease as the state store keeps it. It holds what revocation needs
+/// (the plugin's revoke handle), never the credential itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseRecord {
+    /// `<mount>/creds/<role>/<random>`.
+    pub id: String,
+    /// The generator mount.
+    pub mount: String,
+    /// The role it was issued for.
+    pub role: String,
+    /// Who it was issued to.
+    pub principal: String,
+    /// Accessor of the token it was issued with, if any: revoking that token
+    /// revokes the lease.
+    pub token_accessor: Option<String>,
+    /// What the plugin needs to renew or revoke the credential (not secret).
+    pub revoke_handle: String,
+    /// Issue time, ms since the epoch.
+    pub issued_ms: u64,
+    /// Last renewal, ms since the epoch (0: never renewed).
+    pub renewed_ms: u64,
+    /// When the lease ends, ms since the epoch.
+    pub expires_ms: u64,
+    /// The latest end any renewal may reach (issue time + the role's maximum TTL).
+    pub max_expires_ms: u64,
+    /// Whether renewals are possible.
+    pub renewable: bool,
+    /// Whether the upstream can end the credential early.
+    pub revocable: bool,
+    /// Active, pending revocation or irrevocable.
+    pub state: LeaseState,
+    /// Failed revocation attempts so far.
+    pub attempts: u32,
+    /// When the next revocation attempt is due (pending leases), ms since the epoch.
+    pub next_attempt_ms: u64,
+    /// Why the last revocation failed (an error message, never a secret).
+    pub last_error: Option<String>,
+}
+
+/// What can go wrong with the state store. Messages say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The database could not be opened or created.
+    #[error("cannot open the state store {path}: {detail}; check that the state directory is writable by Tresor and that no other Tresor process uses it")]
+    Open {
+        /// Where it is.
+        path: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The database was written by a newer Tresor.
+    #[error("the state store {path} has schema version {found}, newer than this Tresor knows ({known}); run the newer Tresor, or restore a backup made with this version")]
+    TooNew {
+        /// Where it is.
+        path: String,
+        /// Version found.
+        found: i64,
+        /// Newest version this build knows.
+        known: i64,
+    },
+    /// A read or a write failed; the operation did not happen.
+    #[error("the state store failed ({what}): {detail}; check the disk holding the state directory")]
+    Io {
+        /// Which operation.
+        what: &'static str,
+        /// What failed.
+        detail: String,
+    },
+    /// A stored record does not parse (damage, or a bug).
+    #[error("the state store holds a damaged record ({detail}); restore the state directory from a backup")]
+    Damaged {
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// The operations a state backend provides. Each call is one transaction:
+/// when it returns `Ok`, the change is durable (it survives SIGKILL and a
+/// power cut); when it returns `Err`, nothing changed. Calls block: the
+/// [`StateStore`] runs them off the async workers.
+pub trait StateBackend: Send + Sync + 'static {
+    /// Insert a lease, or replace the lease with the same id.
+    fn put_lease(&self, lease: &LeaseRecord) -> Result<(), StateError>;
+    /// The lease with this id.
+    fn get_lease(&self, id: &str) -> Result<Option<LeaseRecord>, StateError>;
+    /// Forget a lease; true when it existed.
+    fn delete_lease(&self, id: &str) -> Result<bool, StateError>;
+    /// Every lease whose id starts with `prefix`, ordered by id.
+    fn list_leases(&self, prefix: &str) -> Result<Vec<LeaseRecord>, StateError>;
+    /// Leases issued with the token of this accessor.
+    fn leases_of_token(&self, accessor: &str) -> Result<Vec<LeaseRecord>, StateError>;
+    /// Up to `limit` leases that need the sweeper at `now_ms`: active ones
+    /// past their end, pending ones whose next attempt is due; soonest first.
+    fn due_leases(&self, now_ms: u64, limit: usize) -> Result<Vec<LeaseRecord>, StateError>;
+    /// The soonest time the sweeper has work (an active lease's end or a
+    /// pending lease's next attempt), if any.
+    fn next_due(&self) -> Result<Option<u64>, StateError>;
+}
+
+/// The host state store. Clone it freely: clones share one backend.
+#[derive(Clone)]
+pub struct StateStore {
+    backend: Arc<dyn StateBackend>,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore").finish_non_exhaustive()
+    }
+}
+
+impl StateStore {
+    /// A store on `backend`.
+    pub fn new(backend: impl StateBackend) -> StateStore {
+        StateStore {
+            backend: Arc::new(backend),
+        }
+    }
+
+    /// Open (or create) the embedded SQLite store at `path`.
+    pub fn open_embedded(path: &std::path::Path) -> Result<StateStore, StateError> {
+        Ok(StateStore::new(SqliteBackend::open(path)?))
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn StateBackend) -> Result<T, StateError> + Send + 'static,
+    ) -> Result<T, StateError> {
+        let backend = self.backend.clone();
+        tokio::task::spawn_blocking(move || f(&*backend))
+            .await
+            .map_err(|e| StateError::Io {
+                what: "running a state store call",
+                detail: e.to_string(),
+            })?
+    }
+
+    /// Record a lease durably (insert or replace).
+    pub async fn put_lease(&self, lease: LeaseRecord) -> Result<(), StateError> {
+        self.run(move |b| b.put_lease(&lease)).await
+    }
+
+    /// The lease with this id, if any.
+    pub async fn get_lease(&self, id: &str) -> Result<Option<LeaseRecord>, StateError> {
+        let id = id.to_string();
+        self.run(move |b| b.get_lease(&id)).await
+    }
+
+    /// Forget a lease; true when it existed.
+    pub async fn delete_lease(&self, id: &str) -> Result<bool, StateError> {
+        let id = id.to_string();
+        self.run(move |b| b.delete_lease(&id)).await
+    }
+
+    /// Leases whose id starts with `prefix`, ordered by id.
+    pub async fn list_leases(&self, prefix: &str) -> Result<Vec<LeaseRecord>, StateError> {
+        let prefix = prefix.to_string();
+        self.run(move |b| b.list_leases(&prefix)).await
+    }
+
+    /// Leases issued with the token of `accessor`.
+    pub async fn leases_of_token(&self, accessor: &str) -> Result<Vec<LeaseRecord>, StateError> {
+        let accessor = accessor.to_string();
+        self.run(move |b| b.leases_of_token(&accessor)).await
+    }
+
+    /// Leases the sweeper must handle now.
+    pub async fn due_leases(&self, now_ms: u64, limit: usize) -> Result<Vec<LeaseRecord>, StateError> {
+        self.run(move |b| b.due_leases(now_ms, limit)).await
+    }
+
+    /// When the sweeper next has work.
+    pub async fn next_due(&self) -> Result<Option<u64>, StateError> {
+        self.run(|b| b.next_due()).await
+    }
+}

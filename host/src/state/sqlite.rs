@@ -1,0 +1,359 @@
+//! The embedded state backend: one SQLite database (`<state_dir>/state.db`).
+//!
+//! WAL journal with `synchronous = FULL`: a committed transaction is on disk
+//! when the call returns, and a crash at any moment leaves the last
+//! committed state. The schema is versioned (`PRAGMA user_version`); a
+//! database written by a newer Tresor is refused rather than guessed at.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{LeaseRecord, LeaseState, StateBackend, StateError};
+
+/// The newest schema this build knows.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Each step brings the schema from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE leases (
+        id              TEXT PRIMARY KEY,
+        mount           TEXT NOT NULL,
+        role            TEXT NOT NULL,
+        principal       TEXT NOT NULL,
+        token_accessor  TEXT,
+        revoke_handle   TEXT NOT NULL,
+        issued_ms       INTEGER NOT NULL,
+        renewed_ms      INTEGER NOT NULL,
+        expires_ms      INTEGER NOT NULL,
+        max_expires_ms  INTEGER NOT NULL,
+        renewable       INTEGER NOT NULL,
+        revocable       INTEGER NOT NULL,
+        state           TEXT NOT NULL,
+        attempts        INTEGER NOT NULL,
+        next_attempt_ms INTEGER NOT NULL,
+        last_error      TEXT
+    ) STRICT;
+    CREATE INDEX leases_by_expiry ON leases (state, expires_ms);
+    CREATE INDEX leases_by_attempt ON leases (state, next_attempt_ms);
+    CREATE INDEX leases_by_token ON leases (token_accessor);
+"];
+
+const COLUMNS: &str = "id, mount, role, principal, token_accessor, revoke_handle, issued_ms, renewed_ms, \
+     expires_ms, max_expires_ms, renewable, revocable, state, attempts, next_attempt_ms, last_error";
+
+/// The embedded SQLite state backend.
+pub struct SqliteBackend {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl SqliteBackend {
+    /// Open (or create) the database at `path` and bring its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteBackend, StateError> {
+        let open_err = |detail: String| StateError::Open {
+            path: path.display().to_string(),
+            detail,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        }
+        let mut conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| open_err(e.to_string()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| open_err(e.to_string()))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| open_err(e.to_string()))?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| open_err(e.to_string()))?;
+        if version > SCHEMA_VERSION {
+            return Err(StateError::TooNew {
+                path: path.display().to_string(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        for (step, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction().map_err(|e| open_err(e.to_string()))?;
+            tx.execute_batch(sql)
+                .and_then(|()| tx.pragma_update(None, "user_version", step as i64 + 1))
+                .and_then(|()| tx.commit())
+                .map_err(|e| open_err(format!("migrating the schema to version {}: {e}", step + 1)))?;
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+        Ok(SqliteBackend {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Where the database is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A connection is left consistent by SQLite even if a holder panicked.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn io(what: &'static str) -> impl Fn(rusqlite::Error) -> StateError {
+    move |e| StateError::Io {
+        what,
+        detail: e.to_string(),
+    }
+}
+
+fn ms(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn lease_from_row(row: &Row<'_>) -> rusqlite::Result<LeaseRecord> {
+    let state: String = row.get(12)?;
+    let u = |i: usize| row.get::<_, i64>(i).map(|v| v.max(0) as u64);
+    Ok(LeaseRecord {
+        id: row.get(0)?,
+        mount: row.get(1)?,
+        role: row.get(2)?,
+        principal: row.get(3)?,
+        token_accessor: row.get(4)?,
+        revoke_handle: row.get(5)?,
+        issued_ms: u(6)?,
+        renewed_ms: u(7)?,
+        expires_ms: u(8)?,
+        max_expires_ms: u(9)?,
+        renewable: row.get(10)?,
+        revocable: row.get(11)?,
+        state: LeaseState::parse(&state).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(12, rusqlite::types::Type::Text, "unknown lease state".into())
+        })?,
+        attempts: row.get::<_, i64>(13)?.clamp(0, u32::MAX as i64) as u32,
+        next_attempt_ms: u(14)?,
+        last_error: row.get(15)?,
+    })
+}
+
+/// The smallest string greater than every string starting with `prefix`
+/// (for a range scan), or `None` when there is none.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut bytes = prefix.as_bytes().to_vec();
+    while let Some(last) = bytes.pop() {
+        if last < 0xff {
+            bytes.push(last + 1);
+            // Ids are ASCII; a range end that is not UTF-8 is compared as bytes by SQLite.
+            return Some(String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
+    None
+}
+
+impl StateBackend for SqliteBackend {
+    fn put_lease(&self, l: &LeaseRecord) -> Result<(), StateError> {
+        self.conn()
+            .execute(
+                &format!("INSERT OR REPLACE INTO leases ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
+                params![
+                    l.id,
+                    l.mount,
+                    l.role,
+                    l.principal,
+                    l.token_accessor,
+                    l.revoke_handle,
+                    ms(l.issued_ms),
+                    ms(l.renewed_ms),
+                    ms(l.expires_ms),
+                    ms(l.max_expires_ms),
+                    l.renewable,
+                    l.revocable,
+                    l.state.as_str(),
+                    l.attempts as i64,
+                    ms(l.next_attempt_ms),
+                    l.last_error,
+                ],
+            )
+            .map(|_| ())
+            .map_err(io("recording a lease"))
+    }
+
+    fn get_lease(&self, id: &str) -> Result<Option<LeaseRecord>, StateError> {
+        self.conn()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM leases WHERE id = ?1"),
+                [id],
+                lease_from_row,
+            )
+            .optional()
+            .map_err(io("reading a lease"))
+    }
+
+    fn delete_lease(&self, id: &str) -> Result<bool, StateError> {
+        self.conn()
+            .execute("DELETE FROM leases WHERE id = ?1", [id])
+            .map(|n| n > 0)
+            .map_err(io("deleting a lease"))
+    }
+
+    fn list_leases(&self, prefix: &str) -> Result<Vec<LeaseRecord>, StateError> {
+        let conn = self.conn();
+        let rows = match prefix_end(prefix) {
+            Some(end) => {
+                let mut stmt = conn
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM leases WHERE id >= ?1 AND id < ?2 ORDER BY id"
+                    ))
+                    .map_err(io("listing leases"))?;
+                let rows = stmt
+                    .query_map(params![prefix, end], lease_from_row)
+                    .map_err(io("listing leases"))?;
+                rows.collect::<Result<Vec<_>, _>>()
+            }
+            None => {
+                let mut stmt = conn
+                    .prepare_cached(&format!("SELECT {COLUMNS} FROM leases WHERE id >= ?1 ORDER BY id"))
+                    .map_err(io("listing leases"))?;
+                let rows = stmt.query_map([prefix], lease_from_row).map_err(io("listing leases"))?;
+                rows.collect::<Result<Vec<_>, _>>()
+            }
+        };
+        rows.map_err(io("listing leases"))
+    }
+
+    fn leases_of_token(&self, accessor: &str) -> Result<Vec<LeaseRecord>, StateError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM leases WHERE token_accessor = ?1 ORDER BY id"
+            ))
+            .map_err(io("listing a token's leases"))?;
+        let rows = stmt
+            .query_map([accessor], lease_from_row)
+            .map_err(io("listing a token's leases"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(io("listing a token's leases"))
+    }
+
+    fn due_leases(&self, now_ms: u64, limit: usize) -> Result<Vec<LeaseRecord>, StateError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM leases WHERE state = 'active' AND expires_ms <= ?1 \
+                 UNION ALL \
+                 SELECT {COLUMNS} FROM leases WHERE state = 'revocation-pending' AND next_attempt_ms <= ?1 \
+                 ORDER BY expires_ms LIMIT ?2"
+            ))
+            .map_err(io("finding due leases"))?;
+        let rows = stmt
+            .query_map(params![ms(now_ms), limit as i64], lease_from_row)
+            .map_err(io("finding due leases"))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(io("finding due leases"))
+    }
+
+    fn next_due(&self) -> Result<Option<u64>, StateError> {
+        self.conn()
+            .query_row(
+                "SELECT MIN(t) FROM ( \
+                   SELECT MIN(expires_ms) AS t FROM leases WHERE state = 'active' \
+                   UNION ALL \
+                   SELECT MIN(next_attempt_ms) AS t FROM leases WHERE state = 'revocation-pending')",
+                [],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .map(|v| v.map(|t| t.max(0) as u64))
+            .map_err(io("finding the next due lease"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(id: &str, expires_ms: u64) -> LeaseRecord {
+        LeaseRecord {
+            id: id.into(),
+            mount: "db".into(),
+            role: "ro".into(),
+            principal: "app".into(),
+            token_accessor: Some("acc-1".into()),
+            revoke_handle: "v-app-ro-x".into(),
+            issued_ms: 1_000,
+            renewed_ms: 0,
+            expires_ms,
+            max_expires_ms: expires_ms * 2,
+            renewable: true,
+            revocable: true,
+            state: LeaseState::Active,
+            attempts: 0,
+            next_attempt_ms: 0,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn leases_round_trip_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let db = SqliteBackend::open(&path).unwrap();
+        let a = lease("db/creds/ro/a", 5_000);
+        db.put_lease(&a).unwrap();
+        db.put_lease(&lease("db/creds/rw/b", 9_000)).unwrap();
+        db.put_lease(&lease("dbx/creds/ro/c", 9_000)).unwrap();
+        drop(db);
+
+        let db = SqliteBackend::open(&path).unwrap();
+        assert_eq!(db.get_lease("db/creds/ro/a").unwrap(), Some(a.clone()));
+        let ids = |v: Vec<LeaseRecord>| v.into_iter().map(|l| l.id).collect::<Vec<_>>();
+        assert_eq!(ids(db.list_leases("db/").unwrap()), ["db/creds/ro/a", "db/creds/rw/b"]);
+        assert_eq!(ids(db.list_leases("db/creds/ro").unwrap()), ["db/creds/ro/a"]);
+        assert_eq!(ids(db.list_leases("").unwrap()).len(), 3);
+        assert_eq!(ids(db.leases_of_token("acc-1").unwrap()).len(), 3);
+        assert!(db.delete_lease("db/creds/ro/a").unwrap());
+        assert!(!db.delete_lease("db/creds/ro/a").unwrap());
+        assert_eq!(db.get_lease("db/creds/ro/a").unwrap(), None);
+    }
+
+    #[test]
+    fn due_leases_are_expired_active_and_due_pending_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteBackend::open(&dir.path().join("state.db")).unwrap();
+        db.put_lease(&lease("db/creds/ro/live", 10_000)).unwrap();
+        db.put_lease(&lease("db/creds/ro/old", 2_000)).unwrap();
+        let mut pending = lease("db/creds/ro/pending", 1_000);
+        pending.state = LeaseState::RevocationPending;
+        pending.next_attempt_ms = 6_000;
+        db.put_lease(&pending).unwrap();
+        let mut stuck = lease("db/creds/ro/stuck", 1_000);
+        stuck.state = LeaseState::Irrevocable;
+        db.put_lease(&stuck).unwrap();
+
+        let due = |now| {
+            db.due_leases(now, 10)
+                .unwrap()
+                .into_iter()
+                .map(|l| l.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(due(5_000), ["db/creds/ro/old"]);
+        assert_eq!(due(7_000), ["db/creds/ro/pending", "db/creds/ro/old"]);
+        assert_eq!(db.next_due().unwrap(), Some(2_000));
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        drop(SqliteBackend::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        drop(conn);
+        let e = SqliteBackend::open(&path).err().unwrap().to_string();
+        assert!(e.contains("newer than this Tresor knows"), "{e}");
+    }
+}
