@@ -6,8 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Embedded plugins: (name used in configs, crate name).
-const PLUGINS: &[(&str, &str)] = &[("file", "tresor_plugin_file"), ("env", "tresor_plugin_env")];
+/// Embedded plugins: (name used in configs, crate directory, crate name).
+const PLUGINS: &[(&str, &str, &str)] = &[
+    ("file", "file", "tresor_plugin_file"),
+    ("env", "env", "tresor_plugin_env"),
+    ("postgres", "postgres", "tresor_plugin_postgres"),
+    ("aws_creds", "aws-creds", "tresor_plugin_aws_creds"),
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -16,7 +21,8 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.lock").display());
-    for dir in ["sdk", "file", "env"] {
+    println!("cargo:rerun-if-changed={}", plugins.join("sdk").display());
+    for (_, dir, _) in PLUGINS {
         println!("cargo:rerun-if-changed={}", plugins.join(dir).display());
     }
 
@@ -29,7 +35,7 @@ fn main() {
         .arg(plugins.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir);
-    for (_, krate) in PLUGINS {
+    for (_, _, krate) in PLUGINS {
         cmd.arg("-p").arg(krate.replace('_', "-"));
     }
     // Flags meant for the host build must not leak into the wasm build.
@@ -49,7 +55,7 @@ fn main() {
     if !status.success() {
         panic!("building the first-party plugins for wasm32-wasip2 failed (see the errors above)");
     }
-    for (name, krate) in PLUGINS {
+    for (name, _, krate) in PLUGINS {
         let wasm = target_dir.join("wasm32-wasip2/release").join(format!("{krate}.wasm"));
         assert!(wasm.exists(), "expected plugin component at {}", wasm.display());
         println!(

@@ -440,7 +440,7 @@ impl Config {
                 }
                 _ => {
                     return bad(&format!(
-                        "mount `{}`: set exactly one of `plugin` (embedded: file, env) or `plugin_path` + `sha256`",
+                        "mount `{}`: set exactly one of `plugin` (embedded: file, env, postgres, aws-creds) or `plugin_path` + `sha256`",
                         m.path
                     ))
                 }

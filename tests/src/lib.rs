@@ -9,6 +9,7 @@ use tresor::{Caller, Config, Host, Principal};
 pub mod conformance;
 pub mod peers;
 pub mod peers_cloud;
+pub mod postgres;
 pub mod server;
 
 /// Path of the hostile test plugin component (built by build.rs).

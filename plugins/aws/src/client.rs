@@ -6,9 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use tresor_plugin_sdk::http::{self, Request};
+use tresor_plugin_sdk::sigv4::{self, Credentials, Signable};
 use tresor_plugin_sdk::Error;
-
-use crate::sigv4::{self, Credentials, Signable};
 
 /// The service name in the credential scope.
 const SERVICE: &str = "secretsmanager";

@@ -1,5 +1,6 @@
 //! A Tresor provider for AWS Secrets Manager, over its JSON API with
-//! requests signed by AWS Signature Version 4 ([`sigv4`]).
+//! requests signed by AWS Signature Version 4 (the SDK's
+//! [`sigv4`](tresor_plugin_sdk::sigv4)).
 //!
 //! The mount must grant the plugin the real clock (`grants.clock = true`:
 //! signatures carry the time) and network access to the endpoint's
@@ -45,7 +46,6 @@
 //! versions is not supported.
 
 pub mod client;
-pub mod sigv4;
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -53,10 +53,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{json, Value};
+use tresor_plugin_sdk::sigv4::{self, Credentials};
 use tresor_plugin_sdk::{export_provider, Capabilities, Config, Error, Metadata, Provider, Secret, VersionInfo};
 
 use crate::client::Client;
-use crate::sigv4::Credentials;
 
 /// 2020-01-01T00:00:00Z: a clock before this is the sandbox's frozen one.
 const PLAUSIBLE_NOW: u64 = 1_577_836_800;

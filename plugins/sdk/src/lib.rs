@@ -48,7 +48,8 @@
 //! that talk to an upstream over HTTP (when their mount grants
 //! `grants.network`) use [`http`]; those whose upstream allows fewer
 //! characters in secret names than Tresor paths map them reversibly with
-//! [`names`].
+//! [`names`]. Plugins calling AWS APIs sign their requests with
+//! [`sigv4`].
 //!
 //! The SDK installs the plugin's memory allocator: every block is wiped
 //! when freed, so the secrets a call handled do not stay in the instance's
@@ -79,6 +80,7 @@ pub mod http;
 pub mod names;
 mod path;
 mod provider;
+pub mod sigv4;
 mod wipe;
 
 #[allow(missing_docs, clippy::all)]
@@ -119,7 +121,7 @@ pub mod bindings {
 }
 
 pub use config::Config;
-pub use generator::{Credential, Generator, Role};
+pub use generator::{Credential, Generator, IssueRequest, Role};
 pub use path::{validate_path, validate_prefix, MAX_PATH_LEN};
 pub use provider::Provider;
 

@@ -10,6 +10,31 @@
 //! chaining HMAC-SHA256 over `"AWS4" + secret key`, date, region, service
 //! and `aws4_request`, and sign. The result goes in the `Authorization`
 //! header.
+//!
+//! A plugin calling an AWS API signs each request with [`authorization`]
+//! and sends the signed headers with it (the host needs
+//! `grants.clock = true`: the signature carries the time):
+//!
+//! ```
+//! use tresor_plugin_sdk::sigv4::{self, Credentials, Signable};
+//!
+//! let credentials = Credentials {
+//!     access_key_id: "AKIDEXAMPLE".into(),
+//!     secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+//!     session_token: None,
+//! };
+//! let amz_date = sigv4::amz_date(1_440_938_160); // 20150830T123600Z
+//! let body = "Action=ListUsers&Version=2010-05-08";
+//! let headers = [
+//!     ("content-type", "application/x-www-form-urlencoded; charset=utf-8"),
+//!     ("host", "iam.amazonaws.com"),
+//!     ("x-amz-date", amz_date.as_str()),
+//! ];
+//! let signable = Signable { method: "POST", path: "/", query: &[], headers: &headers, payload: body.as_bytes() };
+//! let authorization = sigv4::authorization(&credentials, "us-east-1", "iam", &amz_date, &signable);
+//! assert!(authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request"));
+//! // Send `authorization` as the `Authorization` header, with every header in `headers`.
+//! ```
 
 use sha2::{Digest, Sha256};
 

@@ -1,0 +1,672 @@
+//! The mount's configuration (where and how to connect) and a role's
+//! settings (which statements to run), validated strictly: an unknown key
+//! is refused with the closest known one.
+
+use std::fmt;
+use std::time::Duration;
+
+use tresor_plugin_sdk::{Config, Error, Role};
+use zeroize::Zeroizing;
+
+use crate::template::{self, Placeholder};
+
+/// The mount configuration keys this plugin reads.
+pub const MOUNT_KEYS: &[&str] = &["connection_url", "username", "password", "connect_timeout_ms"];
+
+/// The role settings this plugin reads.
+pub const ROLE_KEYS: &[&str] = &["creation_statements", "revocation_statements", "renew_statements"];
+
+/// The query parameters of `connection_url` this plugin understands.
+const URL_PARAMETERS: &[&str] = &["sslmode", "connect_timeout", "application_name"];
+
+/// How long connecting may take when the mount does not say.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and as whom the plugin connects, from the mount's config.
+pub struct ConnectionSettings {
+    /// Host name or IP address, as given (IPv6 without brackets).
+    pub host: String,
+    /// TCP port (5432 unless the URL says otherwise).
+    pub port: u16,
+    /// The role the plugin logs in as (it creates and drops roles).
+    pub user: String,
+    /// Its password (empty when the URL and the config give none).
+    pub password: Zeroizing<String>,
+    /// The database to connect to (the user's name unless the URL names one).
+    pub database: String,
+    /// Shown in `pg_stat_activity` (`tresor` unless the URL says otherwise).
+    pub application_name: String,
+    /// How long connecting may take.
+    pub connect_timeout: Duration,
+}
+
+/// Never prints the password.
+impl fmt::Debug for ConnectionSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionSettings")
+            .field("address", &self.address())
+            .field("user", &self.user)
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectionSettings {
+    /// Reads the mount's config: `connection_url` in Vault's form
+    /// (`postgresql://{{username}}:{{password}}@127.0.0.1:5432/postgres?sslmode=disable`,
+    /// placeholders filled from `username` and `password`, or a URL with the
+    /// credentials in it), and `connect_timeout_ms`. Errors name the key,
+    /// never a value.
+    pub fn from_config(config: &Config) -> Result<Self, Error> {
+        refuse_unknown(
+            config.iter().map(|(k, _)| k),
+            MOUNT_KEYS,
+            "config key",
+            "the mount's config",
+        )?;
+        let url = config.require("connection_url")?;
+        let parsed = parse_url(url)?;
+
+        let user = match parsed.user {
+            UrlPart::Placeholder | UrlPart::Absent => config
+                .get("username")
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| {
+                    Error::invalid_input(
+                        "missing config key `username`: set it (connection_url uses {{username}} or names no user)",
+                    )
+                })?
+                .to_owned(),
+            UrlPart::Literal(user) => {
+                if config.get("username").is_some_and(|u| u != user.as_str()) {
+                    return Err(Error::invalid_input(
+                        "connection_url names a user and config key `username` names another: \
+                         write {{username}} in connection_url, or drop `username`",
+                    ));
+                }
+                user.to_string()
+            }
+        };
+        let password = match parsed.password {
+            UrlPart::Placeholder => Zeroizing::new(
+                config
+                    .get("password")
+                    .ok_or_else(|| {
+                        Error::invalid_input("missing config key `password`: connection_url uses {{password}}")
+                    })?
+                    .to_owned(),
+            ),
+            UrlPart::Absent => Zeroizing::new(config.get("password").unwrap_or_default().to_owned()),
+            UrlPart::Literal(password) => {
+                if config.get("password").is_some_and(|p| p != password.as_str()) {
+                    return Err(Error::invalid_input(
+                        "connection_url has a password and config key `password` another: \
+                         write {{password}} in connection_url, or drop `password`",
+                    ));
+                }
+                password
+            }
+        };
+
+        let mut connect_timeout = DEFAULT_CONNECT_TIMEOUT;
+        let mut application_name = "tresor".to_owned();
+        let mut sslmode = None;
+        for (key, value) in &parsed.parameters {
+            match key.as_str() {
+                "sslmode" => sslmode = Some(value.clone()),
+                "application_name" => application_name = value.clone(),
+                "connect_timeout" => {
+                    let seconds: u64 = value.parse().map_err(|_| {
+                        Error::invalid_input(
+                            "the `connect_timeout` parameter of connection_url must be a whole number of seconds",
+                        )
+                    })?;
+                    connect_timeout = Duration::from_secs(seconds);
+                }
+                _ => {
+                    return Err(unknown_key(
+                        key,
+                        URL_PARAMETERS,
+                        "connection_url parameter",
+                        "connection_url",
+                    ))
+                }
+            }
+        }
+        check_sslmode(sslmode.as_deref())?;
+        if let Some(ms) = config.parse::<u64>("connect_timeout_ms", "a whole number of milliseconds")? {
+            connect_timeout = Duration::from_millis(ms);
+        }
+        if connect_timeout.is_zero() {
+            return Err(Error::invalid_input(
+                "config key `connect_timeout_ms` must be more than 0: leave it out for the default (10 s)",
+            ));
+        }
+        let database = if parsed.database.is_empty() {
+            user.clone()
+        } else {
+            parsed.database
+        };
+        Ok(ConnectionSettings {
+            host: parsed.host,
+            port: parsed.port,
+            user,
+            password,
+            database,
+            application_name,
+            connect_timeout,
+        })
+    }
+
+    /// `host:port` (`[v6]:port`), as the mount's `grants.sockets` must list it.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// The statements of one role, from its settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleStatements {
+    /// Creates the role: `creation_statements` (required).
+    pub creation: String,
+    /// Drops it: `revocation_statements`, or the default when unset.
+    pub revocation: Option<String>,
+    /// Extends it: `renew_statements`, or the default when unset.
+    pub renew: Option<String>,
+}
+
+impl RoleStatements {
+    /// Reads and checks a role's settings: `creation_statements` is required,
+    /// unknown keys and unknown placeholders are refused, and each statement
+    /// kind may only use the placeholders it has values for.
+    pub fn from_role(role: &Role) -> Result<Self, Error> {
+        let settings = role.config();
+        refuse_unknown(
+            settings.iter().map(|(k, _)| k),
+            ROLE_KEYS,
+            "role setting",
+            &format!("role `{}`", role.name),
+        )?;
+        let creation = settings
+            .get("creation_statements")
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                Error::invalid_input(format!(
+                    "role `{}` has no `creation_statements`: set them, e.g. \
+                     creation_statements = \"CREATE ROLE \\\"{{{{name}}}}\\\" WITH LOGIN PASSWORD '{{{{password}}}}' \
+                     VALID UNTIL '{{{{expiration}}}}';\"",
+                    role.name
+                ))
+            })?
+            .to_owned();
+        check_statements(
+            role,
+            "creation_statements",
+            &creation,
+            &[Placeholder::Name, Placeholder::Password, Placeholder::Expiration],
+        )?;
+        let renew = optional_statements(
+            role,
+            &settings,
+            "renew_statements",
+            &[Placeholder::Name, Placeholder::Expiration],
+        )?;
+        let revocation = optional_statements(role, &settings, "revocation_statements", &[Placeholder::Name])?;
+        Ok(RoleStatements {
+            creation,
+            revocation,
+            renew,
+        })
+    }
+
+    /// The `revocation_statements` of a role for `revoke`, which must work
+    /// even when the role was removed from the configuration (no settings:
+    /// `None`, the default statements) or is otherwise incomplete.
+    pub fn revocation_of(role: &Role) -> Result<Option<String>, Error> {
+        optional_statements(role, &role.config(), "revocation_statements", &[Placeholder::Name])
+    }
+
+    /// The `renew_statements` of a role for `renew` (`None`: the default).
+    pub fn renew_of(role: &Role) -> Result<Option<String>, Error> {
+        optional_statements(
+            role,
+            &role.config(),
+            "renew_statements",
+            &[Placeholder::Name, Placeholder::Expiration],
+        )
+    }
+}
+
+fn optional_statements(
+    role: &Role,
+    settings: &Config,
+    key: &str,
+    allowed: &[Placeholder],
+) -> Result<Option<String>, Error> {
+    match settings.get(key) {
+        None => Ok(None),
+        Some(s) if s.trim().is_empty() => Err(Error::invalid_input(format!(
+            "role `{}` sets `{key}` to nothing: leave it out for the default statements",
+            role.name
+        ))),
+        Some(s) => {
+            check_statements(role, key, s, allowed)?;
+            Ok(Some(s.to_owned()))
+        }
+    }
+}
+
+fn check_statements(role: &Role, key: &str, statements: &str, allowed: &[Placeholder]) -> Result<(), Error> {
+    template::check(statements, allowed).map_err(|e| {
+        Error::invalid_input(format!(
+            "role `{}`, setting `{key}`: {e}: fix the statements",
+            role.name
+        ))
+    })
+}
+
+/// Refuses the first key not in `known`, naming it and the closest known key.
+fn refuse_unknown<'a>(
+    keys: impl Iterator<Item = &'a str>,
+    known: &[&str],
+    what: &str,
+    place: &str,
+) -> Result<(), Error> {
+    for key in keys {
+        if !known.contains(&key) {
+            return Err(unknown_key(key, known, what, place));
+        }
+    }
+    Ok(())
+}
+
+fn unknown_key(key: &str, known: &[&str], what: &str, place: &str) -> Error {
+    let closest = known
+        .iter()
+        .min_by_key(|k| edit_distance(key, k))
+        .copied()
+        .unwrap_or_default();
+    Error::invalid_input(format!(
+        "unknown {what} `{key}` in {place}: did you mean `{closest}`? (known: {})",
+        known.join(", ")
+    ))
+}
+
+/// Levenshtein distance between two short keys, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// `sslmode` values that allow a plaintext connection are all this plugin
+/// can do for now.
+fn check_sslmode(sslmode: Option<&str>) -> Result<(), Error> {
+    match sslmode {
+        Some("disable") => Ok(()),
+        Some(mode @ ("allow" | "prefer" | "require" | "verify-ca" | "verify-full")) => {
+            Err(Error::unsupported(format!(
+                "connection_url asks for sslmode={mode}, but this plugin does not support TLS yet: \
+             use sslmode=disable on a network you trust (loopback, a private link)"
+            )))
+        }
+        Some(other) => Err(Error::invalid_input(format!(
+            "connection_url has sslmode={other}, which PostgreSQL does not know: use sslmode=disable"
+        ))),
+        None => Err(Error::unsupported(
+            "connection_url sets no sslmode, and PostgreSQL clients then try TLS first (sslmode=prefer), \
+             which this plugin does not support yet: add `?sslmode=disable` to connect without TLS",
+        )),
+    }
+}
+
+/// The user or password part of `connection_url`.
+enum UrlPart {
+    /// `{{username}}` / `{{password}}`: taken from the config key.
+    Placeholder,
+    /// Not in the URL.
+    Absent,
+    /// Given in the URL (percent-decoded).
+    Literal(Zeroizing<String>),
+}
+
+struct ParsedUrl {
+    user: UrlPart,
+    password: UrlPart,
+    host: String,
+    port: u16,
+    database: String,
+    parameters: Vec<(String, String)>,
+}
+
+/// Parses `postgresql://[user[:password]@]host[:port][/database][?k=v&...]`.
+/// Errors describe the problem without quoting the URL (it may hold a
+/// password).
+fn parse_url(url: &str) -> Result<ParsedUrl, Error> {
+    let bad = |what: &str| {
+        Error::invalid_input(format!(
+            "config key `connection_url` {what}: write it as \
+             postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:5432/postgres?sslmode=disable"
+        ))
+    };
+    let rest = url
+        .strip_prefix("postgresql://")
+        .or_else(|| url.strip_prefix("postgres://"))
+        .ok_or_else(|| bad("must start with postgresql://"))?;
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, Some(query)),
+        None => (rest, None),
+    };
+    let (authority, database) = match rest.split_once('/') {
+        Some((authority, database)) => (authority, database),
+        None => (rest, ""),
+    };
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((userinfo, hostport)) => (Some(userinfo), hostport),
+        None => (None, authority),
+    };
+    let (user, password) = match userinfo {
+        None => (UrlPart::Absent, UrlPart::Absent),
+        Some(userinfo) => {
+            let (user, password) = match userinfo.split_once(':') {
+                Some((user, password)) => (user, Some(password)),
+                None => (userinfo, None),
+            };
+            let user = match user {
+                "{{username}}" => UrlPart::Placeholder,
+                "" => UrlPart::Absent,
+                literal => UrlPart::Literal(percent_decode(literal).ok_or_else(|| bad("has a malformed user name"))?),
+            };
+            let password = match password {
+                None => UrlPart::Absent,
+                Some("{{password}}") => UrlPart::Placeholder,
+                Some(literal) => {
+                    UrlPart::Literal(percent_decode(literal).ok_or_else(|| bad("has a malformed password"))?)
+                }
+            };
+            (user, password)
+        }
+    };
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (host, after) = v6
+            .split_once(']')
+            .ok_or_else(|| bad("has an IPv6 address without `]`"))?;
+        match after {
+            "" => (host, None),
+            _ => (
+                host,
+                Some(
+                    after
+                        .strip_prefix(':')
+                        .ok_or_else(|| bad("has junk after the IPv6 address"))?,
+                ),
+            ),
+        }
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("names no host"));
+    }
+    if host.contains(['{', '}', '/', ' ', ',']) {
+        return Err(bad("has a malformed host (one host only, no placeholders)"));
+    }
+    let port = match port {
+        None => 5432,
+        Some(port) => port
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| bad("has a port that is not a number from 1 to 65535"))?,
+    };
+    let database = percent_decode(database)
+        .ok_or_else(|| bad("has a malformed database name"))?
+        .to_string();
+    let mut parameters = Vec::new();
+    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = percent_decode(key).ok_or_else(|| bad("has a malformed parameter"))?;
+        let value = percent_decode(value).ok_or_else(|| bad("has a malformed parameter"))?;
+        parameters.push((key.to_string(), value.to_string()));
+    }
+    Ok(ParsedUrl {
+        user,
+        password,
+        host: host.to_owned(),
+        port,
+        database,
+        parameters,
+    })
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape or non-UTF-8 result.
+fn percent_decode(raw: &str) -> Option<Zeroizing<String>> {
+    let bytes = raw.as_bytes();
+    let mut out = Zeroizing::new(Vec::with_capacity(bytes.len()));
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = raw.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let text = std::str::from_utf8(&out).ok()?;
+    Some(Zeroizing::new(text.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        Config::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    fn role(pairs: &[(&str, &str)]) -> Role {
+        Role {
+            name: "readonly".into(),
+            settings: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    fn invalid(result: Result<impl Sized, Error>) -> String {
+        match result {
+            Err(Error::InvalidInput(m)) => m,
+            Err(other) => panic!("expected invalid-input, got {other:?}"),
+            Ok(_) => panic!("expected invalid-input, got Ok"),
+        }
+    }
+
+    const VAULT_URL: &str = "postgresql://{{username}}:{{password}}@127.0.0.1:5432/postgres?sslmode=disable";
+
+    #[test]
+    fn reads_vaults_connection_url() {
+        let s = ConnectionSettings::from_config(&config(&[
+            ("connection_url", VAULT_URL),
+            ("username", "vaultadmin"),
+            ("password", "s3cr3t"),
+            ("connect_timeout_ms", "2500"),
+        ]))
+        .expect("valid");
+        assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 5432));
+        assert_eq!(s.user, "vaultadmin");
+        assert_eq!(s.password.as_str(), "s3cr3t");
+        assert_eq!(s.database, "postgres");
+        assert_eq!(s.connect_timeout, Duration::from_millis(2500));
+        assert_eq!(s.address(), "127.0.0.1:5432");
+        assert!(!format!("{s:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn reads_urls_with_credentials_names_and_ipv6() {
+        let s = ConnectionSettings::from_config(&config(&[(
+            "connection_url",
+            "postgres://admin:p%40ss%3Aw@db.internal/app?sslmode=disable&connect_timeout=3&application_name=x",
+        )]))
+        .expect("valid");
+        assert_eq!((s.host.as_str(), s.port), ("db.internal", 5432));
+        assert_eq!((s.user.as_str(), s.password.as_str()), ("admin", "p@ss:w"));
+        assert_eq!((s.database.as_str(), s.application_name.as_str()), ("app", "x"));
+        assert_eq!(s.connect_timeout, Duration::from_secs(3));
+
+        let s = ConnectionSettings::from_config(&config(&[
+            ("connection_url", "postgresql://[::1]:6432?sslmode=disable"),
+            ("username", "admin"),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            (s.host.as_str(), s.port, s.address()),
+            ("::1", 6432, "[::1]:6432".to_owned())
+        );
+        assert_eq!(s.database, "admin");
+        assert_eq!(s.password.as_str(), "");
+    }
+
+    #[test]
+    fn refuses_unknown_config_keys_naming_the_closest() {
+        let m = invalid(ConnectionSettings::from_config(&config(&[
+            ("connection_url", VAULT_URL),
+            ("username", "a"),
+            ("pasword", "x"),
+        ])));
+        assert!(m.contains("`pasword`") && m.contains("did you mean `password`"), "{m}");
+        let m = invalid(ConnectionSettings::from_config(&config(&[(
+            "connection_url",
+            "postgresql://a@h/d?sslmode=disable&sslmod=x",
+        )])));
+        assert!(m.contains("`sslmod`") && m.contains("`sslmode`"), "{m}");
+    }
+
+    #[test]
+    fn refuses_bad_urls_without_quoting_them() {
+        for (url, expect) in [
+            ("mysql://a:hunter22@h/d?sslmode=disable", "postgresql://"),
+            ("postgresql://a:hunter22@/d?sslmode=disable", "no host"),
+            ("postgresql://a:hunter22@h:99999/d?sslmode=disable", "port"),
+            ("postgresql://a:hunter22@h:5432/d%zz?sslmode=disable", "database"),
+        ] {
+            let m = invalid(ConnectionSettings::from_config(&config(&[("connection_url", url)])));
+            assert!(m.contains(expect), "{url}: {m}");
+            assert!(!m.contains("hunter22"), "{m}");
+        }
+        let m = invalid(ConnectionSettings::from_config(&config(&[(
+            "connection_url",
+            VAULT_URL,
+        )])));
+        assert!(m.contains("`username`"), "{m}");
+        let m = invalid(ConnectionSettings::from_config(&config(&[
+            ("connection_url", VAULT_URL),
+            ("username", "a"),
+        ])));
+        assert!(m.contains("`password`"), "{m}");
+        let m = invalid(ConnectionSettings::from_config(&config(&[
+            ("connection_url", "postgresql://a:hunter22@h/d?sslmode=disable"),
+            ("password", "xyzzy"),
+        ])));
+        assert!(
+            m.contains("`password`") && !m.contains("hunter22") && !m.contains("xyzzy"),
+            "{m}"
+        );
+        let m = invalid(ConnectionSettings::from_config(&config(&[
+            ("connection_url", "postgresql://a@h/d?sslmode=disable"),
+            ("connect_timeout_ms", "soon"),
+        ])));
+        assert!(m.contains("connect_timeout_ms"), "{m}");
+    }
+
+    #[test]
+    fn refuses_tls_modes_it_cannot_honour() {
+        for url in [
+            "postgresql://a@h/d?sslmode=require",
+            "postgresql://a@h/d?sslmode=verify-full",
+            "postgresql://a@h/d",
+        ] {
+            match ConnectionSettings::from_config(&config(&[("connection_url", url)])) {
+                Err(Error::Unsupported(m)) => assert!(m.contains("TLS") && m.contains("sslmode=disable"), "{m}"),
+                other => panic!("{url}: expected unsupported, got {other:?}"),
+            }
+        }
+        let m = invalid(ConnectionSettings::from_config(&config(&[(
+            "connection_url",
+            "postgresql://a@h/d?sslmode=sometimes",
+        )])));
+        assert!(m.contains("sometimes"), "{m}");
+    }
+
+    #[test]
+    fn reads_role_statements() {
+        let r = RoleStatements::from_role(&role(&[
+            (
+                "creation_statements",
+                "CREATE ROLE \"{{name}}\" LOGIN PASSWORD '{{password}}';",
+            ),
+            (
+                "renew_statements",
+                "ALTER ROLE \"{{name}}\" VALID UNTIL '{{expiration}}';",
+            ),
+        ]))
+        .expect("valid");
+        assert!(r.creation.starts_with("CREATE ROLE"));
+        assert!(r.renew.is_some());
+        assert_eq!(r.revocation, None);
+    }
+
+    #[test]
+    fn refuses_bad_role_settings() {
+        let m = invalid(RoleStatements::from_role(&role(&[])));
+        assert!(m.contains("`creation_statements`") && m.contains("`readonly`"), "{m}");
+        let m = invalid(RoleStatements::from_role(&role(&[
+            ("creation_statements", "CREATE ROLE \"{{name}}\";"),
+            ("revocation_statments", "DROP ROLE \"{{name}}\";"),
+        ])));
+        assert!(
+            m.contains("`revocation_statments`") && m.contains("did you mean `revocation_statements`"),
+            "{m}"
+        );
+        assert!(
+            m.contains("known: creation_statements, revocation_statements, renew_statements"),
+            "{m}"
+        );
+        let m = invalid(RoleStatements::from_role(&role(&[(
+            "creation_statements",
+            "CREATE ROLE \"{{nmae}}\";",
+        )])));
+        assert!(m.contains("{{nmae}}") && m.contains("creation_statements"), "{m}");
+        let m = invalid(RoleStatements::from_role(&role(&[
+            ("creation_statements", "CREATE ROLE \"{{name}}\";"),
+            (
+                "revocation_statements",
+                "ALTER ROLE \"{{name}}\" PASSWORD '{{password}}';",
+            ),
+        ])));
+        assert!(m.contains("revocation_statements") && m.contains("{{password}}"), "{m}");
+        // A removed role (no settings) revokes with the defaults.
+        assert_eq!(RoleStatements::revocation_of(&role(&[])).ok(), Some(None));
+    }
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("pasword", "password"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}

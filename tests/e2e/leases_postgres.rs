@@ -1,0 +1,235 @@
+//! Dynamic PostgreSQL credentials against a real PostgreSQL: issue, log in,
+//! renew, revoke, the sweeper, revoke-prefix, a denied principal, the
+//! sockets grant, and revocation retried while PostgreSQL is down.
+
+use std::time::{Duration, Instant};
+
+use tresor::Error;
+use tresor_e2e::postgres::Postgres;
+use tresor_e2e::*;
+
+/// Policies: admins do everything; `apps` may issue from `db/ro` only.
+const POLICIES: &str = r#"
+@id("admins-all")
+permit (principal in Tresor::Group::"admins", action, resource);
+
+@id("apps-issue-ro")
+permit (
+  principal in Tresor::Group::"apps",
+  action in [Tresor::Action::"issue", Tresor::Action::"renew", Tresor::Action::"revoke", Tresor::Action::"read"],
+  resource == Tresor::Role::"db/ro"
+);
+"#;
+
+/// A `db` mount of the postgres generator on `pg`, granted `grant` as its
+/// only socket, with role `ro` (SELECT on `app_data`) and role `rw`.
+fn db_mount(pg: &Postgres, grant: &str, connect_port: u16) -> String {
+    format!(
+        r#"
+[leases]
+sweep_interval_ms = 100
+retry_initial_ms = 200
+retry_max_ms = 500
+max_revoke_attempts = 1000
+
+[[mount]]
+path = "db"
+plugin = "postgres"
+config = {{ connection_url = "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{connect_port}/postgres?sslmode=disable", username = "postgres", password = "{password}" }}
+grants = {{ sockets = ["{grant}"] }}
+[mount.roles.ro]
+default_ttl = "1h"
+max_ttl = "2h"
+creation_statements = """CREATE ROLE "{{{{name}}}}" WITH LOGIN PASSWORD '{{{{password}}}}' VALID UNTIL '{{{{expiration}}}}'; GRANT SELECT ON app_data TO "{{{{name}}}}";"""
+[mount.roles.rw]
+default_ttl = "1h"
+max_ttl = "2h"
+creation_statements = """CREATE ROLE "{{{{name}}}}" WITH LOGIN PASSWORD '{{{{password}}}}' VALID UNTIL '{{{{expiration}}}}'; GRANT SELECT, INSERT ON app_data TO "{{{{name}}}}";"""
+"#,
+        password = pg.password,
+    )
+}
+
+fn field(issued: &tresor::lease::IssuedLease, name: &str) -> String {
+    let (_, v) = issued
+        .data
+        .iter()
+        .find(|(k, _)| k == name)
+        .unwrap_or_else(|| panic!("credential has no `{name}`: {issued:?}"));
+    String::from_utf8(v.expose().to_vec()).unwrap()
+}
+
+fn prepared() -> Postgres {
+    let pg = Postgres::start();
+    pg.psql("CREATE TABLE app_data (id int); INSERT INTO app_data VALUES (42);");
+    pg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issued_credentials_work_until_revoked_and_renew_up_to_the_maximum() {
+    let pg = prepared();
+    let t = start(POLICIES, &db_mount(&pg, &pg.authority(), pg.port)).await;
+    let app = caller("billing", &["apps"]);
+
+    let issued = t.host.issue(&app, "db/ro", Some(600)).await.expect("issue");
+    let user = field(&issued, "username");
+    let password = field(&issued, "password");
+    assert!(issued.lease.id.starts_with("db/creds/ro/"), "{}", issued.lease.id);
+    assert!(user.starts_with("v-billing-ro-"), "{user}");
+    assert!(user.len() <= 63, "{user}");
+    assert!(password.len() >= 32, "password of {} characters", password.len());
+
+    // The credential logs in and can do exactly what the statement grants.
+    assert_eq!(pg.psql_as(&user, &password, "SELECT id FROM app_data").unwrap(), "42");
+    let e = pg
+        .psql_as(&user, &password, "INSERT INTO app_data VALUES (1)")
+        .unwrap_err();
+    assert!(e.contains("permission denied"), "{e}");
+    assert_eq!(pg.roles("v-"), vec![user.clone()]);
+
+    // VALID UNTIL follows the lease: ~600 s now, moved by renew, capped at max_ttl (2h).
+    let now = (tresor::lease::now_ms() / 1000) as i64;
+    let until = pg.valid_until(&user).unwrap();
+    assert!(
+        (until - (now + 600)).abs() <= 5,
+        "valid until {until}, expected ~{}",
+        now + 600
+    );
+    let (lease, warning) = t.host.renew(&app, &issued.lease.id, Some(1800)).await.expect("renew");
+    assert!(warning.is_none());
+    let until = pg.valid_until(&user).unwrap();
+    assert!((until - (now + 1800)).abs() <= 5, "after renew: {until}");
+    assert!(lease.expires_ms > issued.lease.expires_ms);
+    let (capped, warning) = t
+        .host
+        .renew(&app, &issued.lease.id, Some(100 * 3600))
+        .await
+        .expect("renew");
+    assert!(warning.unwrap().contains("max"), "capped renewal warns");
+    assert_eq!(capped.expires_ms, capped.max_expires_ms);
+    assert!(capped.max_expires_ms - issued.lease.issued_ms <= 2 * 3600 * 1000);
+
+    // Revoke: the login fails and the role is gone from pg_roles.
+    t.host.revoke(&app, &issued.lease.id, true).await.expect("revoke");
+    assert!(pg.psql_as(&user, &password, "SELECT 1").is_err(), "login after revoke");
+    assert!(pg.roles("v-").is_empty(), "{:?}", pg.roles("v-"));
+    assert!(matches!(
+        t.host.lookup_lease(&app, &issued.lease.id).await,
+        Err(Error::InvalidInput(_))
+    ));
+    // Revoking again is fine (idempotent).
+    t.host
+        .revoke(&app, &issued.lease.id, true)
+        .await
+        .expect("second revoke");
+
+    // Nothing secret reached the audit log or the state store.
+    for file in files_under(t.dir.path()) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !bytes.windows(password.len()).any(|w| w == password.as_bytes()),
+            "the password is in {}",
+            file.display()
+        );
+    }
+    let audit = std::fs::read_to_string(t.audit_log()).unwrap();
+    assert!(audit.contains(&issued.lease.id), "the audit log names the lease");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_revokes_on_time_and_revoke_prefix_takes_a_whole_role() {
+    let pg = prepared();
+    let t = start(POLICIES, &db_mount(&pg, &pg.authority(), pg.port)).await;
+    let admin = caller("ops", &["admins"]);
+
+    let short = t.host.issue(&admin, "db/ro", Some(3)).await.unwrap();
+    let user = field(&short, "username");
+    let ends = short.lease.expires_ms;
+    let gone = eventually(Duration::from_secs(8), || async { pg.roles(&user).is_empty() }).await;
+    assert!(gone, "the 3 s lease was not revoked");
+    let late_ms = tresor::lease::now_ms().saturating_sub(ends);
+    assert!(late_ms <= 2_000, "revoked {late_ms} ms after its end");
+    assert!(t.host.list_leases(&admin, "db/").await.unwrap().is_empty());
+
+    // Three leases of `rw`, one of `ro`: revoke-prefix takes exactly the rw ones.
+    let mut rw_users = Vec::new();
+    for _ in 0..3 {
+        rw_users.push(field(&t.host.issue(&admin, "db/rw", None).await.unwrap(), "username"));
+    }
+    let ro = t.host.issue(&admin, "db/ro", None).await.unwrap();
+    let forgotten = t.host.revoke_prefix(&admin, "db/creds/rw/", false).await.unwrap();
+    assert!(forgotten.is_empty());
+    assert_eq!(pg.roles("v-"), vec![field(&ro, "username")]);
+    let left: Vec<String> = t
+        .host
+        .list_leases(&admin, "db/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(left, vec![ro.lease.id.clone()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_principal_creates_nothing_and_the_socket_grant_holds() {
+    let pg = prepared();
+    let t = start(POLICIES, &db_mount(&pg, &pg.authority(), pg.port)).await;
+    let app = caller("billing", &["apps"]);
+    match t.host.issue(&app, "db/rw", None).await {
+        Err(Error::Denied { .. }) => {}
+        other => panic!("apps may not issue from db/rw: {other:?}"),
+    }
+    let outsider = caller("mallory", &[]);
+    assert!(matches!(
+        t.host.issue(&outsider, "db/ro", None).await,
+        Err(Error::Denied { .. })
+    ));
+    assert!(pg.roles("v-").is_empty(), "a denied issue created {:?}", pg.roles("v-"));
+    drop(t);
+
+    // Granted the real server's port, configured to connect to another
+    // listener: the connection is refused inside the sandbox, and the other
+    // listener never sees it.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    other.set_nonblocking(true).unwrap();
+    let other_port = other.local_addr().unwrap().port();
+    let t = start(POLICIES, &db_mount(&pg, &pg.authority(), other_port)).await;
+    let admin = caller("ops", &["admins"]);
+    let e = t.host.issue(&admin, "db/ro", None).await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::Unavailable(_) | Error::UpstreamDenied(_)), "{e:?}");
+    assert!(
+        text.contains(&other_port.to_string()),
+        "the error names the address: {text}"
+    );
+    assert!(other.accept().is_err(), "the ungranted listener got a connection");
+    assert!(pg.roles("v-").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_is_retried_while_postgres_is_down() {
+    let pg = prepared();
+    let t = start(POLICIES, &db_mount(&pg, &pg.authority(), pg.port)).await;
+    let admin = caller("ops", &["admins"]);
+    let issued = t.host.issue(&admin, "db/ro", Some(2)).await.unwrap();
+    let user = field(&issued, "username");
+    pg.pause();
+    // The lease ends while PostgreSQL is down: it stays listed as pending.
+    let pending = eventually(Duration::from_secs(10), || async {
+        t.host.list_leases(&admin, "db/").await.unwrap().iter().any(|l| {
+            l.id == issued.lease.id && l.state == tresor::state::LeaseState::RevocationPending && l.attempts >= 2
+        })
+    })
+    .await;
+    assert!(pending, "the lease was not kept as revocation-pending");
+    pg.resume();
+    let started = Instant::now();
+    let revoked = eventually(Duration::from_secs(10), || async {
+        t.host.list_leases(&admin, "db/").await.unwrap().is_empty()
+    })
+    .await;
+    assert!(revoked, "the lease was not revoked once PostgreSQL was back");
+    assert!(pg.roles(&user).is_empty(), "role {user} still exists");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

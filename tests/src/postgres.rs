@@ -1,0 +1,153 @@
+//! A real PostgreSQL server for the tests: a throw-away cluster on a free
+//! loopback port (`tests/peers/run/pg_cluster.sh`: SCRAM-SHA-256 required on
+//! 127.0.0.1, superuser `postgres`), stopped when dropped. Installed by
+//! `./tests/setup.sh` (`tests/peers/postgres.sh`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A running PostgreSQL cluster.
+pub struct Postgres {
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+    /// The superuser's password.
+    pub password: String,
+    dir: tempfile::TempDir,
+}
+
+fn root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/run/pg_cluster.sh")
+}
+
+impl Postgres {
+    /// Start a cluster, or panic saying what is missing.
+    pub fn start() -> Postgres {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = crate::peers::free_port_pair();
+        let password = format!("pg-{}", crate::marker("super"));
+        let out = Command::new("bash")
+            .arg(script())
+            .arg(dir.path())
+            .arg(port.to_string())
+            .arg(&password)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}; run ./tests/setup.sh", script().display()));
+        assert!(
+            out.status.success(),
+            "PostgreSQL did not start (run ./tests/setup.sh to install it): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Postgres { port, password, dir }
+    }
+
+    /// `host:port` for a sockets grant.
+    pub fn authority(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Vault's connection URL shape, with the `{{username}}`/`{{password}}` placeholders.
+    pub fn connection_url(&self) -> String {
+        format!(
+            "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
+            self.port
+        )
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Output {
+        let data = self.dir.path().join("data");
+        let mut cmd = if root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", "pg_ctl"]);
+            c
+        } else {
+            Command::new("pg_ctl")
+        };
+        cmd.arg("-D").arg(&data).args(args);
+        cmd.output().expect("run pg_ctl")
+    }
+
+    /// Stop the server (fast shutdown); [`resume`](Self::resume) starts it again.
+    pub fn pause(&self) {
+        let out = self.pg_ctl(&["stop", "-m", "fast", "-w"]);
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Start the server again after [`pause`](Self::pause).
+    pub fn resume(&self) {
+        let log = self.dir.path().join("server.log");
+        let log = log.to_string_lossy().into_owned();
+        let out = self.pg_ctl(&["start", "-w", "-l", &log]);
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Run SQL as `user` with `password`; the output rows (unaligned, tuples only).
+    pub fn psql_as(&self, user: &str, password: &str, sql: &str) -> Result<String, String> {
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                user,
+                "-d",
+                "postgres",
+            ])
+            .args(["-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .env("PGPASSWORD", password)
+            .env("PGCONNECT_TIMEOUT", "5")
+            .output()
+            .map_err(|e| format!("cannot run psql: {e}; run ./tests/setup.sh"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+
+    /// Run SQL as the superuser; panics on failure.
+    pub fn psql(&self, sql: &str) -> String {
+        self.psql_as("postgres", &self.password, sql)
+            .unwrap_or_else(|e| panic!("psql `{sql}`: {e}"))
+    }
+
+    /// Names of the roles whose name starts with `prefix`, sorted.
+    pub fn roles(&self, prefix: &str) -> Vec<String> {
+        let out = self.psql(&format!(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE '{}%' ORDER BY rolname",
+            prefix.replace('\'', "''")
+        ));
+        out.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
+    }
+
+    /// The `rolvaliduntil` of role `name` as unix seconds.
+    pub fn valid_until(&self, name: &str) -> Option<i64> {
+        let out = self.psql(&format!(
+            "SELECT extract(epoch FROM rolvaliduntil)::bigint FROM pg_roles WHERE rolname = '{}'",
+            name.replace('\'', "''")
+        ));
+        out.trim().parse().ok()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl(&["stop", "-m", "immediate"]);
+    }
+}
