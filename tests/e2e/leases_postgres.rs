@@ -21,35 +21,6 @@ permit (
 );
 "#;
 
-/// A `db` mount of the postgres generator on `pg`, granted `grant` as its
-/// only socket, with role `ro` (SELECT on `app_data`) and role `rw`.
-fn db_mount(pg: &Postgres, grant: &str, connect_port: u16) -> String {
-    format!(
-        r#"
-[leases]
-sweep_interval_ms = 100
-retry_initial_ms = 200
-retry_max_ms = 500
-max_revoke_attempts = 1000
-
-[[mount]]
-path = "db"
-plugin = "postgres"
-config = {{ connection_url = "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{connect_port}/postgres?sslmode=disable", username = "postgres", password = "{password}" }}
-grants = {{ sockets = ["{grant}"] }}
-[mount.roles.ro]
-default_ttl = "1h"
-max_ttl = "2h"
-creation_statements = """CREATE ROLE "{{{{name}}}}" WITH LOGIN PASSWORD '{{{{password}}}}' VALID UNTIL '{{{{expiration}}}}'; GRANT SELECT ON app_data TO "{{{{name}}}}";"""
-[mount.roles.rw]
-default_ttl = "1h"
-max_ttl = "2h"
-creation_statements = """CREATE ROLE "{{{{name}}}}" WITH LOGIN PASSWORD '{{{{password}}}}' VALID UNTIL '{{{{expiration}}}}'; GRANT SELECT, INSERT ON app_data TO "{{{{name}}}}";"""
-"#,
-        password = pg.password,
-    )
-}
-
 fn field(issued: &tresor::lease::IssuedLease, name: &str) -> String {
     let (_, v) = issued
         .data
@@ -68,7 +39,7 @@ fn prepared() -> Postgres {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issued_credentials_work_until_revoked_and_renew_up_to_the_maximum() {
     let pg = prepared();
-    let t = start(POLICIES, &db_mount(&pg, &pg.authority(), pg.port)).await;
+    let t = start(POLICIES, &pg.db_mount(&pg.authority(), pg.port)).await;
     let app = caller("billing", &["apps"]);
 
     let issued = t.host.issue(&app, "db/ro", Some(600)).await.expect("issue");
@@ -139,7 +110,7 @@ async fn issued_credentials_work_until_revoked_and_renew_up_to_the_maximum() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweeper_revokes_on_time_and_revoke_prefix_takes_a_whole_role() {
     let pg = prepared();
-    let t = start(POLICIES, &db_mount(&pg, &pg.authority(), pg.port)).await;
+    let t = start(POLICIES, &pg.db_mount(&pg.authority(), pg.port)).await;
     let admin = caller("ops", &["admins"]);
 
     let short = t.host.issue(&admin, "db/ro", Some(3)).await.unwrap();
@@ -174,7 +145,7 @@ async fn the_sweeper_revokes_on_time_and_revoke_prefix_takes_a_whole_role() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_principal_creates_nothing_and_the_socket_grant_holds() {
     let pg = prepared();
-    let t = start(POLICIES, &db_mount(&pg, &pg.authority(), pg.port)).await;
+    let t = start(POLICIES, &pg.db_mount(&pg.authority(), pg.port)).await;
     let app = caller("billing", &["apps"]);
     match t.host.issue(&app, "db/rw", None).await {
         Err(Error::Denied { .. }) => {}
@@ -194,7 +165,7 @@ async fn a_denied_principal_creates_nothing_and_the_socket_grant_holds() {
     let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     other.set_nonblocking(true).unwrap();
     let other_port = other.local_addr().unwrap().port();
-    let t = start(POLICIES, &db_mount(&pg, &pg.authority(), other_port)).await;
+    let t = start(POLICIES, &pg.db_mount(&pg.authority(), other_port)).await;
     let admin = caller("ops", &["admins"]);
     let e = t.host.issue(&admin, "db/ro", None).await.unwrap_err();
     let text = e.to_string();
@@ -210,7 +181,7 @@ async fn a_denied_principal_creates_nothing_and_the_socket_grant_holds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_is_retried_while_postgres_is_down() {
     let pg = prepared();
-    let t = start(POLICIES, &db_mount(&pg, &pg.authority(), pg.port)).await;
+    let t = start(POLICIES, &pg.db_mount(&pg.authority(), pg.port)).await;
     let admin = caller("ops", &["admins"]);
     let issued = t.host.issue(&admin, "db/ro", Some(2)).await.unwrap();
     let user = field(&issued, "username");
@@ -232,4 +203,82 @@ async fn revocation_is_retried_while_postgres_is_down() {
     assert!(revoked, "the lease was not revoked once PostgreSQL was back");
     assert!(pg.roles(&user).is_empty(), "role {user} still exists");
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_survive_sigkill_and_those_that_ended_meanwhile_are_revoked_at_start() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let pg = prepared();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/p.cedar"), POLICIES).unwrap();
+    let config_path = dir.path().join("tresor.toml");
+    std::fs::write(
+        &config_path,
+        config_text(dir.path(), &pg.db_mount(&pg.authority(), pg.port)),
+    )
+    .unwrap();
+
+    // Six leases: three end in 2-3 s, three in 10 minutes. Then SIGKILL.
+    let ttls = ["2", "3", "2", "600", "600", "600"];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tresor-test-leaser"))
+        .arg(&config_path)
+        .args(ttls)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the leaser");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut leases = Vec::new();
+    for _ in ttls {
+        let line = lines.next().expect("the leaser printed a lease").unwrap();
+        let parts: Vec<String> = line.split_whitespace().skip(1).map(str::to_string).collect();
+        leases.push((parts[0].clone(), parts[1].clone(), parts[2].clone()));
+    }
+    child.kill().expect("SIGKILL the host");
+    child.wait().unwrap();
+    let (short, long) = leases.split_at(3);
+    let mut all_users: Vec<String> = leases.iter().map(|(_, u, _)| u.clone()).collect();
+    all_users.sort();
+    assert_eq!(pg.roles("v-"), all_users, "every issued credential exists upstream");
+
+    // The short ones end while no host runs.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(pg.roles("v-").len(), 6, "nothing revokes while the host is down");
+
+    let started = Instant::now();
+    let host = tresor::Host::start(tresor::Config::from_file(&config_path).unwrap())
+        .await
+        .expect("the host restarts on its state");
+    let admin = caller("ops", &["admins"]);
+    let revoked = eventually(Duration::from_secs(5), || async {
+        short.iter().all(|(_, user, _)| pg.roles(user).is_empty())
+    })
+    .await;
+    assert!(
+        revoked,
+        "leases that ended while the host was down were not revoked within 5 s of start"
+    );
+    assert!(started.elapsed() < Duration::from_secs(6));
+
+    // Every unexpired lease is still listed and its credential works; the
+    // roles upstream are exactly the live leases.
+    let listed: Vec<String> = host
+        .list_leases(&admin, "db/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    let mut want: Vec<String> = long.iter().map(|(id, _, _)| id.clone()).collect();
+    want.sort();
+    assert_eq!(listed, want);
+    for (_, user, password) in long {
+        assert_eq!(pg.psql_as(user, password, "SELECT id FROM app_data").unwrap(), "42");
+    }
+    let mut live_users: Vec<String> = long.iter().map(|(_, u, _)| u.clone()).collect();
+    live_users.sort();
+    assert_eq!(pg.roles("v-"), live_users, "nothing leaked, nothing lost");
 }

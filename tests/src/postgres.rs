@@ -136,6 +136,35 @@ impl Postgres {
         out.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
     }
 
+    /// A `db` mount of the postgres generator on `pg`, granted `grant` as its
+    /// only socket, with role `ro` (SELECT on `app_data`) and role `rw`.
+    pub fn db_mount(&self, grant: &str, connect_port: u16) -> String {
+        format!(
+            r#"
+[leases]
+sweep_interval_ms = 100
+retry_initial_ms = 200
+retry_max_ms = 500
+max_revoke_attempts = 1000
+
+[[mount]]
+path = "db"
+plugin = "postgres"
+config = {{ connection_url = "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{connect_port}/postgres?sslmode=disable", username = "postgres", password = "{password}" }}
+grants = {{ sockets = ["{grant}"] }}
+[mount.roles.ro]
+default_ttl = "1h"
+max_ttl = "2h"
+creation_statements = """CREATE ROLE "{{{{name}}}}" WITH LOGIN PASSWORD '{{{{password}}}}' VALID UNTIL '{{{{expiration}}}}'; GRANT SELECT ON app_data TO "{{{{name}}}}";"""
+[mount.roles.rw]
+default_ttl = "1h"
+max_ttl = "2h"
+creation_statements = """CREATE ROLE "{{{{name}}}}" WITH LOGIN PASSWORD '{{{{password}}}}' VALID UNTIL '{{{{expiration}}}}'; GRANT SELECT, INSERT ON app_data TO "{{{{name}}}}";"""
+"#,
+            password = self.password,
+        )
+    }
+
     /// The `rolvaliduntil` of role `name` as unix seconds.
     pub fn valid_until(&self, name: &str) -> Option<i64> {
         let out = self.psql(&format!(

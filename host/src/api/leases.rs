@@ -150,7 +150,7 @@ pub(super) async fn handle(
             let mut answer = wire::envelope(cx.request_id, Value::Null, Value::Null, &Vec::from_iter(warning));
             answer["lease_id"] = json!(lease.id);
             answer["renewable"] = json!(lease.renewable);
-            answer["lease_duration"] = json!(remaining(&lease));
+            answer["lease_duration"] = json!(granted(&lease));
             Ok(wire::json(StatusCode::OK, &answer))
         }
         LeaseRoute::Revoke(id) => {
@@ -202,6 +202,12 @@ fn lease_id(from_path: Option<String>, from_body: Option<String>) -> Result<Stri
 /// Seconds left on a lease.
 fn remaining(lease: &LeaseRecord) -> u64 {
     lease.expires_ms.saturating_sub(wire::now_ms()) / 1000
+}
+
+/// The TTL granted by the last issue or renewal, in seconds (Vault's `lease_duration`).
+fn granted(lease: &LeaseRecord) -> u64 {
+    let from = lease.issued_ms.max(lease.renewed_ms);
+    lease.expires_ms.saturating_sub(from).div_ceil(1000)
 }
 
 /// `sys/leases/lookup` data, as Vault shapes it.
@@ -264,7 +270,7 @@ fn issued_response(request_id: &str, issued: &IssuedLease) -> Response<Body> {
         "\"lease_id\":{},\"renewable\":{},\"lease_duration\":{}",
         json!(issued.lease.id),
         issued.lease.renewable,
-        remaining(&issued.lease)
+        granted(&issued.lease)
     );
     let placeholder = b"\"lease_id\":\"\",\"renewable\":false,\"lease_duration\":0";
     if let Some(at) = body.windows(placeholder.len()).position(|w| w == placeholder) {

@@ -1,0 +1,143 @@
+//! Existing Vault clients drive Tresor's dynamic secrets unchanged: the
+//! `bao` CLI (`read <mount>/creds/<role>`, `lease renew|lookup|revoke`,
+//! `lease revoke -prefix`, `list sys/leases/lookup/...`) and hvac
+//! (`secrets.database.generate_credentials`, `sys.renew_lease`,
+//! `sys.read_lease`, `sys.revoke_lease`, `sys.revoke_prefix`), against a real
+//! PostgreSQL. Revoking a token revokes the leases it created.
+
+use tresor_e2e::postgres::Postgres;
+use tresor_e2e::server::*;
+use tresor_e2e::*;
+
+fn json(out: &std::process::Output, what: &str) -> serde_json::Value {
+    let text = stdout_ok(out, what);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text}"))
+}
+
+async fn server(pg: &Postgres) -> TestServer {
+    pg.psql("CREATE TABLE app_data (id int); INSERT INTO app_data VALUES (42);");
+    start_server_with(TEST_POLICIES, &pg.db_mount(&pg.authority(), pg.port), |_| String::new()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bao_cli_issues_renews_looks_up_and_revokes() {
+    let pg = Postgres::start();
+    let s = server(&pg).await;
+    let root = s.root_token.clone();
+
+    let issued = json(&s.bao(&root, &["read", "db/creds/ro"]).await, "bao read db/creds/ro");
+    let lease_id = issued["lease_id"].as_str().unwrap().to_string();
+    assert!(lease_id.starts_with("db/creds/ro/"), "{issued}");
+    assert_eq!(issued["lease_duration"], 3600);
+    assert_eq!(issued["renewable"], true);
+    let user = issued["data"]["username"].as_str().unwrap().to_string();
+    let password = issued["data"]["password"].as_str().unwrap().to_string();
+    assert_eq!(pg.psql_as(&user, &password, "SELECT id FROM app_data").unwrap(), "42");
+
+    let renewed = json(
+        &s.bao(&root, &["lease", "renew", "-increment=30m", &lease_id]).await,
+        "bao lease renew",
+    );
+    assert_eq!(renewed["lease_id"], lease_id.as_str());
+    let ttl = renewed["lease_duration"].as_u64().unwrap();
+    assert!((1790..=1800).contains(&ttl), "{renewed}");
+
+    let looked = json(&s.bao(&root, &["lease", "lookup", &lease_id]).await, "bao lease lookup");
+    assert_eq!(looked["data"]["id"], lease_id.as_str());
+    assert!(looked["data"]["ttl"].as_u64().unwrap() <= 1800);
+    assert!(looked["data"]["last_renewal"].is_string(), "{looked}");
+
+    let listed = json(
+        &s.bao(&root, &["list", "sys/leases/lookup/db/creds/ro/"]).await,
+        "bao list",
+    );
+    let suffix = lease_id.rsplit('/').next().unwrap();
+    assert_eq!(listed, serde_json::json!([suffix]));
+
+    stdout_ok(&s.bao(&root, &["lease", "revoke", &lease_id]).await, "bao lease revoke");
+    assert!(pg.roles("v-").is_empty(), "{:?}", pg.roles("v-"));
+    assert!(pg.psql_as(&user, &password, "SELECT 1").is_err());
+
+    // -prefix takes every lease of a role and leaves the others.
+    for _ in 0..2 {
+        json(&s.bao(&root, &["read", "db/creds/rw"]).await, "bao read db/creds/rw");
+    }
+    let ro = json(&s.bao(&root, &["read", "db/creds/ro"]).await, "bao read db/creds/ro");
+    stdout_ok(
+        &s.bao(&root, &["lease", "revoke", "-prefix", "db/creds/rw"]).await,
+        "bao lease revoke -prefix",
+    );
+    assert_eq!(
+        pg.roles("v-"),
+        vec![ro["data"]["username"].as_str().unwrap().to_string()]
+    );
+
+    // A token limited to reading secrets gets 403 and creates nothing.
+    let app = s.token("billing", &["apps"], 3600);
+    let out = s.bao(&app, &["read", "db/creds/ro"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("403"), "{out:?}");
+    assert_eq!(pg.roles("v-").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hvac_drives_leases_and_a_revoked_token_takes_its_leases_along() {
+    let pg = Postgres::start();
+    let s = server(&pg).await;
+    let script = r#"
+out = {}
+creds = client.secrets.database.generate_credentials(name="ro", mount_point="db")
+out["lease_id"] = creds["lease_id"]
+out["username"] = creds["data"]["username"]
+out["password"] = creds["data"]["password"]
+out["renew"] = client.sys.renew_lease(lease_id=creds["lease_id"])["lease_duration"]
+out["lookup"] = client.sys.read_lease(lease_id=creds["lease_id"])["data"]["id"]
+client.sys.revoke_lease(lease_id=creds["lease_id"])
+for _ in range(2):
+    client.secrets.database.generate_credentials(name="rw", mount_point="db")
+client.sys.revoke_prefix(prefix="db/creds/rw")
+try:
+    client.sys.read_lease(lease_id=creds["lease_id"])
+    out["after"] = "found"
+except hvac.exceptions.InvalidRequest:
+    out["after"] = "gone"
+print(json.dumps(out))
+"#;
+    let out = json(&s.hvac(&s.root_token, script).await, "hvac leases");
+    let lease_id = out["lease_id"].as_str().unwrap();
+    assert!(lease_id.starts_with("db/creds/ro/"), "{out}");
+    assert_eq!(out["lookup"], lease_id);
+    assert_eq!(
+        out["renew"], 3600,
+        "a renewal without increment gets the role's default TTL"
+    );
+    assert_eq!(out["after"], "gone");
+    assert!(pg.roles("v-").is_empty(), "{:?}", pg.roles("v-"));
+    let user = out["username"].as_str().unwrap();
+    assert!(pg.psql_as(user, out["password"].as_str().unwrap(), "SELECT 1").is_err());
+
+    // Leases issued with a token are revoked when the token is.
+    let ops = s.token("ops", &["admins"], 3600);
+    let a = json(&s.bao(&ops, &["read", "db/creds/ro"]).await, "issue with the ops token");
+    let b = json(&s.bao(&ops, &["read", "db/creds/rw"]).await, "issue with the ops token");
+    assert_eq!(pg.roles("v-").len(), 2);
+    let revoke = format!("client.auth.token.revoke(token={ops:?})\nprint(json.dumps({{}}))");
+    json(&s.hvac(&s.root_token, &revoke).await, "revoke the ops token");
+    assert!(
+        pg.roles("v-").is_empty(),
+        "leases of a revoked token live on: {:?}",
+        pg.roles("v-")
+    );
+    for lease in [&a, &b] {
+        let id = lease["lease_id"].as_str().unwrap();
+        let r = s
+            .http(
+                "PUT",
+                "/v1/sys/leases/lookup",
+                Some(&s.root_token),
+                Some(&format!(r#"{{"lease_id":"{id}"}}"#)),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{}", r.text);
+    }
+}
