@@ -1,5 +1,5 @@
 //! The `tresor` command line: the server, clients of a running server
-//! (`kv`, `token`), and offline tools (`policy`, `audit`).
+//! (`kv`, `token`, `creds`, `lease`), and offline tools (`policy`, `audit`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,6 +11,7 @@ use crate::policy::{Action, PolicyEngine, Principal, RequestContext, Resource};
 
 mod client;
 mod kv;
+mod lease;
 mod server;
 mod token;
 
@@ -33,6 +34,21 @@ enum Command {
     /// Create, look up and revoke tokens on a server.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Issue a dynamic credential from a generator mount's role
+    /// (`tresor creds db/readonly --ttl 1h`) and print it with its lease.
+    Creds {
+        /// `<mount>/<role>`.
+        role: String,
+        /// Lease TTL, e.g. `1h` (default: the role's default TTL).
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Print the whole answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List, look up, renew and revoke leases of dynamic credentials.
+    #[command(subcommand)]
+    Lease(lease::LeaseCommand),
     /// Work with Cedar policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -115,6 +131,10 @@ impl Cli {
             },
             Command::Kv(command) => remote(|client| async move { kv::run(&client, command).await }),
             Command::Token(command) => remote(|client| async move { token::run(&client, command).await }),
+            Command::Creds { role, ttl, json } => {
+                remote(|client| async move { lease::creds(&client, &role, ttl, json).await })
+            }
+            Command::Lease(command) => remote(|client| async move { lease::run(&client, command).await }),
             Command::Policy(PolicyCommand::Validate { dir }) => match PolicyEngine::load_dir(&dir) {
                 Ok(engine) => {
                     println!(

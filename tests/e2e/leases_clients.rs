@@ -141,3 +141,74 @@ print(json.dumps(out))
         assert_eq!(r.status, 400, "{}", r.text);
     }
 }
+
+/// The `tresor` binary of this build (cargo builds it with the workspace's
+/// test targets, next to the test executables' directory).
+fn tresor_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join(format!("tresor{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is not built; run the tests with `cargo test --workspace --all-targets` (./tests/run.sh)",
+        bin.display()
+    );
+    bin
+}
+
+async fn tresor(s: &TestServer, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(tresor_bin())
+        .args(args)
+        .env("TRESOR_ADDR", s.url())
+        .env("TRESOR_TOKEN", &s.root_token)
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .output()
+        .await
+        .expect("run tresor")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tresor_cli_issues_lists_renews_and_revokes() {
+    let pg = Postgres::start();
+    let s = server(&pg).await;
+    let issued = json(
+        &tresor(&s, &["creds", "db/ro", "--ttl", "10m", "--json"]).await,
+        "tresor creds",
+    );
+    let id = issued["lease_id"].as_str().unwrap().to_string();
+    assert_eq!(issued["lease_duration"], 600);
+    let user = issued["data"]["username"].as_str().unwrap().to_string();
+    assert_eq!(pg.roles("v-"), vec![user]);
+    let other = json(&tresor(&s, &["creds", "db/rw", "--json"]).await, "tresor creds db/rw");
+
+    let listed = stdout_ok(&tresor(&s, &["lease", "list", "db/"]).await, "tresor lease list");
+    let mut want = vec![id.clone(), other["lease_id"].as_str().unwrap().to_string()];
+    want.sort();
+    assert_eq!(listed.lines().collect::<Vec<_>>(), want);
+
+    let renewed = stdout_ok(
+        &tresor(&s, &["lease", "renew", "--increment", "20m", &id]).await,
+        "tresor lease renew",
+    );
+    assert!(renewed.contains("1200s"), "{renewed}");
+    let looked = json(&tresor(&s, &["lease", "lookup", &id]).await, "tresor lease lookup");
+    assert_eq!(looked["id"], id.as_str());
+
+    stdout_ok(&tresor(&s, &["lease", "revoke", &id]).await, "tresor lease revoke");
+    stdout_ok(
+        &tresor(&s, &["lease", "revoke", "--prefix", "db/creds/rw/"]).await,
+        "tresor lease revoke --prefix",
+    );
+    assert!(pg.roles("v-").is_empty(), "{:?}", pg.roles("v-"));
+    let out = tresor(&s, &["creds", "db/nope"]).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no role `nope`"),
+        "{out:?}"
+    );
+}
