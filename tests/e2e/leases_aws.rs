@@ -83,11 +83,19 @@ async fn iam_users_exist_until_revoked_and_sts_credentials_carry_their_expiry() 
     t.host.revoke(&admin, &issued.lease.id, true).await.expect("revoke");
     assert_eq!(iam_user(&moto, &user), None, "the IAM user is gone after revoke");
 
-    let sts = t.host.issue(&admin, "aws/ops", Some(1800)).await.expect("issue assumed_role");
+    let sts = t
+        .host
+        .issue(&admin, "aws/ops", Some(1800))
+        .await
+        .expect("issue assumed_role");
     let token = field(&sts, "security_token");
     assert_eq!(field(&sts, "session_token"), token);
     assert!(!field(&sts, "access_key").is_empty());
-    assert!(field(&sts, "expiration").starts_with("20"), "{}", field(&sts, "expiration"));
+    assert!(
+        field(&sts, "expiration").starts_with("20"),
+        "{}",
+        field(&sts, "expiration")
+    );
     assert!(!sts.lease.revocable && !sts.lease.renewable);
     assert_eq!((sts.lease.expires_ms - sts.lease.issued_ms) / 1000, 1800);
 
