@@ -88,6 +88,7 @@ async fn hvac_drives_leases_and_a_revoked_token_takes_its_leases_along() {
 out = {}
 creds = client.secrets.database.generate_credentials(name="ro", mount_point="db")
 out["lease_id"] = creds["lease_id"]
+out["request_id"] = creds["request_id"]
 out["username"] = creds["data"]["username"]
 out["password"] = creds["data"]["password"]
 out["renew"] = client.sys.renew_lease(lease_id=creds["lease_id"])["lease_duration"]
@@ -112,6 +113,12 @@ print(json.dumps(out))
         "a renewal without increment gets the role's default TTL"
     );
     assert_eq!(out["after"], "gone");
+    // The request id the client saw finds the audit entries.
+    let rid = out["request_id"].as_str().unwrap();
+    let audit = std::fs::read_to_string(s.audit_log()).unwrap();
+    let entries: Vec<&str> = audit.lines().filter(|l| l.contains(rid)).collect();
+    assert_eq!(entries.len(), 2, "request and response entries of {rid}: {entries:?}");
+    assert!(entries.iter().all(|l| l.contains(lease_id) || l.contains("\"phase\":\"request\"")), "{entries:?}");
     assert!(pg.roles("v-").is_empty(), "{:?}", pg.roles("v-"));
     let user = out["username"].as_str().unwrap();
     assert!(pg.psql_as(user, out["password"].as_str().unwrap(), "SELECT 1").is_err());
