@@ -38,8 +38,15 @@
 //!   `{{expiration}}` (creation and renew). Several statements separated by
 //!   `;` run as one simple query, in one implicit transaction.
 //!
-//! The modules below [`Postgres`] are plain Rust over `Read + Write`, so
-//! they run natively against a real server in the tests.
+//! TLS is not supported yet: `connection_url` must say `sslmode=disable`.
+//! `connect_timeout_ms` bounds connecting only when the mount grants a
+//! clock (the standard library measures the timeout with it); without one,
+//! the host's call deadline does.
+//!
+//! [`Postgres`] implements the SDK's [`Generator`]; the protocol and
+//! statement logic ([`wire`], [`template`], [`naming`], [`settings`]) is
+//! plain Rust over `Read + Write`, so the tests run it natively against a
+//! real server.
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 
