@@ -3,7 +3,6 @@
 //! the test ends, also on failure.
 //!
 //! Needs `initdb` and `pg_ctl` on the PATH (tests/setup.sh installs them).
-//! Set `TRESOR_SKIP_PG_TESTS=1` to skip these tests on a machine without them.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -26,13 +25,8 @@ struct Cluster {
 }
 
 impl Cluster {
-    /// Starts one, or `None` when the machine opted out with
-    /// `TRESOR_SKIP_PG_TESTS=1`.
-    fn start() -> Option<Cluster> {
-        if std::env::var_os("TRESOR_SKIP_PG_TESTS").is_some_and(|v| v == "1") {
-            eprintln!("TRESOR_SKIP_PG_TESTS=1: skipping the PostgreSQL test");
-            return None;
-        }
+    /// Starts one, or fails the test saying what is missing.
+    fn start() -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("tresor-pg-")
             .tempdir()
@@ -49,10 +43,10 @@ impl Cluster {
         let cluster = Cluster { dir, port };
         assert!(
             output.status.success(),
-            "pg_cluster.sh failed (is PostgreSQL installed? see tests/setup.sh, or set TRESOR_SKIP_PG_TESTS=1): {}",
+            "pg_cluster.sh failed (is PostgreSQL installed? run ./tests/setup.sh): {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        Some(cluster)
+        cluster
     }
 
     fn data(&self) -> PathBuf {
@@ -176,7 +170,7 @@ fn role_exists(admin: &mut Client<TcpStream>, name: &str) -> bool {
 
 #[test]
 fn issues_renews_and_revokes_real_roles() {
-    let Some(cluster) = Cluster::start() else { return };
+    let cluster = Cluster::start();
     let mut admin = cluster.admin();
     admin
         .simple_query("CREATE TABLE public.items (id int); INSERT INTO public.items VALUES (1), (2);")
@@ -268,7 +262,7 @@ fn issues_renews_and_revokes_real_roles() {
 
 #[test]
 fn failing_statements_are_atomic_and_never_show_the_password() {
-    let Some(cluster) = Cluster::start() else { return };
+    let cluster = Cluster::start();
     let mut admin = cluster.admin();
     let mut generator = cluster.generator(ADMIN_PASSWORD);
     let count = |admin: &mut Client<TcpStream>| scalar(admin, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'");
