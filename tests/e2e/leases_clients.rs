@@ -118,7 +118,12 @@ print(json.dumps(out))
     let audit = std::fs::read_to_string(s.audit_log()).unwrap();
     let entries: Vec<&str> = audit.lines().filter(|l| l.contains(rid)).collect();
     assert_eq!(entries.len(), 2, "request and response entries of {rid}: {entries:?}");
-    assert!(entries.iter().all(|l| l.contains(lease_id) || l.contains("\"phase\":\"request\"")), "{entries:?}");
+    assert!(
+        entries
+            .iter()
+            .all(|l| l.contains(lease_id) || l.contains("\"phase\":\"request\"")),
+        "{entries:?}"
+    );
     assert!(pg.roles("v-").is_empty(), "{:?}", pg.roles("v-"));
     let user = out["username"].as_str().unwrap();
     assert!(pg.psql_as(user, out["password"].as_str().unwrap(), "SELECT 1").is_err());
