@@ -17,7 +17,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use tresor::config::{CacheConfig, Limits};
 use tresor::keys::MasterKey;
-use tresor::runtime::{compile, MountPool, Runtime, Sandbox};
+use tresor::runtime::{compile, MountPool, Runtime, Sandbox, World};
 use tresor::{Caller, Config, Host, Principal, SecretBytes, WriteOptions};
 
 fn policies() -> &'static Path {
@@ -62,6 +62,7 @@ fn bench(c: &mut Criterion) {
             clock: false,
             memory_bytes: 64 << 20,
             network: Default::default(),
+            sockets: Default::default(),
         };
         // The data was sealed with the uncached host's master key for mount `secret`.
         let key_hex = std::fs::read_to_string(dir.path().join("uncached/master.key")).unwrap();
@@ -69,6 +70,7 @@ fn bench(c: &mut Criterion) {
         MountPool::start(
             &runtime,
             &component,
+            World::Provider,
             sandbox,
             Arc::new(sealer),
             vec![],
