@@ -87,11 +87,7 @@ impl Host {
             }
         }
         let leases = Arc::new(Leases::new(generators, store, lease_policy));
-        host._sweeper = Some(crate::lease::sweeper::start(
-            leases.clone(),
-            host.policy.clone(),
-            host.audit.clone(),
-        ));
+        host._sweeper = Some(crate::lease::sweeper::start(&leases, &host.policy, &host.audit));
         host.leases = leases;
         tracing::info!(mounts = host.mounts.len(), generator_mounts = host.leases.mounts.len(), policies = host.policy.len(), audit_log = %host.audit.path().display(), "tresor host started");
         Ok(host)

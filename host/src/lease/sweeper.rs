@@ -8,7 +8,7 @@
 //! `builtin:lease-expiry` rather than by Cedar: an ended lease must be
 //! revoked whatever the policies say.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use tracing::Instrument;
 
@@ -20,17 +20,28 @@ use crate::policy::{Action, PolicyEngine, Principal};
 /// Leases handled per sweep at most (the next sweep takes the rest).
 const BATCH: usize = 128;
 
-/// Start the sweeper on the current tokio runtime.
+/// Start the sweeper on the current tokio runtime. It holds the host's
+/// parts only while it sweeps: once the host is dropped (its audit log
+/// closed and unlocked at once), the sweeper ends.
 pub(crate) fn start(
-    leases: Arc<Leases>,
-    policy: Arc<PolicyEngine>,
-    audit: Arc<AuditLog>,
+    leases: &Arc<Leases>,
+    policy: &Arc<PolicyEngine>,
+    audit: &Arc<AuditLog>,
 ) -> tokio::task::JoinHandle<()> {
+    let (leases, policy, audit): (Weak<Leases>, Weak<PolicyEngine>, Weak<AuditLog>) =
+        (Arc::downgrade(leases), Arc::downgrade(policy), Arc::downgrade(audit));
     tokio::spawn(async move {
         let caller = sweeper_caller();
         loop {
-            sweep(&leases, &policy, &audit, &caller).await;
-            tokio::time::sleep(leases.policy().sweep_interval).await;
+            let interval = {
+                let (Some(leases), Some(policy), Some(audit)) = (leases.upgrade(), policy.upgrade(), audit.upgrade())
+                else {
+                    return;
+                };
+                sweep(&leases, &policy, &audit, &caller).await;
+                leases.policy().sweep_interval
+            };
+            tokio::time::sleep(interval).await;
         }
     })
 }
