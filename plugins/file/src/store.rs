@@ -1,12 +1,40 @@
 //! The on-disk store: versioned, sealed secrets in one directory, safe with
-//! several writers at once and with a crash at any moment.
+//! several writers at once and with a crash at any moment, and with costs
+//! that do not grow with a secret's history or the number of secrets.
 //!
-//! Every version is an immutable file, published in one atomic step that
-//! fails when another writer got there first (`hard_link` of a fully
-//! written and synced temporary file onto `<n>.json`). Nothing a reader can
-//! see is ever half-written; a crash leaves at worst a `tmp-*` file (removed
-//! by a later `put` to that secret once an hour old) or a `.trash-*`
-//! directory (removed by the next `delete`), which reads ignore.
+//! Secrets live in a tree with one directory level per path segment (see
+//! [`crate::layout`]), so finding a secret is a path lookup and listing a
+//! prefix reads only the folders under it. Each secret's directory holds:
+//!
+//! - one immutable file per version, `<n>.json`, published in one atomic
+//!   step that fails when another writer got there first (`hard_link` of a
+//!   fully written and synced temporary file). Nothing a reader can see is
+//!   ever half-written.
+//! - `head`, a hint naming the latest version, replaced atomically (rename)
+//!   after each write. It may lag behind (a writer crashed after
+//!   publishing, or two writers renamed out of order) but never runs ahead:
+//!   readers and writers take `head` and look one version further until
+//!   there is none, so the latest version costs the same with one version
+//!   or a hundred thousand. A missing or unreadable `head` (a directory
+//!   written before this layout, a crash during the first write) falls back
+//!   to listing the directory once; the next write puts `head` back.
+//!
+//! A `put` creates its two temporary files (the version and the new
+//! `head`) in the secret's directory *before* it reads `head`, and
+//! publishes them by name. A `delete` renames the whole directory away, so
+//! when that happens mid-`put` the names no longer resolve and the `put`
+//! starts over in the new directory: a version number read in one
+//! incarnation of a secret is never published in another, and versions stay
+//! contiguous from 1.
+//!
+//! A crash leaves at worst `tmp-*` files (removed by a later `versions` of
+//! that secret once an hour old, or with the secret), a `head` that lags,
+//! or a directory in `trash/` (removed by the next `delete`); reads ignore
+//! all of them and writes carry on past them.
+//!
+//! Secrets written before the tree (one directory per secret directly in
+//! the data directory) are read where they are, and moved into the tree, in
+//! one rename, by their next write; nothing is scanned at start-up.
 //!
 //! Values are sealed by a [`Sealer`] (the host, in the plugin) before they
 //! reach the disk; the store never holds a key and never writes plaintext.
@@ -23,13 +51,18 @@ use serde::{Deserialize, Serialize};
 use tresor_plugin_sdk::{validate_path, Error, Metadata, Secret, VersionInfo};
 
 use crate::layout::{
-    classify, continued_chunk, decode_hex, deleted_marker, is_hex_name, parse_version, seal_context, secret_dir_names,
-    version_file, Entry, TMP_PREFIX, TRASH_PREFIX,
+    classify, continued_chunk, decode_hex, deleted_marker, folder_names, is_hex_name, legacy_dir_names, node,
+    parse_version, seal_context, secret_dir_names, version_file, Entry, Node, HEAD_FILE, LEGACY_TRASH_PREFIX,
+    SECRETS_DIR, TMP_PREFIX, TRASH_DIR,
 };
 
 /// How many times `put` starts over after losing a race to another writer
 /// before it gives up with `unavailable`.
 const MAX_PUT_ATTEMPTS: usize = 64;
+
+/// How many times `get` looks again when the version it found was removed
+/// or moved before it could read it.
+const MAX_GET_ATTEMPTS: usize = 8;
 
 /// How many times a directory listing that raced with a concurrent removal
 /// is started over (see `read_names`).
@@ -81,8 +114,15 @@ impl Listing {
 }
 
 /// Versioned secrets in one directory. See the [module](self) docs.
+///
+/// A `Store` holds no state but its configuration: any number of them (in
+/// threads, processes or plugin instances) may work on one directory at
+/// once.
 pub struct Store<S> {
+    /// The data directory.
     root: PathBuf,
+    /// `<root>/secrets`, the tree.
+    tree: PathBuf,
     sealer: S,
     /// Keep at most this many versions per secret; 0 keeps them all.
     max_versions: u64,
@@ -91,9 +131,12 @@ pub struct Store<S> {
 impl<S: Sealer> Store<S> {
     /// A store in `root` (which must exist), sealing values with `sealer`
     /// and keeping at most `max_versions` versions of each secret (0: all).
+    /// Touches nothing on disk.
     pub fn new(root: impl Into<PathBuf>, sealer: S, max_versions: u64) -> Self {
+        let root = root.into();
         Store {
-            root: root.into(),
+            tree: root.join(SECRETS_DIR),
+            root,
             sealer,
             max_versions,
         }
@@ -102,25 +145,398 @@ impl<S: Sealer> Store<S> {
     /// Reads the latest version of `path`, or `version`. A deleted or
     /// destroyed version is `not-found`.
     pub fn get(&self, path: &str, version: Option<&str>) -> Result<Secret, Error> {
-        let dir = self.secret_dir(path);
-        let n = match version {
-            Some(text) => parse_version(text)
-                .ok_or_else(|| Error::not_found(format!("secret `{path}` has no version `{text}`")))?,
-            None => {
-                let latest = list_dir(&dir).map_err(|e| io_error("get", path, e))?.latest();
-                if latest == 0 {
-                    return Err(no_such_secret(path));
-                }
-                latest
-            }
+        let wanted = match version {
+            Some(text) => Some(
+                parse_version(text)
+                    .ok_or_else(|| Error::not_found(format!("secret `{path}` has no version `{text}`")))?,
+            ),
+            None => None,
         };
-        if exists(&dir.join(deleted_marker(n))).map_err(|e| io_error("get", path, e))? {
-            return Err(Error::not_found(format!(
-                "version {n} of secret `{path}` is deleted: undelete it to read it"
-            )));
+        for _ in 0..MAX_GET_ATTEMPTS {
+            let Some((dir, n)) = self.find_version(path, wanted).map_err(|e| io_error("get", path, e))? else {
+                return Err(match wanted {
+                    Some(n) => Error::not_found(format!("secret `{path}` has no version {n}")),
+                    None => no_such_secret(path),
+                });
+            };
+            // The marker first: pruning removes the version before its
+            // marker, so a deleted version is never served.
+            if present(&dir.join(deleted_marker(n))).map_err(|e| io_error("get", path, e))? {
+                return Err(Error::not_found(format!(
+                    "version {n} of secret `{path}` is deleted: undelete it to read it"
+                )));
+            }
+            match read_record(&dir, n, path)? {
+                Some(record) => return self.open(path, n, record),
+                // Pruned, deleted or moved into the tree since: look again.
+                None => continue,
+            }
         }
-        let record = read_record(&dir, n, path)?
-            .ok_or_else(|| Error::not_found(format!("secret `{path}` has no version {n}")))?;
+        Err(Error::unavailable(format!(
+            "secret `{path}` kept changing while it was read: retry"
+        )))
+    }
+
+    /// Writes a new version of `path` and returns its number. With
+    /// `expected_version`, writes only if the latest version is that one
+    /// (`""`: the secret must not exist), else answers `conflict`.
+    pub fn put(
+        &self,
+        path: &str,
+        value: &[u8],
+        metadata: Metadata,
+        expected_version: Option<&str>,
+    ) -> Result<String, Error> {
+        let dir = self.secret_dir(path);
+        // Directories this call made: their parents are synced too, so the
+        // new names survive a crash.
+        let mut created = Vec::new();
+        let mut attempts = 0;
+        'attempt: while attempts < MAX_PUT_ATTEMPTS {
+            attempts += 1;
+            // The temporary files first: they pin this incarnation of the
+            // directory (see the module docs).
+            let mut tmps = match Tmps::create(&dir) {
+                Ok(tmps) => tmps,
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    match self.prepare(path, &dir, &mut created) {
+                        Ok(()) => {}
+                        // A concurrent delete removed a folder on the way.
+                        Err(e) if is_missing(&e) => {}
+                        Err(e) => return Err(io_error("put", path, e)),
+                    }
+                    continue;
+                }
+                Err(e) => return Err(io_error("put", path, e)),
+            };
+            let mut latest = latest(&dir).map_err(|e| io_error("put", path, e))?;
+            let n = loop {
+                if let Some(expected) = expected_version {
+                    check_expected(path, latest, expected)?;
+                }
+                let n = latest + 1;
+                let sealed = self.sealer.seal(value, &seal_context(path, n))?;
+                let record = VersionRecord {
+                    version: n.to_string(),
+                    created_ms: now_ms(),
+                    metadata: metadata.clone(),
+                    sealed: Some(BASE64.encode(sealed)),
+                    destroyed: false,
+                };
+                let bytes = serde_json::to_vec(&record).map_err(|e| io_error("put", path, io::Error::other(e)))?;
+                match write_synced(&tmps.version, &bytes) {
+                    Ok(()) => {}
+                    // The secret was deleted under our feet: start over.
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue 'attempt,
+                    Err(e) => return Err(io_error("put", path, e)),
+                }
+                match fs::hard_link(&tmps.version, dir.join(version_file(n))) {
+                    Ok(()) => break n,
+                    // Another writer published version n first: look further
+                    // (a check-and-set now fails).
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                        if attempts >= MAX_PUT_ATTEMPTS {
+                            break 'attempt;
+                        }
+                        attempts += 1;
+                        latest = probe(&dir, n);
+                    }
+                    // The secret was deleted meanwhile: start over.
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue 'attempt,
+                    Err(e) => return Err(io_error("put", path, e)),
+                }
+            };
+            // Best effort: `head` is a hint, and readers look past it.
+            tmps.publish_head(&dir, probe(&dir, n));
+            drop(tmps);
+            sync_dir(&dir).map_err(|e| io_error("put", path, e))?;
+            for parent in parents_to_sync(&created) {
+                sync_dir(&parent).map_err(|e| io_error("put", path, e))?;
+            }
+            self.prune(&dir, n);
+            return Ok(n.to_string());
+        }
+        Err(Error::unavailable(format!(
+            "too many concurrent writes to secret `{path}`: retry later"
+        )))
+    }
+
+    /// Deletes `path` with all its versions: the secret's directory is
+    /// renamed away in one step, then removed.
+    pub fn delete(&self, path: &str) -> Result<(), Error> {
+        let trash_dir = self.root.join(TRASH_DIR);
+        fs::create_dir_all(&trash_dir).map_err(|e| io_error("delete", path, e))?;
+        let trash = trash_dir.join(random_suffix()?);
+        let candidates = [self.secret_dir(path), self.legacy_dir(path)];
+        let mut moved = None;
+        // Twice: a first write may move a secret into the tree between the
+        // two renames.
+        'search: for _ in 0..2 {
+            for dir in &candidates {
+                match fs::rename(dir, &trash) {
+                    Ok(()) => {
+                        moved = Some(dir);
+                        break 'search;
+                    }
+                    Err(e) if is_missing(&e) => {}
+                    Err(e) => return Err(io_error("delete", path, e)),
+                }
+            }
+        }
+        let Some(dir) = moved else {
+            return Err(no_such_secret(path));
+        };
+        // If another delete's clean-up removed it first, it held versions
+        // (only a crash leaves a directory without any).
+        let had_versions = has_versions(&trash).unwrap_or(true);
+        // The rename committed the delete: what is left is garbage, removed
+        // here along with what crashed deletes left behind.
+        let _ = fs::remove_dir_all(&trash);
+        self.clean_trash();
+        // Persist the rename: the name left the secret's parent.
+        if let Some(parent) = dir.parent() {
+            sync_dir(parent).map_err(|e| io_error("delete", path, e))?;
+        }
+        self.remove_empty_folders(dir);
+        if had_versions {
+            Ok(())
+        } else {
+            Err(no_such_secret(path))
+        }
+    }
+
+    /// Soft-deletes `versions` of `path` (a `<n>.deleted` marker), or with
+    /// `destroy` erases their sealed values for good. Unknown versions are
+    /// ignored.
+    pub fn delete_versions(&self, path: &str, versions: &[String], destroy: bool) -> Result<(), Error> {
+        let op = if destroy { "destroy" } else { "delete-versions" };
+        let dir = self.existing_secret(path, op)?;
+        for n in versions.iter().filter_map(|v| parse_version(v)) {
+            if !present(&dir.join(version_file(n))).map_err(|e| io_error(op, path, e))? {
+                continue;
+            }
+            if destroy {
+                self.destroy(&dir, n, path)?;
+            } else {
+                OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(dir.join(deleted_marker(n)))
+                    .map_err(|e| match e.kind() {
+                        // The secret was deleted meanwhile.
+                        ErrorKind::NotFound => no_such_secret(path),
+                        _ => io_error(op, path, e),
+                    })?;
+            }
+        }
+        sync_dir(&dir).map_err(|e| io_error(op, path, e))
+    }
+
+    /// Restores soft-deleted `versions` of `path`. Destroyed and unknown
+    /// versions are ignored.
+    pub fn undelete_versions(&self, path: &str, versions: &[String]) -> Result<(), Error> {
+        let dir = self.existing_secret(path, "undelete-versions")?;
+        for n in versions.iter().filter_map(|v| parse_version(v)) {
+            let marker = dir.join(deleted_marker(n));
+            if !present(&marker).map_err(|e| io_error("undelete-versions", path, e))? {
+                continue;
+            }
+            match read_record(&dir, n, path)? {
+                Some(record) if !record.destroyed => {}
+                _ => continue,
+            }
+            match fs::remove_file(marker) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error("undelete-versions", path, e)),
+            }
+        }
+        sync_dir(&dir).map_err(|e| io_error("undelete-versions", path, e))
+    }
+
+    /// The paths of all secrets starting with `prefix`, sorted.
+    ///
+    /// Reads the folders under the prefix's last `/` only: the cost grows
+    /// with what the prefix holds, not with the store. A prefix that ends
+    /// mid-segment (`app/d`) also reads the names of that last folder's
+    /// other entries (`app/`'s), to pick those starting with `d`.
+    pub fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        let list_error = |e: io::Error| Error::internal(format!("list failed while reading the data directory: {e}"));
+        let mut found = BTreeSet::new();
+        let (start, base, rest) = match prefix.rsplit_once('/') {
+            Some((folders, rest)) => match folder_names(folders.split('/')) {
+                Some(names) => {
+                    let mut dir = self.tree.clone();
+                    dir.extend(names);
+                    (Some(dir), format!("{folders}/"), rest)
+                }
+                // An empty segment (`a//`): no secret path has one.
+                None => (None, String::new(), rest),
+            },
+            None => (Some(self.tree.clone()), String::new(), prefix),
+        };
+        if let Some(dir) = start {
+            self.scan(&dir, base.as_bytes(), &[], rest.as_bytes(), &mut found)
+                .map_err(list_error)?;
+        }
+        self.collect_legacy(&self.root, String::new(), prefix, &mut found)
+            .map_err(list_error)?;
+        Ok(found.into_iter().collect())
+    }
+
+    /// Every version of `path`, oldest first.
+    pub fn versions(&self, path: &str) -> Result<Vec<VersionInfo>, Error> {
+        let dir = self.locate(path).map_err(|e| io_error("versions", path, e))?;
+        let Some(dir) = dir else {
+            return Err(no_such_secret(path));
+        };
+        let listing = list_dir(&dir).map_err(|e| io_error("versions", path, e))?;
+        remove_stale_tmps(&listing.tmps);
+        let mut infos = Vec::with_capacity(listing.versions.len());
+        for &n in &listing.versions {
+            // A version removed since the listing (pruned) is skipped.
+            let Some(record) = read_record(&dir, n, path)? else {
+                continue;
+            };
+            infos.push(VersionInfo {
+                version: n.to_string(),
+                created_ms: record.created_ms,
+                deleted: listing.deleted.contains(&n),
+                destroyed: record.destroyed || record.sealed.is_none(),
+                metadata: record.metadata,
+            });
+        }
+        if infos.is_empty() {
+            return Err(no_such_secret(path));
+        }
+        Ok(infos)
+    }
+
+    /// Removes what crashed or interrupted deletes left behind in `trash/`;
+    /// every `delete` calls it. Best effort: failures are ignored.
+    pub fn clean_trash(&self) {
+        let trash_dir = self.root.join(TRASH_DIR);
+        let Ok(Some(names)) = read_names(&trash_dir) else {
+            return;
+        };
+        for name in names {
+            let _ = fs::remove_dir_all(trash_dir.join(name));
+        }
+    }
+
+    /// The directory of the secret at `path` in the tree.
+    fn secret_dir(&self, path: &str) -> PathBuf {
+        let mut dir = self.tree.clone();
+        dir.extend(secret_dir_names(path));
+        dir
+    }
+
+    /// The directory of the secret at `path` in the layout before the tree.
+    fn legacy_dir(&self, path: &str) -> PathBuf {
+        let mut dir = self.root.clone();
+        dir.extend(legacy_dir_names(path));
+        dir
+    }
+
+    /// The directory holding `path`'s versions: in the tree, or where the
+    /// layout before it put them; `None` when there is neither.
+    fn locate(&self, path: &str) -> io::Result<Option<PathBuf>> {
+        for dir in [self.secret_dir(path), self.legacy_dir(path)] {
+            match fs::metadata(&dir) {
+                Ok(meta) if meta.is_dir() => return Ok(Some(dir)),
+                Ok(_) => {}
+                Err(e) if is_missing(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The directory and number of the version of `path` a read wants (the
+    /// latest when `wanted` is `None`), or `None` when there is none.
+    fn find_version(&self, path: &str, wanted: Option<u64>) -> io::Result<Option<(PathBuf, u64)>> {
+        let dir = self.secret_dir(path);
+        match wanted {
+            // One lookup in the common case: the file itself.
+            Some(n) => {
+                for dir in [dir, self.legacy_dir(path)] {
+                    if present(&dir.join(version_file(n)))? {
+                        return Ok(Some((dir, n)));
+                    }
+                }
+                Ok(None)
+            }
+            None => {
+                let n = latest(&dir)?;
+                if n > 0 {
+                    return Ok(Some((dir, n)));
+                }
+                let legacy = self.legacy_dir(path);
+                let n = list_dir(&legacy)?.latest();
+                Ok((n > 0).then_some((legacy, n)))
+            }
+        }
+    }
+
+    /// The directory of `path`, or `not-found` when it has no version.
+    fn existing_secret(&self, path: &str, op: &str) -> Result<PathBuf, Error> {
+        let dir = self.locate(path).map_err(|e| io_error(op, path, e))?;
+        match dir {
+            Some(dir) if has_versions(&dir).map_err(|e| io_error(op, path, e))? => Ok(dir),
+            _ => Err(no_such_secret(path)),
+        }
+    }
+
+    /// Makes the directory of `path` for a first write: moves the secret's
+    /// directory from the layout before the tree when there is one, else
+    /// creates it (and its folders). Records what it made in `created`.
+    fn prepare(&self, path: &str, dir: &Path, created: &mut Vec<PathBuf>) -> io::Result<()> {
+        if let Some(parent) = dir.parent() {
+            create_dirs(parent, created)?;
+        }
+        let legacy = self.legacy_dir(path);
+        match fs::rename(&legacy, dir) {
+            Ok(()) => {
+                created.push(dir.to_owned());
+                created.push(legacy.clone());
+                self.remove_empty_folders(&legacy);
+                return Ok(());
+            }
+            Err(e) if is_missing(&e) => {}
+            // Another writer made the directory meanwhile.
+            Err(e) if matches!(e.kind(), ErrorKind::AlreadyExists | ErrorKind::DirectoryNotEmpty) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        match fs::create_dir(dir) {
+            Ok(()) => {
+                created.push(dir.to_owned());
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes the folders above a deleted or moved secret directory `dir`
+    /// that are now empty, up to the tree (or the data directory). Best
+    /// effort: removing a folder that is not empty fails, and a writer
+    /// that loses its folder this way starts over.
+    fn remove_empty_folders(&self, dir: &Path) {
+        let mut folder = dir.parent();
+        while let Some(current) = folder {
+            if current == self.tree || current == self.root || !current.starts_with(&self.root) {
+                return;
+            }
+            if fs::remove_dir(current).is_err() {
+                return;
+            }
+            folder = current.parent();
+        }
+    }
+
+    /// Decrypts version `n` of `path` from its record.
+    fn open(&self, path: &str, n: u64, record: VersionRecord) -> Result<Secret, Error> {
         let sealed = match (&record.sealed, record.destroyed) {
             (Some(sealed), false) => sealed,
             _ => {
@@ -150,205 +566,6 @@ impl<S: Sealer> Store<S> {
         })
     }
 
-    /// Writes a new version of `path` and returns its number. With
-    /// `expected_version`, writes only if the latest version is that one
-    /// (`""`: the secret must not exist), else answers `conflict`.
-    pub fn put(
-        &self,
-        path: &str,
-        value: &[u8],
-        metadata: Metadata,
-        expected_version: Option<&str>,
-    ) -> Result<String, Error> {
-        for _ in 0..MAX_PUT_ATTEMPTS {
-            let dir = self.secret_dir(path);
-            // A deleter may rename the directory away at any moment: then
-            // creating or listing it fails with "exists" or "not found", and
-            // the attempt starts over.
-            let listing = match fs::create_dir_all(&dir).and_then(|()| list_dir(&dir)) {
-                Ok(listing) => listing,
-                Err(e) if matches!(e.kind(), ErrorKind::AlreadyExists | ErrorKind::NotFound) => continue,
-                Err(e) => return Err(io_error("put", path, e)),
-            };
-            remove_stale_tmps(&listing.tmps);
-            let latest = listing.latest();
-            if let Some(expected) = expected_version {
-                check_expected(path, latest, expected)?;
-            }
-            let n = latest + 1;
-            let sealed = self.sealer.seal(value, &seal_context(path, n))?;
-            let record = VersionRecord {
-                version: n.to_string(),
-                created_ms: now_ms(),
-                metadata: metadata.clone(),
-                sealed: Some(BASE64.encode(sealed)),
-                destroyed: false,
-            };
-            let tmp = match write_tmp(&dir, &record) {
-                Ok(tmp) => tmp,
-                // The secret was deleted under our feet: start over.
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => return Err(io_error("put", path, e)),
-            };
-            let published = fs::hard_link(&tmp, dir.join(version_file(n)));
-            // The tmp file is only a name now (or garbage): drop it.
-            let _ = fs::remove_file(&tmp);
-            match published {
-                Ok(()) => {
-                    sync_dir(&dir).map_err(|e| io_error("put", path, e))?;
-                    self.prune(&dir, n);
-                    return Ok(n.to_string());
-                }
-                // Another writer published version n first, or the secret was
-                // deleted meanwhile: look again (a check-and-set now fails).
-                Err(e) if matches!(e.kind(), ErrorKind::AlreadyExists | ErrorKind::NotFound) => continue,
-                Err(e) => return Err(io_error("put", path, e)),
-            }
-        }
-        Err(Error::unavailable(format!(
-            "too many concurrent writes to secret `{path}`: retry later"
-        )))
-    }
-
-    /// Deletes `path` with all its versions: the secret's directory is
-    /// renamed away in one step, then removed.
-    pub fn delete(&self, path: &str) -> Result<(), Error> {
-        let dir = self.secret_dir(path);
-        let trash = self.root.join(format!("{TRASH_PREFIX}{}", random_suffix()?));
-        match fs::rename(&dir, &trash) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(no_such_secret(path)),
-            Err(e) => return Err(io_error("delete", path, e)),
-        }
-        let had_versions = list_dir(&trash).is_ok_and(|listing| !listing.versions.is_empty());
-        // The rename committed the delete: what is left is garbage, removed
-        // here along with what crashed deletes left behind.
-        let _ = fs::remove_dir_all(&trash);
-        self.clean_trash();
-        // Persist the rename: the name left the secret's parent and arrived
-        // in the data directory (the same directory for most paths).
-        if let Some(parent) = dir.parent().filter(|parent| *parent != self.root) {
-            sync_dir(parent).map_err(|e| io_error("delete", path, e))?;
-        }
-        sync_dir(&self.root).map_err(|e| io_error("delete", path, e))?;
-        if had_versions {
-            Ok(())
-        } else {
-            Err(no_such_secret(path))
-        }
-    }
-
-    /// Soft-deletes `versions` of `path` (a `<n>.deleted` marker), or with
-    /// `destroy` erases their sealed values for good. Unknown versions are
-    /// ignored.
-    pub fn delete_versions(&self, path: &str, versions: &[String], destroy: bool) -> Result<(), Error> {
-        let op = if destroy { "destroy" } else { "delete-versions" };
-        let (dir, listing) = self.existing_secret(path, op)?;
-        for n in versions.iter().filter_map(|v| parse_version(v)) {
-            if !listing.versions.contains(&n) {
-                continue;
-            }
-            if destroy {
-                self.destroy(&dir, n, path)?;
-            } else {
-                OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(dir.join(deleted_marker(n)))
-                    .map_err(|e| match e.kind() {
-                        // The secret was deleted meanwhile.
-                        ErrorKind::NotFound => no_such_secret(path),
-                        _ => io_error(op, path, e),
-                    })?;
-            }
-        }
-        sync_dir(&dir).map_err(|e| io_error(op, path, e))
-    }
-
-    /// Restores soft-deleted `versions` of `path`. Destroyed and unknown
-    /// versions are ignored.
-    pub fn undelete_versions(&self, path: &str, versions: &[String]) -> Result<(), Error> {
-        let (dir, listing) = self.existing_secret(path, "undelete-versions")?;
-        for n in versions.iter().filter_map(|v| parse_version(v)) {
-            if !listing.deleted.contains(&n) {
-                continue;
-            }
-            match read_record(&dir, n, path)? {
-                Some(record) if !record.destroyed => {}
-                _ => continue,
-            }
-            match fs::remove_file(dir.join(deleted_marker(n))) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(io_error("undelete-versions", path, e)),
-            }
-        }
-        sync_dir(&dir).map_err(|e| io_error("undelete-versions", path, e))
-    }
-
-    /// The paths of all secrets starting with `prefix`, sorted.
-    pub fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
-        let mut paths = Vec::new();
-        self.collect_paths(&self.root, String::new(), prefix, &mut paths)
-            .map_err(|e| Error::internal(format!("list failed while reading the data directory: {e}")))?;
-        paths.sort();
-        Ok(paths)
-    }
-
-    /// Every version of `path`, oldest first.
-    pub fn versions(&self, path: &str) -> Result<Vec<VersionInfo>, Error> {
-        let (dir, listing) = self.existing_secret(path, "versions")?;
-        let mut infos = Vec::with_capacity(listing.versions.len());
-        for &n in &listing.versions {
-            // A version removed since the listing (pruned) is skipped.
-            let Some(record) = read_record(&dir, n, path)? else {
-                continue;
-            };
-            infos.push(VersionInfo {
-                version: n.to_string(),
-                created_ms: record.created_ms,
-                deleted: listing.deleted.contains(&n),
-                destroyed: record.destroyed || record.sealed.is_none(),
-                metadata: record.metadata,
-            });
-        }
-        if infos.is_empty() {
-            return Err(no_such_secret(path));
-        }
-        Ok(infos)
-    }
-
-    /// Removes what crashed or interrupted deletes left behind
-    /// (`.trash-*` directories); every `delete` calls it. Best effort:
-    /// failures are ignored.
-    pub fn clean_trash(&self) {
-        let Ok(Some(names)) = read_names(&self.root) else {
-            return;
-        };
-        for name in names.iter().filter(|n| n.starts_with(TRASH_PREFIX)) {
-            let _ = fs::remove_dir_all(self.root.join(name));
-        }
-    }
-
-    /// The directory of the secret at `path` (see [`crate::layout`]).
-    fn secret_dir(&self, path: &str) -> PathBuf {
-        let mut dir = self.root.clone();
-        dir.extend(secret_dir_names(path));
-        dir
-    }
-
-    /// The directory and listing of `path`, or `not-found` when it has no
-    /// version.
-    fn existing_secret(&self, path: &str, op: &str) -> Result<(PathBuf, Listing), Error> {
-        let dir = self.secret_dir(path);
-        let listing = list_dir(&dir).map_err(|e| io_error(op, path, e))?;
-        if listing.versions.is_empty() {
-            return Err(no_such_secret(path));
-        }
-        Ok((dir, listing))
-    }
-
     /// Rewrites version `n` without its sealed value, atomically.
     fn destroy(&self, dir: &Path, n: u64, path: &str) -> Result<(), Error> {
         let Some(mut record) = read_record(dir, n, path)? else {
@@ -359,7 +576,8 @@ impl<S: Sealer> Store<S> {
         }
         record.sealed = None;
         record.destroyed = true;
-        let tmp = match write_tmp(dir, &record) {
+        let bytes = serde_json::to_vec(&record).map_err(|e| io_error("destroy", path, io::Error::other(e)))?;
+        let tmp = match create_tmp(dir).and_then(|tmp| write_synced(&tmp, &bytes).map(|()| tmp)) {
             Ok(tmp) => tmp,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(io_error("destroy", path, e)),
@@ -376,25 +594,85 @@ impl<S: Sealer> Store<S> {
     }
 
     /// With `max_versions` set, removes the versions that fell out of the
-    /// window after version `latest` was published. Best effort.
+    /// window after version `latest` was published: the one just below it,
+    /// and any older ones still there (after the setting was lowered, or a
+    /// crash mid-prune). Best effort.
     fn prune(&self, dir: &Path, latest: u64) {
         if self.max_versions == 0 || latest <= self.max_versions {
             return;
         }
-        let Ok(listing) = list_dir(dir) else { return };
-        let oldest_kept = latest - self.max_versions + 1;
-        for &n in listing.versions.range(..oldest_kept) {
+        let mut n = latest - self.max_versions;
+        while n > 0 {
             // The version file goes first: a crash in between must not make a
             // deleted version readable again.
-            if fs::remove_file(dir.join(version_file(n))).is_ok() {
-                let _ = fs::remove_file(dir.join(deleted_marker(n)));
+            if fs::remove_file(dir.join(version_file(n))).is_err() {
+                return;
             }
+            let _ = fs::remove_file(dir.join(deleted_marker(n)));
+            n -= 1;
         }
     }
 
-    /// Walks `dir` (the data directory, or a long path's `<chunk>.d`
-    /// directory whose hex so far is `hex`) and collects secret paths.
-    fn collect_paths(&self, dir: &Path, hex: String, prefix: &str, out: &mut Vec<String>) -> io::Result<()> {
+    /// Collects the secrets in folder `dir` of the tree whose path so far
+    /// is `base` (empty, or ending in `/`), inside a long segment whose
+    /// bytes so far are `pending` (read from `.d` directories), keeping
+    /// those whose segment here starts with `want`.
+    fn scan(&self, dir: &Path, base: &[u8], pending: &[u8], want: &[u8], out: &mut BTreeSet<String>) -> io::Result<()> {
+        let names = match read_names(dir) {
+            Ok(Some(names)) => names,
+            // Removed by a delete meanwhile, or not a folder.
+            Ok(None) => return Ok(()),
+            Err(e) if is_missing(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for name in names {
+            let (kind, bytes) = match node(&name) {
+                Node::Folder(bytes) => (Kind::Folder, bytes),
+                Node::Secret(bytes) => (Kind::Secret, bytes),
+                Node::Continued(bytes) => (Kind::Continued, bytes),
+                Node::Other => continue,
+            };
+            let segment = [pending, &bytes].concat();
+            if segment.contains(&b'/') {
+                continue;
+            }
+            let child = dir.join(&name);
+            match kind {
+                Kind::Secret if segment.starts_with(want) => {
+                    let Ok(path) = String::from_utf8([base, &segment].concat()) else {
+                        continue;
+                    };
+                    if validate_path(&path).is_err() {
+                        continue;
+                    }
+                    match has_versions(&child) {
+                        Ok(true) => {
+                            out.insert(path);
+                        }
+                        Ok(false) => {}
+                        Err(e) if is_missing(&e) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Kind::Folder if segment.starts_with(want) => {
+                    let base = [base, &segment, b"/"].concat();
+                    self.scan(&child, &base, &[], &[], out)?;
+                }
+                Kind::Continued if segment.starts_with(want) || want.starts_with(&segment) => {
+                    self.scan(&child, base, &segment, want, out)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Collects the secrets still in the layout before the tree (whose
+    /// paths start with `prefix`): walks `dir` (the data directory, or a
+    /// long path's `<chunk>.d` directory whose hex so far is `hex`). Costs a
+    /// look at the data directory's few names once every secret is in the
+    /// tree. Removes what deletes before the tree left behind.
+    fn collect_legacy(&self, dir: &Path, hex: String, prefix: &str, out: &mut BTreeSet<String>) -> io::Result<()> {
         let names = match read_names(dir)? {
             Some(names) => names,
             None if dir != self.root => return Ok(()),
@@ -402,7 +680,7 @@ impl<S: Sealer> Store<S> {
         };
         for name in names {
             if let Some(chunk) = continued_chunk(&name) {
-                self.collect_paths(&dir.join(&name), format!("{hex}{chunk}"), prefix, out)?;
+                self.collect_legacy(&dir.join(&name), format!("{hex}{chunk}"), prefix, out)?;
             } else if is_hex_name(&name) {
                 let Some(path) = decode_hex(&format!("{hex}{name}")).and_then(|b| String::from_utf8(b).ok()) else {
                     continue;
@@ -411,16 +689,151 @@ impl<S: Sealer> Store<S> {
                     continue;
                 }
                 match list_dir(&dir.join(&name)) {
-                    Ok(listing) if !listing.versions.is_empty() => out.push(path),
+                    Ok(listing) if !listing.versions.is_empty() => {
+                        out.insert(path);
+                    }
                     Ok(_) => {}
-                    // Deleted meanwhile, or not a directory.
-                    Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {}
+                    // Moved into the tree, deleted meanwhile, or not a directory.
+                    Err(e) if is_missing(&e) => {}
                     Err(e) => return Err(e),
                 }
+            } else if dir == self.root && name.starts_with(LEGACY_TRASH_PREFIX) {
+                let _ = fs::remove_dir_all(dir.join(&name));
             }
         }
         Ok(())
     }
+}
+
+/// What a name in a folder of the tree is, without its bytes.
+enum Kind {
+    Folder,
+    Secret,
+    Continued,
+}
+
+/// The two temporary files of a `put`, in the secret's directory: the
+/// version record (then linked as `<n>.json`) and the new `head` (then
+/// renamed onto `head`). Whatever is left of them is removed on drop.
+struct Tmps {
+    version: PathBuf,
+    /// `None` once renamed onto `head`.
+    head: Option<PathBuf>,
+}
+
+impl Tmps {
+    /// Creates both files, empty; `NotFound` when `dir` does not exist.
+    fn create(dir: &Path) -> io::Result<Tmps> {
+        let version = create_tmp(dir)?;
+        match create_tmp(dir) {
+            Ok(head) => Ok(Tmps {
+                version,
+                head: Some(head),
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(&version);
+                Err(e)
+            }
+        }
+    }
+
+    /// Points `head` at version `n`, if the directory is still the one the
+    /// files were made in. Best effort.
+    fn publish_head(&mut self, dir: &Path, n: u64) {
+        let Some(head) = &self.head else { return };
+        let written = OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(head)
+            .and_then(|mut file| file.write_all(n.to_string().as_bytes()));
+        if written.is_ok() && fs::rename(head, dir.join(HEAD_FILE)).is_ok() {
+            self.head = None;
+        }
+    }
+}
+
+impl Drop for Tmps {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.version);
+        if let Some(head) = &self.head {
+            let _ = fs::remove_file(head);
+        }
+    }
+}
+
+/// The latest version in the secret directory `dir` (0: none, or no such
+/// directory): from `head` and a look further, or, when `head` is missing,
+/// unreadable or names a version that is gone, from a listing.
+fn latest(dir: &Path) -> io::Result<u64> {
+    match fs::read(dir.join(HEAD_FILE)) {
+        Ok(bytes) => {
+            let hint = std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|text| parse_version(text.trim()));
+            if let Some(hint) = hint {
+                if present(&dir.join(version_file(hint)))? {
+                    return Ok(probe(dir, hint));
+                }
+            }
+        }
+        Err(e) if is_missing(&e) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(list_dir(dir)?.latest())
+}
+
+/// The last of the versions `n`, `n + 1`, ... that exist in `dir`, given
+/// that `n` does.
+fn probe(dir: &Path, n: u64) -> u64 {
+    let mut last = n;
+    while present(&dir.join(version_file(last + 1))).unwrap_or(false) {
+        last += 1;
+    }
+    last
+}
+
+/// Does the secret directory `dir` hold a version? (`head` is written only
+/// after one was published.)
+fn has_versions(dir: &Path) -> io::Result<bool> {
+    if present(&dir.join(HEAD_FILE))? {
+        return Ok(true);
+    }
+    match read_names(dir)? {
+        Some(names) => Ok(names.iter().any(|name| matches!(classify(name), Entry::Version(_)))),
+        None => Err(ErrorKind::NotFound.into()),
+    }
+}
+
+/// Creates `dir` and the missing directories above it, recording each one
+/// made in `created`.
+fn create_dirs(dir: &Path, created: &mut Vec<PathBuf>) -> io::Result<()> {
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            let Some(parent) = dir.parent() else {
+                return Err(e);
+            };
+            create_dirs(parent, created)?;
+            match fs::create_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    created.push(dir.to_owned());
+    Ok(())
+}
+
+/// The directories whose entries changed when `created` were made (or
+/// moved): their parents, each once.
+fn parents_to_sync(created: &[PathBuf]) -> BTreeSet<PathBuf> {
+    created
+        .iter()
+        .filter_map(|dir| dir.parent().map(Path::to_owned))
+        .collect()
 }
 
 /// `conflict` unless `latest` is the version the caller expects.
@@ -496,7 +909,7 @@ fn list_dir(dir: &Path) -> io::Result<Listing> {
 fn read_record(dir: &Path, n: u64, path: &str) -> Result<Option<VersionRecord>, Error> {
     let bytes = match fs::read(dir.join(version_file(n))) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) if is_missing(&e) => return Ok(None),
         Err(e) => return Err(io_error("read", path, e)),
     };
     let record: VersionRecord = serde_json::from_slice(&bytes)
@@ -509,23 +922,20 @@ fn read_record(dir: &Path, n: u64, path: &str) -> Result<Option<VersionRecord>, 
     Ok(Some(record))
 }
 
-/// Writes `record` to a fresh `tmp-<random>` file in `dir` and syncs it.
-fn write_tmp(dir: &Path, record: &VersionRecord) -> io::Result<PathBuf> {
-    let bytes = serde_json::to_vec(record).map_err(io::Error::other)?;
+/// Creates an empty `tmp-<random>` file in `dir`.
+fn create_tmp(dir: &Path) -> io::Result<PathBuf> {
     let suffix = random_suffix().map_err(|e| io::Error::other(e.message().to_owned()))?;
     let tmp = dir.join(format!("{TMP_PREFIX}{suffix}"));
-    let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()
-    })();
-    match result {
-        Ok(()) => Ok(tmp),
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+    Ok(tmp)
+}
+
+/// Replaces the content of the existing file `file` with `bytes` and syncs
+/// it; `NotFound` when the file is gone (its directory was deleted).
+fn write_synced(file: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new().write(true).truncate(true).open(file)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// Removes `tmp-*` files old enough to be a crash's leftovers (never a
@@ -567,12 +977,19 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-fn exists(path: &Path) -> io::Result<bool> {
+/// Does `path` exist?
+fn present(path: &Path) -> io::Result<bool> {
     match fs::symlink_metadata(path) {
         Ok(_) => Ok(true),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) if is_missing(&e) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Does `e` say that a name does not exist (or that something on its way
+/// is not a directory)?
+fn is_missing(e: &io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
 }
 
 /// 16 random hex digits, for names no other writer picks.

@@ -5,12 +5,12 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tresor_plugin_sdk::Error;
 
-use crate::layout::encode_hex;
+use crate::layout::{legacy_dir_names, secret_dir_names};
 use crate::store::{Sealer, Store};
 
 /// Seals by prefixing a marker and the context, then XOR-ing the value, so
@@ -57,6 +57,30 @@ fn is_not_found<T>(r: Result<T, Error>) -> bool {
     matches!(r, Err(Error::NotFound(_)))
 }
 
+/// Where the tree keeps the secret at `path`.
+fn secret_dir(root: &Path, path: &str) -> PathBuf {
+    let mut dir = root.join("secrets");
+    dir.extend(secret_dir_names(path));
+    dir
+}
+
+/// Where the layout before the tree kept the secret at `path`.
+fn legacy_dir(root: &Path, path: &str) -> PathBuf {
+    let mut dir = root.to_path_buf();
+    dir.extend(legacy_dir_names(path));
+    dir
+}
+
+/// The sorted names in `dir`.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Every byte of every file under `dir`.
 fn all_file_bytes(dir: &Path) -> Vec<u8> {
     let mut out = Vec::new();
@@ -93,18 +117,17 @@ fn put_then_get_every_version() {
 }
 
 #[test]
-fn layout_is_one_directory_per_secret_with_immutable_version_files() {
+fn layout_is_a_tree_of_segments_with_immutable_version_files() {
     let tmp = tempfile::tempdir().unwrap();
     let s = store(tmp.path());
     put(&s, "app/db", "one");
     put(&s, "app/db", "two");
-    let dir = tmp.path().join(encode_hex(b"app/db"));
-    let mut names: Vec<String> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["1.json", "2.json"]);
+    assert_eq!(names(tmp.path()), ["secrets"]);
+    // `app` = 617070, `db` = 6462.
+    let dir = tmp.path().join("secrets").join("617070").join("6462.s");
+    assert_eq!(dir, secret_dir(tmp.path(), "app/db"));
+    assert_eq!(names(&dir), ["1.json", "2.json", "head"]);
+    assert_eq!(fs::read_to_string(dir.join("head")).unwrap(), "2");
     let record: serde_json::Value = serde_json::from_slice(&fs::read(dir.join("2.json")).unwrap()).unwrap();
     assert_eq!(record["version"], "2");
     assert!(record["sealed"].is_string());
@@ -130,8 +153,8 @@ fn a_version_file_moved_elsewhere_does_not_open() {
     let s = store(tmp.path());
     put(&s, "a", "value-of-a");
     put(&s, "b", "value-of-b");
-    let a = tmp.path().join(encode_hex(b"a")).join("1.json");
-    let b = tmp.path().join(encode_hex(b"b")).join("1.json");
+    let a = secret_dir(tmp.path(), "a").join("1.json");
+    let b = secret_dir(tmp.path(), "b").join("1.json");
     fs::copy(&a, &b).unwrap();
     match s.get("b", None) {
         Err(Error::Internal(message)) => assert!(!message.contains("value-of")),
@@ -200,7 +223,7 @@ fn destroy_erases_the_value_for_good() {
     assert!(is_not_found(s.get("p", Some("1"))), "destroyed stays unreadable");
 
     let record: serde_json::Value =
-        serde_json::from_slice(&fs::read(tmp.path().join(encode_hex(b"p")).join("1.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs::read(secret_dir(tmp.path(), "p").join("1.json")).unwrap()).unwrap();
     assert_eq!(record["destroyed"], true);
     assert!(record.get("sealed").is_none());
 
@@ -224,7 +247,30 @@ fn delete_removes_every_version() {
     assert!(is_not_found(s.delete("p")));
     assert_eq!(s.list("").unwrap(), Vec::<String>::new());
     assert_eq!(put(&s, "p", "again"), "1");
-    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1, "no trash left behind");
+    assert_eq!(value(&s, "p", None).unwrap(), "again");
+    s.delete("p").unwrap();
+    assert!(names(&tmp.path().join("trash")).is_empty(), "no trash left behind");
+    assert!(names(&tmp.path().join("secrets")).is_empty());
+}
+
+#[test]
+fn delete_removes_emptied_folders_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    put(&s, "a", "secret a");
+    put(&s, "a/b/c", "deep");
+    put(&s, "a/x", "sibling");
+    s.delete("a/b/c").unwrap();
+    // Folder `a/b/` held only `c`: gone. `a/` still holds `x`.
+    assert!(!tmp.path().join("secrets/61/62").exists());
+    assert_eq!(s.list("").unwrap(), ["a", "a/x"]);
+    s.delete("a").unwrap();
+    assert_eq!(s.list("").unwrap(), ["a/x"]);
+    assert_eq!(value(&s, "a/x", None).unwrap(), "sibling");
+    s.delete("a/x").unwrap();
+    assert!(names(&tmp.path().join("secrets")).is_empty());
+    assert_eq!(put(&s, "a/b/c", "again"), "1");
+    assert_eq!(s.list("a/").unwrap(), ["a/b/c"]);
 }
 
 #[test]
@@ -234,15 +280,25 @@ fn list_filters_sorts_and_skips_leftovers() {
     for path in ["b/x", "a/y", "a/x", "c"] {
         put(&s, path, "v");
     }
-    // Leftovers of crashes and unrelated files.
+    let tree = tmp.path().join("secrets");
+    // Leftovers of crashes, and names the store never makes.
+    fs::create_dir_all(tmp.path().join("trash").join("0123")).unwrap();
+    fs::write(tmp.path().join("trash").join("0123").join("1.json"), b"{}").unwrap();
+    fs::write(tree.join("tmp-77"), b"junk").unwrap();
+    fs::write(secret_dir(tmp.path(), "c").join("tmp-88"), b"junk").unwrap();
+    fs::create_dir(tree.join("not-hex")).unwrap();
+    fs::create_dir(tree.join("not-hex.s")).unwrap();
+    fs::write(tree.join("not-hex.s").join("1.json"), b"{}").unwrap();
+    // A first write that crashed before publishing: a directory, no version.
+    fs::create_dir(secret_dir(tmp.path(), "empty")).unwrap();
+    // `..` as a secret, and a folder whose name hides a `/`.
+    fs::create_dir(tree.join("2e2e.s")).unwrap();
+    fs::write(tree.join("2e2e.s").join("1.json"), b"{}").unwrap();
+    fs::create_dir_all(tree.join("612f62").join("63.s")).unwrap();
+    fs::write(tree.join("612f62").join("63.s").join("1.json"), b"{}").unwrap();
+    // What a delete before the tree left behind.
     fs::create_dir(tmp.path().join(".trash-0123")).unwrap();
     fs::write(tmp.path().join(".trash-0123").join("1.json"), b"{}").unwrap();
-    fs::write(tmp.path().join("tmp-77"), b"junk").unwrap();
-    fs::write(tmp.path().join(encode_hex(b"c")).join("tmp-88"), b"junk").unwrap();
-    fs::create_dir(tmp.path().join("not-hex")).unwrap();
-    fs::create_dir(tmp.path().join(encode_hex(b"empty"))).unwrap();
-    fs::create_dir(tmp.path().join(encode_hex(b"../escape"))).unwrap();
-    fs::write(tmp.path().join(encode_hex(b"../escape")).join("1.json"), b"{}").unwrap();
 
     assert_eq!(s.list("").unwrap(), ["a/x", "a/y", "b/x", "c"]);
     assert_eq!(s.list("a/").unwrap(), ["a/x", "a/y"]);
@@ -250,10 +306,33 @@ fn list_filters_sorts_and_skips_leftovers() {
     assert_eq!(s.list("zzz").unwrap(), Vec::<String>::new());
     assert_eq!(value(&s, "c", None).unwrap(), "v");
     assert_eq!(s.versions("c").unwrap().len(), 1);
+    assert!(is_not_found(s.get("empty", None)));
+    assert!(!tmp.path().join(".trash-0123").exists(), "list sweeps old-layout trash");
 
     put(&s, "doomed", "v");
     s.delete("doomed").unwrap();
-    assert!(!tmp.path().join(".trash-0123").exists(), "delete sweeps old trash");
+    assert!(names(&tmp.path().join("trash")).is_empty(), "delete sweeps old trash");
+}
+
+#[test]
+fn list_matches_prefixes_that_end_anywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let all = ["a", "a/b", "a/b/c", "a/bc", "ab", "b", "é/x", "éa"];
+    for path in all {
+        put(&s, path, "v");
+    }
+    assert_eq!(s.list("").unwrap(), all);
+    assert_eq!(s.list("a").unwrap(), ["a", "a/b", "a/b/c", "a/bc", "ab"]);
+    assert_eq!(s.list("a/").unwrap(), ["a/b", "a/b/c", "a/bc"]);
+    assert_eq!(s.list("a/b").unwrap(), ["a/b", "a/b/c", "a/bc"]);
+    assert_eq!(s.list("a/b/").unwrap(), ["a/b/c"]);
+    assert_eq!(s.list("a/b/c").unwrap(), ["a/b/c"]);
+    assert_eq!(s.list("a/b/cd").unwrap(), Vec::<String>::new());
+    assert_eq!(s.list("é").unwrap(), ["é/x", "éa"]);
+    for none in ["a//", "a//b", "c", "a/./", "x/"] {
+        assert_eq!(s.list(none).unwrap(), Vec::<String>::new(), "{none:?}");
+    }
 }
 
 #[test]
@@ -290,7 +369,7 @@ fn max_versions_prunes_old_versions() {
     let versions: Vec<String> = s.versions("p").unwrap().into_iter().map(|i| i.version).collect();
     assert_eq!(versions, ["4", "5"]);
     assert!(is_not_found(s.get("p", Some("1"))));
-    assert!(!tmp.path().join(encode_hex(b"p")).join("3.deleted").exists());
+    assert!(!secret_dir(tmp.path(), "p").join("3.deleted").exists());
 }
 
 #[test]
@@ -371,9 +450,259 @@ fn writers_and_deleters_race_safely() {
     let s = store(&root);
     s.put("churn", b"last", vec![], None).unwrap();
     assert_eq!(value(&s, "churn", None).unwrap(), "last");
-    for info in s.versions("churn").unwrap() {
+    let versions = s.versions("churn").unwrap();
+    for info in &versions {
         assert!(s.get("churn", Some(&info.version)).is_ok());
     }
+    // No writer carried a version number over from a deleted incarnation.
+    let numbers: Vec<u64> = versions.iter().map(|i| i.version.parse().unwrap()).collect();
+    assert_eq!(numbers, (1..=numbers.len() as u64).collect::<Vec<_>>());
+}
+
+/// A version file as `put` writes it, for simulating what a crash leaves.
+fn record(path: &str, n: u64, value: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let sealed = FakeSealer
+        .seal(value.as_bytes(), &crate::layout::seal_context(path, n))
+        .unwrap();
+    serde_json::to_vec(&serde_json::json!({
+        "version": n.to_string(),
+        "created_ms": 1,
+        "metadata": [],
+        "sealed": base64::engine::general_purpose::STANDARD.encode(sealed),
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_head_that_lags_is_looked_past() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    for v in ["one", "two", "three"] {
+        put(&s, "p", v);
+    }
+    let dir = secret_dir(tmp.path(), "p");
+    // A writer renamed its head late, or crashed before renaming it.
+    fs::write(dir.join("head"), "1").unwrap();
+    assert_eq!(s.get("p", None).unwrap().version, "3");
+    assert_eq!(value(&s, "p", None).unwrap(), "three");
+    assert!(matches!(s.put("p", b"x", vec![], Some("2")), Err(Error::Conflict(_))));
+    assert_eq!(s.put("p", b"four", vec![], Some("3")).unwrap(), "4");
+    assert_eq!(fs::read_to_string(dir.join("head")).unwrap(), "4");
+
+    // A version published by a writer that died before touching head.
+    fs::write(dir.join("5.json"), record("p", 5, "five")).unwrap();
+    assert_eq!(value(&s, "p", None).unwrap(), "five");
+    assert_eq!(put(&s, "p", "six"), "6");
+    let versions: Vec<String> = s.versions("p").unwrap().into_iter().map(|i| i.version).collect();
+    assert_eq!(versions, ["1", "2", "3", "4", "5", "6"]);
+}
+
+#[test]
+fn a_missing_or_damaged_head_falls_back_to_a_listing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    put(&s, "p", "one");
+    put(&s, "p", "two");
+    let dir = secret_dir(tmp.path(), "p");
+    let mut expected = 2;
+    // Empty (a crash before its data reached the disk), garbage, ahead of
+    // every version, zero, gone.
+    for head in [Some(""), Some("x7"), Some("99"), Some("0"), Some("01"), None] {
+        match head {
+            Some(text) => fs::write(dir.join("head"), text).unwrap(),
+            None => fs::remove_file(dir.join("head")).unwrap(),
+        }
+        assert_eq!(s.get("p", None).unwrap().version, expected.to_string(), "{head:?}");
+        assert_eq!(s.list("").unwrap(), ["p"], "{head:?}");
+        expected += 1;
+        assert_eq!(put(&s, "p", "next"), expected.to_string(), "{head:?}");
+        assert_eq!(fs::read_to_string(dir.join("head")).unwrap(), expected.to_string());
+    }
+}
+
+#[test]
+fn leftover_temporary_files_are_ignored_and_swept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    put(&s, "p", "one");
+    let dir = secret_dir(tmp.path(), "p");
+    // A crash mid-write leaves a half-written version or head.
+    fs::write(dir.join("tmp-00000000000000aa"), b"{\"version\":\"2\",\"sea").unwrap();
+    fs::write(dir.join("tmp-00000000000000bb"), b"").unwrap();
+    let old = fs::File::options()
+        .write(true)
+        .open(dir.join("tmp-00000000000000aa"))
+        .unwrap();
+    old.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        .unwrap();
+    drop(old);
+    assert_eq!(value(&s, "p", None).unwrap(), "one");
+    assert_eq!(s.list("").unwrap(), ["p"]);
+    assert_eq!(put(&s, "p", "two"), "2");
+    assert_eq!(value(&s, "p", Some("2")).unwrap(), "two");
+    assert_eq!(s.versions("p").unwrap().len(), 2);
+    // The old one was a crash's; the fresh one may be a writer's at work.
+    assert!(!dir.join("tmp-00000000000000aa").exists());
+    assert!(dir.join("tmp-00000000000000bb").exists());
+}
+
+#[test]
+fn a_first_write_that_crashed_leaves_no_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let dir = secret_dir(tmp.path(), "new/one");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("tmp-00000000000000cc"), record("new/one", 1, "lost")).unwrap();
+    assert!(is_not_found(s.get("new/one", None)));
+    assert!(is_not_found(s.get("new/one", Some("1"))));
+    assert!(is_not_found(s.versions("new/one")));
+    assert!(is_not_found(s.delete_versions("new/one", &["1".into()], false)));
+    assert_eq!(s.list("").unwrap(), Vec::<String>::new());
+    assert_eq!(s.put("new/one", b"first", vec![], Some("")).unwrap(), "1");
+    assert_eq!(value(&s, "new/one", None).unwrap(), "first");
+}
+
+#[test]
+fn trash_left_by_a_crashed_delete_is_invisible_and_swept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    put(&s, "p", "one");
+    let dir = secret_dir(tmp.path(), "p");
+    // The rename into trash/ happened; the removal did not.
+    fs::create_dir_all(tmp.path().join("trash")).unwrap();
+    fs::rename(&dir, tmp.path().join("trash").join("00000000000000dd")).unwrap();
+    assert!(is_not_found(s.get("p", None)));
+    assert_eq!(s.list("").unwrap(), Vec::<String>::new());
+    assert_eq!(put(&s, "p", "again"), "1");
+    put(&s, "q", "v");
+    s.delete("q").unwrap();
+    assert!(names(&tmp.path().join("trash")).is_empty());
+    assert_eq!(value(&s, "p", None).unwrap(), "again");
+}
+
+/// Moves `path` from the tree to where the layout before it kept it, as
+/// that layout wrote it (no `head`).
+fn move_to_legacy_layout(root: &Path, path: &str) {
+    let legacy = legacy_dir(root, path);
+    fs::create_dir_all(legacy.parent().unwrap()).unwrap();
+    fs::rename(secret_dir(root, path), &legacy).unwrap();
+    fs::remove_file(legacy.join("head")).unwrap();
+}
+
+#[test]
+fn secrets_in_the_layout_before_the_tree_are_read_and_moved_by_their_next_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let long = format!("{}/end", "segment".repeat(72));
+    for path in ["old/db", long.as_str(), "old/deleted"] {
+        put(&s, path, "one");
+        s.put(path, b"two", vec![("k".into(), "v".into())], None).unwrap();
+        move_to_legacy_layout(tmp.path(), path);
+    }
+    put(&s, "old/new", "tree");
+    assert!(legacy_dir(tmp.path(), "old/db").join("2.json").exists());
+
+    assert_eq!(value(&s, "old/db", None).unwrap(), "two");
+    assert_eq!(value(&s, "old/db", Some("1")).unwrap(), "one");
+    assert_eq!(value(&s, &long, None).unwrap(), "two");
+    assert_eq!(s.versions("old/db").unwrap().len(), 2);
+    assert_eq!(s.list("old/").unwrap(), ["old/db", "old/deleted", "old/new"]);
+    assert_eq!(s.list("").unwrap(), ["old/db", "old/deleted", "old/new", long.as_str()]);
+    s.delete_versions("old/db", &["1".into()], false).unwrap();
+    assert!(is_not_found(s.get("old/db", Some("1"))));
+    s.undelete_versions("old/db", &["1".into()]).unwrap();
+    assert_eq!(value(&s, "old/db", Some("1")).unwrap(), "one");
+    s.delete_versions("old/db", &["1".into()], false).unwrap();
+    assert!(matches!(
+        s.put("old/db", b"x", vec![], Some("1")),
+        Err(Error::Conflict(_))
+    ));
+
+    // The next write moves the whole directory, markers and all.
+    assert_eq!(s.put("old/db", b"three", vec![], Some("2")).unwrap(), "3");
+    assert!(!legacy_dir(tmp.path(), "old/db").exists());
+    assert_eq!(
+        names(&secret_dir(tmp.path(), "old/db")),
+        ["1.deleted", "1.json", "2.json", "3.json", "head"]
+    );
+    assert!(is_not_found(s.get("old/db", Some("1"))));
+    assert_eq!(value(&s, "old/db", Some("2")).unwrap(), "two");
+    assert_eq!(put(&s, &long, "three"), "3");
+    assert_eq!(value(&s, &long, Some("1")).unwrap(), "one");
+
+    s.delete("old/deleted").unwrap();
+    assert!(is_not_found(s.get("old/deleted", None)));
+    assert_eq!(s.list("").unwrap(), ["old/db", "old/new", long.as_str()]);
+    // Nothing of the old layout is left: its `.d` folders went with the
+    // secrets.
+    assert_eq!(names(tmp.path()), ["secrets", "trash"]);
+}
+
+#[test]
+fn reads_and_writes_touch_only_the_files_they_need() {
+    // A read or write of a secret with many versions never lists its
+    // directory: with `head` present, a damaged version file far back
+    // (which a listing-based read of `versions` trips over) is not touched.
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    for i in 0..50 {
+        put(&s, "p", &format!("v{i}"));
+    }
+    let dir = secret_dir(tmp.path(), "p");
+    fs::write(dir.join("3.json"), b"not json").unwrap();
+    assert_eq!(value(&s, "p", None).unwrap(), "v49");
+    assert_eq!(value(&s, "p", Some("4")).unwrap(), "v3");
+    assert_eq!(put(&s, "p", "v50"), "51");
+    assert_eq!(s.list("").unwrap(), ["p"]);
+    assert!(matches!(s.versions("p"), Err(Error::Internal(m)) if m.contains("version file 3")));
+}
+
+#[test]
+fn readers_never_miss_while_writers_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Arc::new(tmp.path().to_path_buf());
+    put(&store(&root), "busy", "0");
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let root = Arc::clone(&root);
+            std::thread::spawn(move || {
+                let s = store(&root);
+                for i in 0..20 {
+                    s.put("busy", format!("{t}-{i}").as_bytes(), vec![], None).unwrap();
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let root = Arc::clone(&root);
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                let s = store(&root);
+                let mut last = 0u64;
+                let mut reads = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
+                    let version: u64 = s.get("busy", None).unwrap().version.parse().unwrap();
+                    assert!(version >= last, "latest went back from {last} to {version}");
+                    last = version;
+                    reads += 1;
+                }
+                last
+            })
+        })
+        .collect();
+    for t in writers {
+        t.join().unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in readers {
+        assert!(t.join().unwrap() >= 1);
+    }
+    let s = store(&root);
+    assert_eq!(s.get("busy", None).unwrap().version, "81");
+    assert_eq!(s.versions("busy").unwrap().len(), 81);
 }
 
 /// Set in the child processes of [`killed_writers_leave_a_consistent_store`]:
