@@ -41,9 +41,10 @@ impl ReadCache {
         let mut inner = self.inner.lock().expect("cache lock");
         let key = (path.to_string(), version.map(str::to_string));
         match inner.entries.get(&key) {
-            Some((at, secret)) if at.elapsed() < self.ttl => Some(secret.clone()),
+            Some((at, secret)) if at.elapsed() < self.ttl && !secret.expired() => Some(secret.clone()),
             Some(_) => {
-                // Expired: dropping the entry zeroizes its value.
+                // Stale, or its version's delete_version_after time passed:
+                // dropping the entry zeroizes its value.
                 inner.entries.remove(&key);
                 None
             }
@@ -101,6 +102,7 @@ mod tests {
             version: "1".into(),
             created_ms: 0,
             metadata: Default::default(),
+            deletion_ms: 0,
         }
     }
 
@@ -120,5 +122,24 @@ mod tests {
         assert!(c.get("c", None).is_some());
         std::thread::sleep(Duration::from_millis(60));
         assert!(c.get("c", None).is_none(), "expired");
+    }
+
+    #[test]
+    fn a_version_past_its_deletion_time_is_not_served() {
+        let c = ReadCache::new(CacheConfig {
+            ttl_ms: 600_000,
+            max_entries: 10,
+        });
+        let now = crate::secret::now_ms();
+        let mut soon = secret("soon");
+        soon.deletion_ms = now + 50;
+        let mut later = secret("later");
+        later.deletion_ms = now + 600_000;
+        c.insert("soon", None, soon);
+        c.insert("later", None, later);
+        assert!(c.get("soon", None).is_some());
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(c.get("soon", None).is_none(), "its delete_version_after time passed");
+        assert!(c.get("later", None).is_some());
     }
 }

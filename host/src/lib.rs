@@ -39,4 +39,4 @@ pub use access::{Caller, FrontDoor, Host, WriteOptions, WriteReceipt};
 pub use config::Config;
 pub use error::{Error, PluginFailure, StartupError};
 pub use policy::{Action, Decision, PolicyEngine, Principal};
-pub use secret::{Capabilities, Metadata, Secret, SecretBytes, VersionInfo};
+pub use secret::{Capabilities, Metadata, Secret, SecretBytes, SecretSettings, VersionInfo};

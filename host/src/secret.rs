@@ -68,6 +68,23 @@ pub struct Secret {
     pub created_ms: u64,
     /// Metadata of this version.
     pub metadata: Metadata,
+    /// When its `delete_version_after` setting deletes this version,
+    /// milliseconds since the Unix epoch (0: never).
+    pub deletion_ms: u64,
+}
+
+impl Secret {
+    /// Has this version's `delete_version_after` time passed?
+    pub fn expired(&self) -> bool {
+        self.deletion_ms != 0 && crate::secret::now_ms() >= self.deletion_ms
+    }
+}
+
+/// The wall clock in milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// One version of a secret, without its value.
@@ -81,8 +98,26 @@ pub struct VersionInfo {
     pub deleted: bool,
     /// Destroyed for good.
     pub destroyed: bool,
+    /// When it was soft-deleted, or when its `delete_version_after`
+    /// setting deletes it, in milliseconds since the Unix epoch (0: neither).
+    pub deletion_ms: u64,
     /// Metadata of this version.
     pub metadata: Metadata,
+}
+
+/// How a secret keeps its versions (Vault KV v2's metadata settings); for
+/// a whole mount, the defaults of its secrets. Zero and `false` mean "not
+/// set here".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SecretSettings {
+    /// Keep at most this many versions (the larger of the secret's and the
+    /// mount's wins; 10 when neither is set).
+    pub max_versions: u32,
+    /// Writes must send the version they expect (check-and-set).
+    pub cas_required: bool,
+    /// Soft-delete each new version this many milliseconds after it was
+    /// written (the shorter of the secret's and the mount's wins).
+    pub delete_version_after_ms: u64,
 }
 
 /// What a mount's provider supports.

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use tresor::{SecretBytes, WriteOptions};
+use tresor::{SecretBytes, SecretSettings, WriteOptions};
 use tresor_e2e::server::start_server;
 use tresor_e2e::*;
 
@@ -14,6 +14,15 @@ const WRITES_EACH: usize = 8;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_of_one_secret_through_the_embedding_api() {
     let t = Arc::new(start(TEST_POLICIES, "").await);
+    // Keep every version (more than Vault's default of 10), to read each back.
+    let keep_all = SecretSettings {
+        max_versions: 1000,
+        ..SecretSettings::default()
+    };
+    t.host
+        .set_secret_settings(&caller("root", &["admins"]), "secret/hot", &keep_all)
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
         let t = t.clone();
@@ -48,6 +57,15 @@ async fn concurrent_writers_of_one_secret_through_the_embedding_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_of_one_secret_over_http() {
     let server = Arc::new(start_server(TEST_POLICIES).await);
+    let kept = server
+        .http(
+            "POST",
+            "/v1/secret/metadata/hot",
+            Some(&server.root_token),
+            Some(r#"{"max_versions": 1000}"#),
+        )
+        .await;
+    assert_eq!(kept.status, 204, "{}", kept.text);
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
         let server = server.clone();

@@ -16,6 +16,18 @@ async fn acknowledged_writes_survive_sigkill() {
     let config_path = dir.path().join("tresor.toml");
     std::fs::write(&config_path, config_text(dir.path(), "")).unwrap();
 
+    // `hot` keeps every version (more than Vault's default of 10), so each
+    // acknowledged one can be read back.
+    {
+        let host = Host::start(Config::from_file(&config_path).unwrap()).await.unwrap();
+        let keep_all = tresor::SecretSettings {
+            max_versions: 100_000,
+            ..Default::default()
+        };
+        host.set_secret_settings(&caller("root", &["admins"]), "secret/crash/hot", &keep_all)
+            .await
+            .unwrap();
+    }
     let mut acked: Vec<(u64, String)> = Vec::new();
     for round in 0..3 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tresor-test-writer"))

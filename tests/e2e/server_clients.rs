@@ -83,11 +83,18 @@ async fn bao_cli_works_unchanged() {
 
     // Soft delete, undelete, destroy.
     stdout_ok(&s.bao(&root, &["kv", "delete", "secret/apps/db"]).await, "kv delete");
-    failed_with(
+    // As against Vault: no value, and the version's metadata says when it
+    // was deleted.
+    let deleted = json_out(
         &s.bao(&root, &["kv", "get", "secret/apps/db"]).await,
         "kv get of a deleted version",
-        "No value found",
     );
+    assert_eq!(deleted["data"]["data"], Value::Null, "{deleted}");
+    assert_eq!(deleted["data"]["metadata"]["version"], 3, "{deleted}");
+    let deleted_at = deleted["data"]["metadata"]["deletion_time"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(deleted_at.starts_with("20"), "a real deletion time: {deleted}");
     let meta = json_out(
         &s.bao(&root, &["kv", "metadata", "get", "secret/apps/db"]).await,
         "kv metadata get",
@@ -103,11 +110,12 @@ async fn bao_cli_works_unchanged() {
         &s.bao(&root, &["kv", "destroy", "-versions=1", "secret/apps/db"]).await,
         "kv destroy",
     );
-    failed_with(
+    let destroyed = json_out(
         &s.bao(&root, &["kv", "get", "-version=1", "secret/apps/db"]).await,
         "kv get of a destroyed version",
-        "No value found",
     );
+    assert_eq!(destroyed["data"]["data"], Value::Null, "{destroyed}");
+    assert_eq!(destroyed["data"]["metadata"]["destroyed"], true, "{destroyed}");
     let meta = json_out(
         &s.bao(&root, &["kv", "metadata", "get", "secret/apps/db"]).await,
         "kv metadata get",

@@ -83,7 +83,7 @@ async fn bad_input_gets_clear_errors_and_writes_nothing() {
     // Unknown mounts and routes.
     let r = s.http("GET", "/v1/nope/data/x", root, None).await;
     assert_error(&r, 404, "no handler for route", "unknown mount");
-    let r = s.http("GET", "/v1/secret/config", root, None).await;
+    let r = s.http("GET", "/v1/secret/configs", root, None).await;
     assert_error(&r, 404, "no handler for route", "unknown KV endpoint");
     let r = s.http("GET", "/v2/secret/data/x", root, None).await;
     assert_error(&r, 404, "no handler for route", "not /v1");
@@ -126,10 +126,10 @@ async fn bad_input_gets_clear_errors_and_writes_nothing() {
             "POST",
             "/v1/secret/metadata/apps/x",
             root,
-            Some(r#"{"max_versions":5}"#),
+            Some(r#"{"max_versions":"lots"}"#),
         )
         .await;
-    assert_error(&r, 400, "max_versions", "per-secret max_versions");
+    assert_error(&r, 400, "max_versions", "malformed max_versions");
     let r = s
         .http("PATCH", "/v1/secret/data/apps/x", root, Some(r#"{"data":{"k":"v"}}"#))
         .await;

@@ -14,6 +14,7 @@
 
 mod guard;
 mod leases;
+mod settings;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +32,7 @@ use crate::locks::PathLocks;
 use crate::path;
 use crate::policy::{Action, PolicyEngine, Principal, RequestContext, Resource};
 use crate::runtime::MountPool;
-use crate::secret::{Capabilities, Metadata, Secret, SecretBytes, VersionInfo};
+use crate::secret::{Capabilities, Metadata, Secret, SecretBytes, SecretSettings, VersionInfo};
 
 /// Which front door a request came through (recorded in policy context and audit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,20 +191,24 @@ enum Op<'a> {
     },
     List,
     Versions,
+    Settings,
+    SetSettings {
+        settings: &'a SecretSettings,
+    },
 }
 
 impl Op<'_> {
     fn action(&self) -> Action {
         match self {
-            Op::Read { .. } | Op::Versions => Action::Read,
-            Op::Write { .. } | Op::Undelete { .. } => Action::Write,
+            Op::Read { .. } | Op::Versions | Op::Settings => Action::Read,
+            Op::Write { .. } | Op::Undelete { .. } | Op::SetSettings { .. } => Action::Write,
             Op::Delete | Op::DeleteVersions { .. } => Action::Delete,
             Op::List => Action::List,
         }
     }
 
     fn mutates(&self) -> bool {
-        !matches!(self, Op::Read { .. } | Op::List | Op::Versions)
+        !matches!(self, Op::Read { .. } | Op::List | Op::Versions | Op::Settings)
     }
 }
 
@@ -214,6 +219,7 @@ enum Reply {
     Done,
     Paths(Vec<String>),
     Versions(Vec<VersionInfo>),
+    Settings(SecretSettings),
 }
 
 fn mismatch(what: &str) -> Error {
@@ -545,6 +551,14 @@ impl Host {
                     .map(|_| Reply::Done)
             }
             Op::Versions => mount.pool.checkout().await?.versions(rel).await.map(Reply::Versions),
+            Op::Settings => mount.pool.checkout().await?.settings(rel).await.map(Reply::Settings),
+            Op::SetSettings { settings } => mount
+                .pool
+                .checkout()
+                .await?
+                .set_settings(rel, settings)
+                .await
+                .map(|()| Reply::Done),
             Op::List => {
                 if !caps.listable {
                     return Err(unsupported("listing"));

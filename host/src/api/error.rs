@@ -14,6 +14,9 @@ pub struct ApiError {
     pub errors: Vec<String>,
     /// For 405: the methods the route accepts (`Allow` header).
     pub allow: Option<&'static str>,
+    /// A whole answer in place of `{"errors": [...]}` (Vault answers some
+    /// 404s with data, such as a deleted version's metadata).
+    pub body: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -23,6 +26,25 @@ impl ApiError {
             status,
             errors: vec![message.into()],
             allow: None,
+            body: None,
+        }
+    }
+
+    /// Vault's bare 404 (`{"errors": []}`), as for an empty listing.
+    pub fn bare_not_found() -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            errors: Vec::new(),
+            allow: None,
+            body: None,
+        }
+    }
+
+    /// The same status with `body` as the whole answer.
+    pub fn with_body(self, body: serde_json::Value) -> Self {
+        ApiError {
+            body: Some(body),
+            ..self
         }
     }
 
@@ -58,6 +80,7 @@ impl ApiError {
                 printable(method)
             )],
             allow: Some(allow),
+            body: None,
         }
     }
 

@@ -1,4 +1,5 @@
-//! The KV v2 API on every mount: `/v1/<mount>/{data,metadata,delete,undelete,destroy}/<path>`.
+//! The KV v2 API on every mount: `/v1/<mount>/{data,metadata,delete,undelete,destroy}/<path>`
+//! and `/v1/<mount>/config`.
 //!
 //! Value model: a KV v2 secret is a JSON object; its JSON text is the
 //! secret's bytes. A value written through the embedding API that is not a
@@ -25,7 +26,7 @@ use super::wire::{self, Body};
 use super::{Ctx, Query};
 use crate::access::WriteOptions;
 use crate::error::Error;
-use crate::secret::{Metadata, SecretBytes, VersionInfo};
+use crate::secret::{Metadata, SecretBytes, SecretSettings, VersionInfo};
 
 /// How often a write that raced with another writer is retried before the
 /// conflict is reported.
@@ -44,6 +45,8 @@ pub(super) enum Section {
     Delete,
     Undelete,
     Destroy,
+    /// `<mount>/config`: the mount's version settings.
+    Config,
 }
 
 /// A KV v2 request: the mount, the endpoint, the path inside the mount.
@@ -59,6 +62,7 @@ impl KvRoute {
     pub(super) fn parse(mount: &str, tail: &str) -> Option<KvRoute> {
         let (section, path) = tail.split_once('/').unwrap_or((tail, ""));
         let section = match section {
+            "config" if path.is_empty() => Section::Config,
             "data" => Section::Data,
             "metadata" => Section::Metadata,
             "delete" => Section::Delete,
@@ -78,6 +82,7 @@ impl KvRoute {
             Section::Data => "GET, PUT, POST, PATCH, DELETE",
             Section::Metadata => "GET, LIST, PUT, POST, PATCH, DELETE",
             Section::Delete | Section::Undelete | Section::Destroy => "PUT, POST",
+            Section::Config => "GET, PUT, POST",
         }
     }
 
@@ -110,6 +115,8 @@ pub(super) async fn handle(
             Err(e) => Err(e.into()),
         },
         (Section::Delete | Section::Undelete | Section::Destroy, _) => versions_op(cx, &route, body).await,
+        (Section::Config, "GET") => read_config(cx, &route).await,
+        (Section::Config, "PUT" | "POST") => write_config(cx, &route, body).await,
         _ => Err(ApiError::method_not_allowed(method, "this path", route.allow())),
     }
 }
@@ -128,15 +135,25 @@ fn custom_metadata(m: &Metadata) -> Value {
     }
 }
 
-/// Deletion time shown for a soft-deleted version: providers do not record
-/// when a version was deleted, so the epoch stands for "deleted, time unknown".
+/// Deletion time shown for a soft-deleted version whose provider does not
+/// say when it was deleted: the epoch stands for "deleted, time unknown".
 const UNKNOWN_DELETION_TIME: &str = "1970-01-01T00:00:00Z";
+
+/// Vault's `deletion_time`: when the version was (or, with
+/// `delete_version_after`, will be) deleted; empty for neither.
+fn deletion_time(info: &VersionInfo) -> String {
+    match (info.deletion_ms, info.deleted) {
+        (0, true) => UNKNOWN_DELETION_TIME.to_string(),
+        (0, false) => String::new(),
+        (ms, _) => wire::rfc3339_ms(ms),
+    }
+}
 
 fn version_metadata(info: &VersionInfo) -> Value {
     json!({
         "created_time": wire::rfc3339_ms(info.created_ms),
         "custom_metadata": custom_metadata(&info.metadata),
-        "deletion_time": if info.deleted { UNKNOWN_DELETION_TIME } else { "" },
+        "deletion_time": deletion_time(info),
         "destroyed": info.destroyed,
         "version": vault_version(&info.version),
     })
@@ -157,12 +174,17 @@ async fn read(cx: &Ctx<'_>, route: &KvRoute, query: &Query) -> Result<Response<B
                 .to_string(),
         ),
     };
-    let secret = cx.host().read(cx.caller(), &route.full(), version.as_deref()).await?;
+    let secret = match cx.host().read(cx.caller(), &route.full(), version.as_deref()).await {
+        Ok(secret) => secret,
+        Err(Error::NotFound(message)) => return Err(unreadable_version(cx, route, version.as_deref(), message).await),
+        Err(e) => return Err(e.into()),
+    };
     let metadata = version_metadata(&VersionInfo {
         version: secret.version.clone(),
         created_ms: secret.created_ms,
         deleted: false,
         destroyed: false,
+        deletion_ms: secret.deletion_ms,
         metadata: secret.metadata.clone(),
     })
     .to_string();
@@ -177,6 +199,29 @@ async fn read(cx: &Ctx<'_>, route: &KvRoute, query: &Query) -> Result<Response<B
     drop(value);
     let body = wire::envelope_raw(cx.request_id, &data, &[]);
     Ok(wire::json_bytes(StatusCode::OK, wire::zeroizing_bytes(body)))
+}
+
+/// Why a read found nothing, in Vault's shape: a version that exists but
+/// is deleted or destroyed answers 404 with `data: null` and its metadata
+/// (so `bao kv get` shows when it was deleted); anything else a bare 404.
+async fn unreadable_version(cx: &Ctx<'_>, route: &KvRoute, version: Option<&str>, message: String) -> ApiError {
+    let not_found = ApiError::not_found(message);
+    let Ok(versions) = cx.host().versions(cx.caller(), &route.full()).await else {
+        return not_found;
+    };
+    let info = match version {
+        Some(v) => versions.iter().find(|info| info.version == v),
+        None => versions.last(),
+    };
+    match info {
+        Some(info) if info.deleted || info.destroyed => ApiError::bare_not_found().with_body(wire::envelope(
+            cx.request_id,
+            json!({ "data": null, "metadata": version_metadata(info) }),
+            Value::Null,
+            &[],
+        )),
+        _ => not_found,
+    }
 }
 
 /// The JSON text of a value as a KV v2 object: itself when it is a JSON
@@ -403,11 +448,7 @@ async fn list(cx: &Ctx<'_>, route: &KvRoute) -> Result<Response<Body>, ApiError>
         .collect();
     if keys.is_empty() {
         // Vault answers an empty listing with a bare 404.
-        return Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            errors: Vec::new(),
-            allow: None,
-        });
+        return Err(ApiError::bare_not_found());
     }
     Ok(wire::json(
         StatusCode::OK,
@@ -415,11 +456,22 @@ async fn list(cx: &Ctx<'_>, route: &KvRoute) -> Result<Response<Body>, ApiError>
     ))
 }
 
-/// `GET metadata/<path>`: the versions and custom_metadata.
+/// `GET metadata/<path>`: the versions, the settings and custom_metadata.
 async fn read_metadata(cx: &Ctx<'_>, route: &KvRoute) -> Result<Response<Body>, ApiError> {
-    let versions = cx.host().versions(cx.caller(), &route.full()).await?;
-    let (Some(first), Some(last)) = (versions.first(), versions.last()) else {
-        return Err(ApiError::not_found(format!("no secret at `{}`", route.path)));
+    let full = route.full();
+    let versions = match cx.host().versions(cx.caller(), &full).await {
+        Ok(versions) => versions,
+        // Settings written before any version (Vault keeps such metadata).
+        Err(Error::NotFound(_)) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let settings = match cx.host().secret_settings(cx.caller(), &full).await {
+        Ok(settings) => settings,
+        Err(Error::NotFound(_)) if versions.is_empty() => {
+            return Err(ApiError::not_found(format!("no secret at `{}`", route.path)))
+        }
+        Err(Error::NotFound(_) | Error::Unsupported(_)) => SecretSettings::default(),
+        Err(e) => return Err(e.into()),
     };
     let table: Map<String, Value> = versions
         .iter()
@@ -428,21 +480,23 @@ async fn read_metadata(cx: &Ctx<'_>, route: &KvRoute) -> Result<Response<Body>, 
                 vault_version(&v.version).to_string(),
                 json!({
                     "created_time": wire::rfc3339_ms(v.created_ms),
-                    "deletion_time": if v.deleted { UNKNOWN_DELETION_TIME } else { "" },
+                    "deletion_time": deletion_time(v),
                     "destroyed": v.destroyed,
                 }),
             )
         })
         .collect();
+    let current = versions.last().map_or(0, |v| vault_version(&v.version));
+    let first = versions.first().map_or(0, |v| vault_version(&v.version));
     let data = json!({
-        "cas_required": false,
-        "created_time": wire::rfc3339_ms(first.created_ms),
-        "current_version": vault_version(&last.version),
-        "custom_metadata": custom_metadata(&last.metadata),
-        "delete_version_after": "0s",
-        "max_versions": 0,
-        "oldest_version": vault_version(&first.version),
-        "updated_time": wire::rfc3339_ms(last.created_ms),
+        "cas_required": settings.cas_required,
+        "created_time": versions.first().map(|v| wire::rfc3339_ms(v.created_ms)).unwrap_or_default(),
+        "current_version": current,
+        "custom_metadata": versions.last().map_or(Value::Null, |v| custom_metadata(&v.metadata)),
+        "delete_version_after": go_duration(settings.delete_version_after_ms),
+        "max_versions": settings.max_versions,
+        "oldest_version": oldest_version(cx, route, &settings, first, current).await,
+        "updated_time": versions.last().map(|v| wire::rfc3339_ms(v.created_ms)).unwrap_or_default(),
         "versions": table,
     });
     Ok(wire::json(
@@ -451,50 +505,186 @@ async fn read_metadata(cx: &Ctx<'_>, route: &KvRoute) -> Result<Response<Body>, 
     ))
 }
 
+/// Vault's `oldest_version`: the oldest version kept once versions were
+/// removed (or the window of `max_versions` is full), else 0.
+async fn oldest_version(cx: &Ctx<'_>, route: &KvRoute, settings: &SecretSettings, first: u64, current: u64) -> u64 {
+    if first > 1 {
+        return first;
+    }
+    let mount_max = cx
+        .host()
+        .stored_mount_settings(&route.mount)
+        .await
+        .map_or(0, |m| m.max_versions);
+    let window = match settings.max_versions.max(mount_max) {
+        0 => DEFAULT_MAX_VERSIONS,
+        n => u64::from(n),
+    };
+    if current >= window && current > 0 {
+        first
+    } else {
+        0
+    }
+}
+
+/// Vault keeps this many versions when neither the secret nor the mount says.
+const DEFAULT_MAX_VERSIONS: u64 = 10;
+
+/// The settings fields of a metadata or config write, each optional (only
+/// those sent change), in the forms Vault clients send them: numbers or
+/// numeric strings, booleans or `"true"`, durations as `"1h30m"` or seconds.
+#[derive(Deserialize)]
+struct SettingsBody {
+    #[serde(default)]
+    max_versions: Option<Value>,
+    #[serde(default)]
+    cas_required: Option<Value>,
+    #[serde(default)]
+    delete_version_after: Option<Value>,
+}
+
+impl SettingsBody {
+    fn is_empty(&self) -> bool {
+        self.max_versions.is_none() && self.cas_required.is_none() && self.delete_version_after.is_none()
+    }
+
+    /// `current` with the sent fields applied.
+    fn apply(&self, mut current: SecretSettings) -> Result<SecretSettings, ApiError> {
+        if let Some(v) = &self.max_versions {
+            let n = match v {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => s.trim().parse::<u64>().ok(),
+                _ => None,
+            };
+            current.max_versions = n.and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
+                ApiError::bad_request("max_versions must be a whole number of versions (0: the default)")
+            })?;
+        }
+        if let Some(v) = &self.cas_required {
+            current.cas_required = match v {
+                Value::Bool(b) => *b,
+                Value::String(s) if s.eq_ignore_ascii_case("true") || s == "1" => true,
+                Value::String(s) if s.eq_ignore_ascii_case("false") || s == "0" || s.is_empty() => false,
+                _ => return Err(ApiError::bad_request("cas_required must be true or false")),
+            };
+        }
+        if let Some(v) = &self.delete_version_after {
+            current.delete_version_after_ms = parse_duration_ms(v)?;
+        }
+        Ok(current)
+    }
+}
+
+/// A Vault duration: seconds as a number or numeric string, or Go's
+/// `1h30m`, `10m0s`, `500ms`; 0 turns the setting off.
+fn parse_duration_ms(v: &Value) -> Result<u64, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "delete_version_after must be a duration such as \"30s\", \"10m\" or \"1h30m\", \
+             or a whole number of seconds (0 turns it off)",
+        )
+    };
+    let seconds = |n: u64| n.checked_mul(1000).ok_or_else(bad);
+    match v {
+        Value::Null => Ok(0),
+        Value::Number(n) => n.as_u64().map_or_else(|| Err(bad()), seconds),
+        Value::String(s) => {
+            let s = s.trim();
+            if s.is_empty() {
+                return Ok(0);
+            }
+            if let Ok(n) = s.parse::<u64>() {
+                return seconds(n);
+            }
+            let d = humantime::parse_duration(s).map_err(|_| bad())?;
+            u64::try_from(d.as_millis()).map_err(|_| bad())
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// Milliseconds as Go prints a duration: `0s`, `500ms`, `30s`, `10m0s`,
+/// `1h0m0s`, `1.5s`.
+fn go_duration(ms: u64) -> String {
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (secs, frac) = (ms / 1000, ms % 1000);
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let seconds = if frac == 0 {
+        format!("{s}s")
+    } else {
+        format!("{s}.{}s", format!("{frac:03}").trim_end_matches('0'))
+    };
+    match (h, m) {
+        (0, 0) => seconds,
+        (0, m) => format!("{m}m{seconds}"),
+        (h, m) => format!("{h}h{m}m{seconds}"),
+    }
+}
+
+/// `GET <mount>/config`: the mount's version settings.
+async fn read_config(cx: &Ctx<'_>, route: &KvRoute) -> Result<Response<Body>, ApiError> {
+    let settings = cx.host().mount_settings(cx.caller(), &route.mount).await?;
+    let data = json!({
+        "cas_required": settings.cas_required,
+        "delete_version_after": go_duration(settings.delete_version_after_ms),
+        "max_versions": settings.max_versions,
+    });
+    Ok(wire::json(
+        StatusCode::OK,
+        &wire::envelope(cx.request_id, data, Value::Null, &[]),
+    ))
+}
+
+/// `PUT|POST <mount>/config`: change the mount's version settings (only
+/// the fields sent).
+async fn write_config(cx: &Ctx<'_>, route: &KvRoute, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let parsed: SettingsBody = wire::parse_json(body)?;
+    let _turn = cx.state.kv_locks.lock(&format!("{}/", route.mount)).await;
+    let current = cx.host().mount_settings(cx.caller(), &route.mount).await?;
+    let wanted = parsed.apply(current)?;
+    if wanted != current {
+        cx.host().set_mount_settings(cx.caller(), &route.mount, &wanted).await?;
+    }
+    Ok(wire::no_content())
+}
+
 /// `PUT|POST|PATCH metadata/<path>`.
 ///
-/// Only `custom_metadata` is kept (PUT/POST replace it, PATCH merges it,
-/// `null` removing a key). Tresor keeps metadata with each version, so a
-/// change writes a new version holding the latest version's value and the
-/// new metadata (older versions keep theirs): nothing is lost, but the
-/// version number moves on. The secret must exist and its latest version
-/// must be readable (not deleted or destroyed). `max_versions`,
-/// `cas_required` and `delete_version_after` are not per-secret settings
-/// here: their defaults are accepted, anything else is refused.
+/// `max_versions`, `cas_required` and `delete_version_after` change the
+/// secret's settings (only the fields sent; the secret need not exist yet).
+/// `custom_metadata` is replaced by PUT/POST and merged by PATCH (`null`
+/// removing a key). Tresor keeps metadata with each version, so a change
+/// of `custom_metadata` writes a new version holding the latest version's
+/// value and the new metadata (older versions keep theirs): nothing is
+/// lost, but the version number moves on. For that, the secret must exist
+/// and its latest version must be readable (not deleted or destroyed).
 async fn put_metadata(cx: &Ctx<'_>, route: &KvRoute, body: &[u8], merge: bool) -> Result<Response<Body>, ApiError> {
     #[derive(Deserialize)]
     struct MetaBody {
-        max_versions: Option<u64>,
-        cas_required: Option<bool>,
-        delete_version_after: Option<Value>,
+        #[serde(flatten)]
+        settings: SettingsBody,
         custom_metadata: Option<Map<String, Value>>,
     }
     let parsed: MetaBody = wire::parse_json(body)?;
-    if parsed.max_versions.unwrap_or(0) != 0 {
-        return Err(ApiError::bad_request(
-            "max_versions per secret is not supported; set the mount's `max_versions` in its config instead",
-        ));
-    }
-    if parsed.cas_required == Some(true) {
-        return Err(ApiError::bad_request(
-            "cas_required per secret is not supported; send options.cas with writes instead",
-        ));
-    }
-    match &parsed.delete_version_after {
-        None | Some(Value::Null) => {}
-        Some(Value::Number(n)) if n.as_u64() == Some(0) => {}
-        Some(Value::String(s)) if matches!(s.trim(), "" | "0" | "0s") => {}
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "delete_version_after is not supported; versions are kept until deleted",
-            ))
-        }
+    let full = route.full();
+    let _turn = cx.state.kv_locks.lock(&full).await;
+    if !parsed.settings.is_empty() {
+        let current = match cx.host().secret_settings(cx.caller(), &full).await {
+            Ok(settings) => settings,
+            Err(Error::NotFound(_)) => SecretSettings::default(),
+            Err(e) => return Err(e.into()),
+        };
+        let wanted = parsed.settings.apply(current)?;
+        cx.host().set_secret_settings(cx.caller(), &full, &wanted).await?;
     }
     let Some(requested) = parsed.custom_metadata else {
         return Ok(wire::no_content());
     };
-    let full = route.full();
-    let _turn = cx.state.kv_locks.lock(&full).await;
     for _ in 0..MAX_RETRIES {
         let versions = cx.host().versions(cx.caller(), &full).await?;
         let Some(latest) = versions.last() else {
@@ -586,7 +776,8 @@ mod tests {
             (Section::Data, "a/b", "secret/a/b".to_string())
         );
         assert_eq!(KvRoute::parse("secret", "metadata").unwrap().path, "");
-        assert!(KvRoute::parse("secret", "config").is_none());
+        assert_eq!(KvRoute::parse("secret", "config").unwrap().section, Section::Config);
+        assert!(KvRoute::parse("secret", "config/x").is_none());
         assert!(KvRoute::parse("secret", "").is_none());
     }
 
@@ -608,5 +799,60 @@ mod tests {
         assert_eq!(cas_option(&o(json!({"cas": "3"}))).unwrap(), Some("3".into()));
         assert!(cas_option(&o(json!({"cas": -1}))).is_err());
         assert!(cas_option(&o(json!({"cas": true}))).is_err());
+    }
+
+    #[test]
+    fn durations_read_and_print_as_vault_does() {
+        for (sent, ms) in [
+            (json!(30), 30_000),
+            (json!("30"), 30_000),
+            (json!("30s"), 30_000),
+            (json!("10m"), 600_000),
+            (json!("1h30m"), 5_400_000),
+            (json!("1h0m0s"), 3_600_000),
+            (json!("500ms"), 500),
+            (json!(""), 0),
+            (json!(0), 0),
+        ] {
+            assert_eq!(parse_duration_ms(&sent).unwrap(), ms, "{sent}");
+        }
+        for bad in [json!(-5), json!("banana"), json!(true), json!("-1s")] {
+            assert!(parse_duration_ms(&bad).is_err(), "{bad}");
+        }
+        // As OpenBao 2.7 prints them.
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(2_000), "2s");
+        assert_eq!(go_duration(30_000), "30s");
+        assert_eq!(go_duration(60_000), "1m0s");
+        assert_eq!(go_duration(600_000), "10m0s");
+        assert_eq!(go_duration(3_600_000), "1h0m0s");
+        assert_eq!(go_duration(5_430_000), "1h30m30s");
+        assert_eq!(go_duration(1_500), "1.5s");
+        assert_eq!(go_duration(500), "500ms");
+    }
+
+    #[test]
+    fn settings_bodies_change_only_what_they_send() {
+        let body = |v: Value| -> SettingsBody { serde_json::from_value(v).unwrap() };
+        let current = SecretSettings {
+            max_versions: 5,
+            cas_required: true,
+            delete_version_after_ms: 1000,
+        };
+        assert_eq!(body(json!({})).apply(current).unwrap(), current);
+        let changed = body(json!({"max_versions": "3", "cas_required": "false"}))
+            .apply(current)
+            .unwrap();
+        assert_eq!(
+            (
+                changed.max_versions,
+                changed.cas_required,
+                changed.delete_version_after_ms
+            ),
+            (3, false, 1000)
+        );
+        assert!(body(json!({"max_versions": "x"})).apply(current).is_err());
+        assert!(body(json!({"max_versions": -1})).apply(current).is_err());
+        assert!(body(json!({"cas_required": "maybe"})).apply(current).is_err());
     }
 }

@@ -134,7 +134,10 @@ pub fn envelope_raw(request_id: &str, data: &[u8], warnings: &[String]) -> Zeroi
 
 /// The error response.
 pub fn error_response(e: ApiError) -> Response<Body> {
-    let mut r = json(e.status, &json!({ "errors": e.errors }));
+    let mut r = match &e.body {
+        Some(body) => json(e.status, body),
+        None => json(e.status, &json!({ "errors": e.errors })),
+    };
     if let Some(allow) = e.allow {
         r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
     }

@@ -20,7 +20,7 @@ use super::{Runtime, EPOCH_TICK};
 use crate::config::Limits;
 use crate::error::{Error, PluginFailure};
 use crate::keys::Sealer;
-use crate::secret::{Capabilities, Metadata, Secret, SecretBytes, VersionInfo};
+use crate::secret::{Capabilities, Metadata, Secret, SecretBytes, SecretSettings, VersionInfo};
 
 /// Errors reported while starting a mount's plugin.
 pub type PluginError = Error;
@@ -312,6 +312,7 @@ impl Checkout {
             version: s.version,
             created_ms: s.created_ms,
             metadata,
+            deletion_ms: s.deletion_ms,
         })
     }
 
@@ -388,10 +389,35 @@ impl Checkout {
                 created_ms: v.created_ms,
                 deleted: v.deleted,
                 destroyed: v.destroyed,
+                deletion_ms: v.deletion_ms,
                 metadata,
             });
         }
         Ok(out)
+    }
+
+    /// The settings of a secret (its own), or the mount's for the empty path.
+    pub async fn settings(&mut self, path: &str) -> Result<SecretSettings, Error> {
+        let s = call!(self, Provider.tresor_plugin_provider, call_get_settings(path))?;
+        Ok(SecretSettings {
+            max_versions: s.max_versions,
+            cas_required: s.cas_required,
+            delete_version_after_ms: s.delete_version_after_ms,
+        })
+    }
+
+    /// Replace the settings of a secret, or the mount's for the empty path.
+    pub async fn set_settings(&mut self, path: &str, settings: &SecretSettings) -> Result<(), Error> {
+        let wit_settings = wit::Settings {
+            max_versions: settings.max_versions,
+            cas_required: settings.cas_required,
+            delete_version_after_ms: settings.delete_version_after_ms,
+        };
+        call!(
+            self,
+            Provider.tresor_plugin_provider,
+            call_set_settings(path, wit_settings)
+        )
     }
 
     /// Check a role's settings (generator mounts, at start).

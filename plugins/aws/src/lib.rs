@@ -206,6 +206,7 @@ impl Provider for AwsProvider {
                 .to_owned(),
             created_ms: created_ms(answer.get("CreatedDate")),
             metadata: described.tags.into_iter().collect(),
+            deletion_ms: 0,
         })
     }
 
@@ -389,6 +390,7 @@ impl Provider for AwsProvider {
                         deleted: false,
                         destroyed: false,
                         metadata: tags.clone(),
+                        deletion_ms: 0,
                     },
                 ));
             }

@@ -216,6 +216,7 @@ impl Provider for AzureProvider {
             version,
             created_ms: created_ms(bundle),
             metadata: metadata_of(bundle),
+            deletion_ms: 0,
         })
     }
 
@@ -338,6 +339,7 @@ impl Provider for AzureProvider {
                         deleted: !enabled,
                         destroyed: false,
                         metadata: metadata_of(item),
+                        deletion_ms: 0,
                     },
                 ))
             })

@@ -123,6 +123,7 @@ impl Provider for DpapiProvider {
             version: VERSION.to_owned(),
             created_ms: 0,
             metadata: Vec::new(),
+            deletion_ms: 0,
         })
     }
 
@@ -154,6 +155,7 @@ impl Provider for DpapiProvider {
             deleted: false,
             destroyed: false,
             metadata: Vec::new(),
+            deletion_ms: 0,
         }])
     }
 }

@@ -89,6 +89,7 @@ impl Provider for EnvProvider {
             version: VERSION.to_owned(),
             created_ms: 0,
             metadata: Vec::new(),
+            deletion_ms: 0,
         })
     }
 
@@ -120,6 +121,7 @@ impl Provider for EnvProvider {
             deleted: false,
             destroyed: false,
             metadata: Vec::new(),
+            deletion_ms: 0,
         }])
     }
 }

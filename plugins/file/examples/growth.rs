@@ -31,6 +31,9 @@ use tresor_plugin_sdk::Error;
 #[path = "../src/layout.rs"]
 mod layout;
 #[allow(dead_code)]
+#[path = "../src/settings.rs"]
+mod settings;
+#[allow(dead_code)]
 #[path = "../src/store.rs"]
 mod store;
 

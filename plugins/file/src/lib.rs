@@ -12,12 +12,20 @@
 //!
 //! | key            | meaning                                                  |
 //! |----------------|----------------------------------------------------------|
-//! | `max_versions` | keep at most this many versions per secret (0 = all; default) |
+//! | `max_versions` | versions each secret keeps unless its own or the mount's settings say otherwise (default 10, as Vault) |
+//!
+//! Each secret's settings (`max_versions`, `cas_required`,
+//! `delete_version_after`) and the mount's are kept in the data directory
+//! and changed through `set-settings` (Vault's `secret/metadata/<path>` and
+//! `secret/config`).
 
 mod layout;
+mod settings;
 pub mod store;
 
-use tresor_plugin_sdk::{export_provider, host, Capabilities, Config, Error, Metadata, Provider, Secret, VersionInfo};
+use tresor_plugin_sdk::{
+    export_provider, host, Capabilities, Config, Error, Metadata, Provider, Secret, Settings, VersionInfo,
+};
 
 use crate::store::{Sealer, Store};
 
@@ -46,7 +54,8 @@ impl Provider for FileProvider {
     const NAME: &'static str = "file";
 
     fn configure(config: Config) -> Result<Self, Error> {
-        let max_versions = config.parse::<u64>("max_versions", "a whole number (0 keeps every version)")?;
+        let max_versions =
+            config.parse::<u64>("max_versions", "a whole number of versions (0: Vault's default of 10)")?;
         match std::fs::metadata(DATA_DIR) {
             Ok(meta) if meta.is_dir() => {}
             _ => {
@@ -96,6 +105,14 @@ impl Provider for FileProvider {
 
     fn versions(&mut self, path: &str) -> Result<Vec<VersionInfo>, Error> {
         self.store.versions(path)
+    }
+
+    fn settings(&mut self, path: &str) -> Result<Settings, Error> {
+        self.store.settings(path)
+    }
+
+    fn set_settings(&mut self, path: &str, settings: Settings) -> Result<(), Error> {
+        self.store.set_settings(path, &settings)
     }
 }
 

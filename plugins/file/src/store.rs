@@ -48,13 +48,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use tresor_plugin_sdk::{validate_path, Error, Metadata, Secret, VersionInfo};
+use tresor_plugin_sdk::{validate_path, Error, Metadata, Secret, Settings, VersionInfo};
 
 use crate::layout::{
     classify, continued_chunk, decode_hex, deleted_marker, folder_names, is_hex_name, legacy_dir_names, node,
     parse_version, seal_context, secret_dir_names, version_file, Entry, Node, HEAD_FILE, LEGACY_TRASH_PREFIX,
     SECRETS_DIR, TMP_PREFIX, TRASH_DIR,
 };
+use crate::settings::{self, Rules, SETTINGS_FILE};
 
 /// How many times `put` starts over after losing a race to another writer
 /// before it gives up with `unavailable`.
@@ -94,6 +95,14 @@ struct VersionRecord {
     /// Set when the value was destroyed for good.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     destroyed: bool,
+    /// When the version counts as deleted (`delete_version_after`),
+    /// milliseconds since the Unix epoch; 0: never.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    delete_at_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What the directory of one secret holds.
@@ -124,21 +133,23 @@ pub struct Store<S> {
     /// `<root>/secrets`, the tree.
     tree: PathBuf,
     sealer: S,
-    /// Keep at most this many versions per secret; 0 keeps them all.
-    max_versions: u64,
+    /// The mount configuration's `max_versions` (0: unset), used where
+    /// neither a secret's nor the mount's settings say.
+    configured_max: u64,
 }
 
 impl<S: Sealer> Store<S> {
-    /// A store in `root` (which must exist), sealing values with `sealer`
-    /// and keeping at most `max_versions` versions of each secret (0: all).
-    /// Touches nothing on disk.
+    /// A store in `root` (which must exist), sealing values with `sealer`.
+    /// A secret keeps `max_versions` versions unless its settings or the
+    /// mount's say otherwise (0: Vault's default of 10). Touches nothing on
+    /// disk.
     pub fn new(root: impl Into<PathBuf>, sealer: S, max_versions: u64) -> Self {
         let root = root.into();
         Store {
             tree: root.join(SECRETS_DIR),
             root,
             sealer,
-            max_versions,
+            configured_max: max_versions,
         }
     }
 
@@ -167,6 +178,11 @@ impl<S: Sealer> Store<S> {
                 )));
             }
             match read_record(&dir, n, path)? {
+                Some(record) if expired(&record) => {
+                    return Err(Error::not_found(format!(
+                        "version {n} of secret `{path}` was deleted by its delete_version_after setting"
+                    )))
+                }
                 Some(record) => return self.open(path, n, record),
                 // Pruned, deleted or moved into the tree since: look again.
                 None => continue,
@@ -209,6 +225,13 @@ impl<S: Sealer> Store<S> {
                 }
                 Err(e) => return Err(io_error("put", path, e)),
             };
+            let rules = self.rules(&dir, path)?;
+            if rules.cas_required && expected_version.is_none() {
+                return Err(Error::invalid_input(format!(
+                    "check-and-set parameter required for this call: secret `{path}` requires check-and-set \
+                     (cas_required); send the version you expect to replace (0 for a new secret)"
+                )));
+            }
             let mut latest = latest(&dir).map_err(|e| io_error("put", path, e))?;
             let n = loop {
                 if let Some(expected) = expected_version {
@@ -216,12 +239,17 @@ impl<S: Sealer> Store<S> {
                 }
                 let n = latest + 1;
                 let sealed = self.sealer.seal(value, &seal_context(path, n))?;
+                let created_ms = now_ms();
                 let record = VersionRecord {
                     version: n.to_string(),
-                    created_ms: now_ms(),
+                    created_ms,
                     metadata: metadata.clone(),
                     sealed: Some(BASE64.encode(sealed)),
                     destroyed: false,
+                    delete_at_ms: match rules.delete_version_after_ms {
+                        0 => 0,
+                        after => created_ms.saturating_add(after),
+                    },
                 };
                 let bytes = serde_json::to_vec(&record).map_err(|e| io_error("put", path, io::Error::other(e)))?;
                 match write_synced(&tmps.version, &bytes) {
@@ -253,7 +281,7 @@ impl<S: Sealer> Store<S> {
             for parent in parents_to_sync(&created) {
                 sync_dir(&parent).map_err(|e| io_error("put", path, e))?;
             }
-            self.prune(&dir, n);
+            prune(&dir, n, rules.max_versions);
             return Ok(n.to_string());
         }
         Err(Error::unavailable(format!(
@@ -288,7 +316,7 @@ impl<S: Sealer> Store<S> {
         };
         // If another delete's clean-up removed it first, it held versions
         // (only a crash leaves a directory without any).
-        let had_versions = has_versions(&trash).unwrap_or(true);
+        let had_versions = has_versions(&trash).unwrap_or(true) || settings::present(&trash);
         // The rename committed the delete: what is left is garbage, removed
         // here along with what crashed deletes left behind.
         let _ = fs::remove_dir_all(&trash);
@@ -318,16 +346,20 @@ impl<S: Sealer> Store<S> {
             if destroy {
                 self.destroy(&dir, n, path)?;
             } else {
-                OpenOptions::new()
+                // The marker holds the deletion time; a version deleted
+                // twice keeps its first.
+                let marked = OpenOptions::new()
                     .write(true)
-                    .create(true)
-                    .truncate(false)
+                    .create_new(true)
                     .open(dir.join(deleted_marker(n)))
-                    .map_err(|e| match e.kind() {
-                        // The secret was deleted meanwhile.
-                        ErrorKind::NotFound => no_such_secret(path),
-                        _ => io_error(op, path, e),
-                    })?;
+                    .and_then(|mut marker| marker.write_all(now_ms().to_string().as_bytes()));
+                match marked {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                    // The secret was deleted meanwhile.
+                    Err(e) if e.kind() == ErrorKind::NotFound => return Err(no_such_secret(path)),
+                    Err(e) => return Err(io_error(op, path, e)),
+                }
             }
         }
         sync_dir(&dir).map_err(|e| io_error(op, path, e))
@@ -399,11 +431,18 @@ impl<S: Sealer> Store<S> {
             let Some(record) = read_record(&dir, n, path)? else {
                 continue;
             };
+            let marked = listing.deleted.contains(&n);
+            let deletion_ms = if marked {
+                deletion_time(&dir, n, &record)
+            } else {
+                record.delete_at_ms
+            };
             infos.push(VersionInfo {
                 version: n.to_string(),
                 created_ms: record.created_ms,
-                deleted: listing.deleted.contains(&n),
+                deleted: marked || expired(&record),
                 destroyed: record.destroyed || record.sealed.is_none(),
+                deletion_ms,
                 metadata: record.metadata,
             });
         }
@@ -563,6 +602,7 @@ impl<S: Sealer> Store<S> {
             version: n.to_string(),
             created_ms: record.created_ms,
             metadata: record.metadata,
+            deletion_ms: record.delete_at_ms,
         })
     }
 
@@ -593,24 +633,65 @@ impl<S: Sealer> Store<S> {
         }
     }
 
-    /// With `max_versions` set, removes the versions that fell out of the
-    /// window after version `latest` was published: the one just below it,
-    /// and any older ones still there (after the setting was lowered, or a
-    /// crash mid-prune). Best effort.
-    fn prune(&self, dir: &Path, latest: u64) {
-        if self.max_versions == 0 || latest <= self.max_versions {
-            return;
+    /// The rules a write to the secret in `dir` follows.
+    fn rules(&self, dir: &Path, path: &str) -> Result<Rules, Error> {
+        let mount = settings::read(&self.root).map_err(|e| settings_error("", e))?;
+        let secret = settings::read(dir).map_err(|e| settings_error(path, e))?;
+        Ok(Rules::new(&secret, &mount, self.configured_max))
+    }
+
+    /// The settings of the secret at `path` (its own), or the mount's for
+    /// the empty path. `not-found` when the secret has neither versions
+    /// nor settings.
+    pub fn settings(&self, path: &str) -> Result<Settings, Error> {
+        if path.is_empty() {
+            return settings::read(&self.root).map_err(|e| settings_error("", e));
         }
-        let mut n = latest - self.max_versions;
-        while n > 0 {
-            // The version file goes first: a crash in between must not make a
-            // deleted version readable again.
-            if fs::remove_file(dir.join(version_file(n))).is_err() {
-                return;
+        let dir = self.locate(path).map_err(|e| io_error("get-settings", path, e))?;
+        let Some(dir) = dir else {
+            return Err(no_such_secret(path));
+        };
+        if !settings::present(&dir) && !has_versions(&dir).map_err(|e| io_error("get-settings", path, e))? {
+            return Err(no_such_secret(path));
+        }
+        settings::read(&dir).map_err(|e| settings_error(path, e))
+    }
+
+    /// Replaces the settings of the secret at `path` (creating its
+    /// directory when it has none yet), or the mount's for the empty path,
+    /// in one atomic step; then removes the versions a lower `max_versions`
+    /// no longer keeps.
+    pub fn set_settings(&self, path: &str, new: &Settings) -> Result<(), Error> {
+        let op = "set-settings";
+        let bytes = settings::encode(new);
+        if path.is_empty() {
+            return replace_file(&self.root, SETTINGS_FILE, &bytes).map_err(|e| io_error(op, "", e));
+        }
+        let dir = self.secret_dir(path);
+        let mut created = Vec::new();
+        for _ in 0..MAX_PUT_ATTEMPTS {
+            match replace_file(&dir, SETTINGS_FILE, &bytes) {
+                Ok(()) => {
+                    for parent in parents_to_sync(&created) {
+                        sync_dir(&parent).map_err(|e| io_error(op, path, e))?;
+                    }
+                    let rules = self.rules(&dir, path)?;
+                    let latest = latest(&dir).map_err(|e| io_error(op, path, e))?;
+                    prune(&dir, latest, rules.max_versions);
+                    return Ok(());
+                }
+                // No directory yet (or a delete removed it meanwhile).
+                Err(e) if is_missing(&e) => match self.prepare(path, &dir, &mut created) {
+                    Ok(()) => {}
+                    Err(e) if is_missing(&e) => {}
+                    Err(e) => return Err(io_error(op, path, e)),
+                },
+                Err(e) => return Err(io_error(op, path, e)),
             }
-            let _ = fs::remove_file(dir.join(deleted_marker(n)));
-            n -= 1;
         }
+        Err(Error::unavailable(format!(
+            "secret `{path}` kept being deleted while its settings were written: retry"
+        )))
     }
 
     /// Collects the secrets in folder `dir` of the tree whose path so far
@@ -702,6 +783,71 @@ impl<S: Sealer> Store<S> {
             }
         }
         Ok(())
+    }
+}
+
+/// Removes the versions of the secret in `dir` that fall out of a window
+/// of `max_versions` below version `latest`, oldest included (after the
+/// setting was lowered, or a crash mid-prune). Best effort.
+fn prune(dir: &Path, latest: u64, max_versions: u64) {
+    if max_versions == 0 || latest <= max_versions {
+        return;
+    }
+    let mut n = latest - max_versions;
+    while n > 0 {
+        // The version file goes first: a crash in between must not make a
+        // deleted version readable again.
+        if fs::remove_file(dir.join(version_file(n))).is_err() {
+            return;
+        }
+        let _ = fs::remove_file(dir.join(deleted_marker(n)));
+        n -= 1;
+    }
+}
+
+/// Has the version's `delete_version_after` time passed?
+fn expired(record: &VersionRecord) -> bool {
+    record.delete_at_ms != 0 && now_ms() >= record.delete_at_ms
+}
+
+/// When soft-deleted version `n` in `dir` was deleted: the time in its
+/// marker, else (a marker from before markers held one) the marker's
+/// modification time, else its creation time.
+fn deletion_time(dir: &Path, n: u64, record: &VersionRecord) -> u64 {
+    let marker = dir.join(deleted_marker(n));
+    let written = fs::read_to_string(&marker)
+        .ok()
+        .and_then(|text| text.trim().parse().ok());
+    written
+        .or_else(|| {
+            let modified = fs::metadata(&marker).and_then(|m| m.modified()).ok()?;
+            let ms = modified.duration_since(UNIX_EPOCH).ok()?.as_millis();
+            u64::try_from(ms).ok().filter(|&ms| ms > 0)
+        })
+        .unwrap_or(record.created_ms)
+}
+
+/// Writes `bytes` as `dir/name` in one atomic step (a synced temporary
+/// file renamed over it), then syncs `dir`. `NotFound` when `dir` does not
+/// exist.
+fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = create_tmp(dir)?;
+    let written = write_synced(&tmp, bytes).and_then(|()| fs::rename(&tmp, dir.join(name)));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(dir)
+}
+
+/// A settings file that cannot be read (`path` empty: the mount's).
+fn settings_error(path: &str, e: io::Error) -> Error {
+    if path.is_empty() {
+        Error::internal(format!(
+            "the mount's settings in the data directory cannot be read: {e}"
+        ))
+    } else {
+        Error::internal(format!("the settings of secret `{path}` cannot be read: {e}"))
     }
 }
 

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tresor_plugin_sdk::Error;
+use tresor_plugin_sdk::{Error, Settings};
 
 use crate::layout::{legacy_dir_names, secret_dir_names};
 use crate::store::{Sealer, Store};
@@ -40,8 +40,21 @@ impl Sealer for FakeSealer {
     }
 }
 
+/// A store that keeps every version (the tests of concurrency count them).
 fn store(dir: &Path) -> Store<FakeSealer> {
-    Store::new(dir, FakeSealer, 0)
+    Store::new(dir, FakeSealer, u64::MAX)
+}
+
+fn settings(max_versions: u32, cas_required: bool, delete_version_after_ms: u64) -> Settings {
+    Settings {
+        max_versions,
+        cas_required,
+        delete_version_after_ms,
+    }
+}
+
+fn version_numbers(s: &Store<FakeSealer>, path: &str) -> Vec<String> {
+    s.versions(path).unwrap().into_iter().map(|i| i.version).collect()
 }
 
 fn put(s: &Store<FakeSealer>, path: &str, value: &str) -> String {
@@ -786,4 +799,132 @@ fn killed_writers_leave_a_consistent_store() {
     assert_eq!(s.list("").unwrap(), ["crash"]);
     put(&s, "crash", "after the crashes");
     assert_eq!(value(&s, "crash", None).unwrap(), "after the crashes");
+}
+
+#[test]
+fn without_settings_a_secret_keeps_vaults_ten_versions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Store::new(tmp.path(), FakeSealer, 0);
+    for i in 1..=12 {
+        put(&s, "p", &i.to_string());
+    }
+    let kept: Vec<String> = (3..=12).map(|i| i.to_string()).collect();
+    assert_eq!(version_numbers(&s, "p"), kept);
+    assert!(is_not_found(s.get("p", Some("2"))));
+    assert_eq!(value(&s, "p", Some("3")).unwrap(), "3");
+}
+
+#[test]
+fn a_secrets_max_versions_prunes_at_once_and_on_every_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Store::new(tmp.path(), FakeSealer, 0);
+    for i in 1..=5 {
+        put(&s, "p", &i.to_string());
+    }
+    s.set_settings("p", &settings(2, false, 0)).unwrap();
+    assert_eq!(version_numbers(&s, "p"), ["4", "5"]);
+    put(&s, "p", "6");
+    assert_eq!(version_numbers(&s, "p"), ["5", "6"]);
+    let read = s.settings("p").unwrap();
+    assert_eq!(
+        (read.max_versions, read.cas_required, read.delete_version_after_ms),
+        (2, false, 0)
+    );
+    // Another secret is untouched by p's settings.
+    for i in 1..=3 {
+        put(&s, "q", &i.to_string());
+    }
+    assert_eq!(version_numbers(&s, "q"), ["1", "2", "3"]);
+    assert_eq!(s.settings("q").unwrap().max_versions, 0);
+}
+
+#[test]
+fn the_mounts_settings_apply_to_every_secret_and_the_larger_max_wins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Store::new(tmp.path(), FakeSealer, 0);
+    assert_eq!(s.settings("").unwrap().max_versions, 0);
+    s.set_settings("", &settings(2, false, 0)).unwrap();
+    s.set_settings("a", &settings(1, false, 0)).unwrap();
+    for i in 1..=3 {
+        put(&s, "a", &i.to_string());
+        put(&s, "b", &i.to_string());
+    }
+    assert_eq!(version_numbers(&s, "a"), ["2", "3"]);
+    assert_eq!(version_numbers(&s, "b"), ["2", "3"]);
+    // Another store on the same directory (another plugin instance) sees them.
+    let other = Store::new(tmp.path(), FakeSealer, 0);
+    assert_eq!(other.settings("").unwrap().max_versions, 2);
+}
+
+#[test]
+fn cas_required_refuses_blind_writes_and_accepts_check_and_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    put(&s, "p", "1");
+    s.set_settings("p", &settings(0, true, 0)).unwrap();
+    let refused = s.put("p", b"2", vec![], None).unwrap_err();
+    assert!(matches!(&refused, Error::InvalidInput(m) if m.contains("check-and-set parameter required")));
+    assert_eq!(value(&s, "p", None).unwrap(), "1");
+    assert_eq!(s.put("p", b"2", vec![], Some("1")).unwrap(), "2");
+    // On the mount, it applies to secrets without settings too.
+    s.set_settings("", &settings(0, true, 0)).unwrap();
+    assert!(matches!(s.put("new", b"x", vec![], None), Err(Error::InvalidInput(_))));
+    assert_eq!(s.put("new", b"x", vec![], Some("")).unwrap(), "1");
+}
+
+#[test]
+fn delete_version_after_hides_versions_once_their_time_passed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    s.set_settings("p", &settings(0, false, 150)).unwrap();
+    let before = now_ms();
+    put(&s, "p", "short-lived");
+    let info = s.versions("p").unwrap().pop().unwrap();
+    assert!(!info.deleted);
+    assert!(info.deletion_ms >= before + 150 && info.deletion_ms <= now_ms() + 150);
+    assert_eq!(value(&s, "p", None).unwrap(), "short-lived");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(is_not_found(s.get("p", None)));
+    assert!(is_not_found(s.get("p", Some("1"))));
+    assert!(s.versions("p").unwrap()[0].deleted);
+}
+
+#[test]
+fn a_soft_deleted_version_reports_when_it_was_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    put(&s, "p", "1");
+    put(&s, "p", "2");
+    let before = now_ms();
+    s.delete_versions("p", &["1".into()], false).unwrap();
+    let after = now_ms();
+    let infos = s.versions("p").unwrap();
+    assert!(infos[0].deleted);
+    assert!((before..=after).contains(&infos[0].deletion_ms));
+    assert_eq!(infos[1].deletion_ms, 0);
+    // Deleting it again keeps the first time.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    s.delete_versions("p", &["1".into()], false).unwrap();
+    assert_eq!(s.versions("p").unwrap()[0].deletion_ms, infos[0].deletion_ms);
+}
+
+#[test]
+fn settings_of_a_secret_without_versions_are_kept_until_it_is_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    assert!(is_not_found(s.settings("later")));
+    s.set_settings("later", &settings(3, false, 0)).unwrap();
+    assert_eq!(s.settings("later").unwrap().max_versions, 3);
+    assert!(is_not_found(s.get("later", None)));
+    assert!(s.list("").unwrap().is_empty());
+    s.delete("later").unwrap();
+    assert!(is_not_found(s.settings("later")));
+    assert!(is_not_found(s.delete("later")));
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }

@@ -206,6 +206,7 @@ impl Provider for GcpProvider {
             version: number,
             created_ms: 0,
             metadata: labels.into_iter().collect(),
+            deletion_ms: 0,
         })
     }
 
@@ -343,6 +344,7 @@ impl Provider for GcpProvider {
                         deleted: state == "DISABLED",
                         destroyed: state == "DESTROYED",
                         metadata: labels.clone(),
+                        deletion_ms: 0,
                     },
                 ))
             })

@@ -27,6 +27,7 @@
 //!                 version: "1".into(),
 //!                 created_ms: 0,
 //!                 metadata: Vec::new(),
+//!                 deletion_ms: 0,
 //!             }),
 //!             _ => Err(Error::not_found(format!("no secret at `{path}`"))),
 //!         }
@@ -136,6 +137,10 @@ pub use bindings::provider::tresor::plugin::types::Error;
 pub use bindings::provider::tresor::plugin::types::Metadata;
 /// One version of a secret, with its value.
 pub use bindings::provider::tresor::plugin::types::Secret;
+/// How a secret (or, for the empty path, the whole mount) keeps its
+/// versions: Vault KV v2's `max_versions`, `cas_required` and
+/// `delete_version_after`.
+pub use bindings::provider::tresor::plugin::types::Settings;
 /// One version of a secret, without its value.
 pub use bindings::provider::tresor::plugin::types::VersionInfo;
 

@@ -3,7 +3,7 @@
 
 use crate::bindings::provider::exports::tresor::plugin::provider::Guest;
 use crate::error::not_supported;
-use crate::{validate_path, validate_prefix, Capabilities, Config, Error, Metadata, Secret, VersionInfo};
+use crate::{validate_path, validate_prefix, Capabilities, Config, Error, Metadata, Secret, Settings, VersionInfo};
 
 impl Capabilities {
     /// Supports nothing beyond `get` of the latest version.
@@ -106,6 +106,21 @@ pub trait Provider: Sized + 'static {
         let _ = path;
         Err(not_supported("versions", Self::NAME))
     }
+
+    /// The settings of the secret at `path` (its own only), or the mount's
+    /// for the empty path; `not-found` when the secret has neither versions
+    /// nor settings. Default: `unsupported`.
+    fn settings(&mut self, path: &str) -> Result<Settings, Error> {
+        let _ = path;
+        Err(not_supported("get-settings", Self::NAME))
+    }
+
+    /// Replaces the settings of the secret at `path`, or the mount's for
+    /// the empty path. Default: `unsupported`.
+    fn set_settings(&mut self, path: &str, settings: Settings) -> Result<(), Error> {
+        let _ = (path, settings);
+        Err(not_supported("set-settings", Self::NAME))
+    }
 }
 
 /// Where [`export_provider!`](crate::export_provider) keeps the configured
@@ -183,6 +198,20 @@ impl<S: ProviderSlot> Guest for S {
     fn versions(path: String) -> Result<Vec<VersionInfo>, Error> {
         validate_path(&path)?;
         with_provider::<S, _>("versions", |p| p.versions(&path))
+    }
+
+    fn get_settings(path: String) -> Result<Settings, Error> {
+        if !path.is_empty() {
+            validate_path(&path)?;
+        }
+        with_provider::<S, _>("get-settings", |p| p.settings(&path))
+    }
+
+    fn set_settings(path: String, settings: Settings) -> Result<(), Error> {
+        if !path.is_empty() {
+            validate_path(&path)?;
+        }
+        with_provider::<S, _>("set-settings", |p| p.set_settings(&path, settings))
     }
 }
 

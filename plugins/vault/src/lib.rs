@@ -177,6 +177,7 @@ impl Provider for VaultProvider {
                 .and_then(Value::as_str)
                 .map_or(0, parse_time_ms),
             metadata: metadata_pairs(meta.get("custom_metadata")),
+            deletion_ms: 0,
         })
     }
 
@@ -307,6 +308,13 @@ impl Provider for VaultProvider {
             .filter_map(|(id, info)| {
                 let n = parse_version(id)?;
                 let deletion_time = info.get("deletion_time").and_then(Value::as_str).unwrap_or("");
+                // A deletion time in the future is a `delete_version_after`
+                // schedule: the version is deleted once it has passed.
+                let deletion_ms = if deletion_time.is_empty() {
+                    0
+                } else {
+                    parse_time_ms(deletion_time)
+                };
                 Some((
                     n,
                     VersionInfo {
@@ -315,9 +323,10 @@ impl Provider for VaultProvider {
                             .get("created_time")
                             .and_then(Value::as_str)
                             .map_or(0, parse_time_ms),
-                        deleted: !deletion_time.is_empty(),
+                        deleted: !deletion_time.is_empty() && (deletion_ms == 0 || deletion_ms <= now_ms()),
                         destroyed: info.get("destroyed").and_then(Value::as_bool).unwrap_or(false),
                         metadata: tags.clone(),
+                        deletion_ms,
                     },
                 ))
             })
@@ -476,6 +485,16 @@ fn malformed(what: &str, field: &str) -> Error {
     Error::unavailable(format!(
         "{what}: Vault's answer lacks `{field}`; is `mount` a KV version 2 mount?"
     ))
+}
+
+/// The wall clock in milliseconds since the Unix epoch, or `u64::MAX`
+/// when the mount grants no clock (the plugin then sees the epoch): every
+/// deletion time Vault reports then counts as passed.
+fn now_ms() -> u64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) if d.as_secs() > 0 => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+        _ => u64::MAX,
+    }
 }
 
 #[cfg(test)]

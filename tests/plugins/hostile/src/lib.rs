@@ -30,7 +30,7 @@ use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tresor_plugin_sdk::bindings::provider::exports::tresor::plugin::provider::Guest;
-use tresor_plugin_sdk::{Capabilities, Error, Metadata, Secret, VersionInfo};
+use tresor_plugin_sdk::{Capabilities, Error, Metadata, Secret, Settings, VersionInfo};
 
 /// The exported provider.
 struct Hostile;
@@ -42,6 +42,7 @@ fn secret(value: impl Into<Vec<u8>>) -> Secret {
         version: "1".to_owned(),
         created_ms: 0,
         metadata: Vec::new(),
+        deletion_ms: 0,
     }
 }
 
@@ -234,6 +235,14 @@ impl Guest for Hostile {
     }
 
     fn versions(_: String) -> Result<Vec<VersionInfo>, Error> {
+        Err(unsupported())
+    }
+
+    fn get_settings(_: String) -> Result<Settings, Error> {
+        Err(unsupported())
+    }
+
+    fn set_settings(_: String, _: Settings) -> Result<(), Error> {
         Err(unsupported())
     }
 }
