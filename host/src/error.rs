@@ -20,6 +20,9 @@ pub enum PluginFailure {
     Malformed,
     /// The plugin could not be instantiated or configured.
     Startup,
+    /// The plugin answered more than the host accepts (metadata pairs, LIST
+    /// entries); the detail names the limit.
+    Oversized,
 }
 
 impl PluginFailure {
@@ -31,6 +34,7 @@ impl PluginFailure {
             PluginFailure::Trap => "plugin-trap",
             PluginFailure::Malformed => "plugin-malformed-answer",
             PluginFailure::Startup => "plugin-startup",
+            PluginFailure::Oversized => "plugin-answer-too-large",
         }
     }
 }

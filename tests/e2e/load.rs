@@ -396,17 +396,15 @@ async fn load_test(target: Target) {
     assert!(reads + version_reads > 0, "{}: no reads happened", target.name);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn load_against_openbao() {
-    let bao = tresor_e2e::peers::start_openbao().await;
-    // KV v2 keeps 10 versions per key by default; the test reads back every
-    // version it wrote, so keep them all.
+/// KV v2 keeps 10 versions per key by default (Vault's rule, which Tresor
+/// follows); the test reads back every version it wrote, so keep them all.
+async fn keep_every_version(base: &str, token: &str) {
     let admin = Kv::new(Arc::new(Target {
-        base: bao.addr.clone(),
-        token: bao.token.clone(),
+        base: base.to_string(),
+        token: token.to_string(),
         mount: "secret".into(),
         prefix: String::new(),
-        name: "OpenBao",
+        name: "admin",
     }));
     let (status, body) = admin
         .call(
@@ -417,7 +415,12 @@ async fn load_against_openbao() {
         .await
         .expect("configure the KV mount");
     assert!(status.is_success(), "POST /v1/secret/config: {status}: {body}");
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_against_openbao() {
+    let bao = tresor_e2e::peers::start_openbao().await;
+    keep_every_version(&bao.addr, &bao.token).await;
     load_test(Target {
         base: bao.addr.clone(),
         token: bao.token.clone(),
@@ -434,6 +437,7 @@ async fn load_against_tresor() {
     // A real host and API server in-process: the file provider at `secret/`
     // (every version encrypted and fsynced to disk), Cedar, audit log.
     let server = tresor_e2e::server::start_server(tresor_e2e::TEST_POLICIES).await;
+    keep_every_version(server.url(), &server.root_token).await;
     load_test(Target {
         base: server.url().to_string(),
         token: server.root_token.clone(),

@@ -8,6 +8,10 @@ use tresor::{Config, Error, Host, PluginFailure};
 use tresor_e2e::*;
 
 fn hostile_mount(dir: &std::path::Path, sha256: &str, max_instances: usize) -> String {
+    hostile_mount_with(dir, sha256, max_instances, "call_timeout_ms = 300, memory_mib = 32")
+}
+
+fn hostile_mount_with(dir: &std::path::Path, sha256: &str, max_instances: usize, limits: &str) -> String {
     std::fs::create_dir_all(dir.join("granted")).unwrap();
     std::fs::write(dir.join("granted/inside.txt"), b"inside-the-grant").unwrap();
     format!(
@@ -17,7 +21,7 @@ path = "hostile"
 plugin_path = "{wasm}"
 sha256 = "{sha256}"
 grants = {{ directory = '{granted}', read_only = true, env = ["TRESOR_SANDBOX_GRANTED"] }}
-limits = {{ call_timeout_ms = 300, memory_mib = 32, max_instances = {max_instances} }}
+limits = {{ {limits}, max_instances = {max_instances} }}
 "#,
         wasm = HOSTILE_WASM,
         granted = dir.join("granted").display(),
@@ -202,4 +206,145 @@ async fn a_value_the_plugin_returned_is_wiped_from_its_memory() {
     // once the host copied it out: the SDK's allocator wiped every copy.
     let after = read(&t, &scan(value.as_bytes())).await.unwrap();
     assert_eq!(String::from_utf8_lossy(&after), "clean");
+}
+
+/// A host whose hostile mount may run for 3 s and use 256 MiB: long enough
+/// for a flood to be seen stalling others, big enough for oversized answers.
+async fn start_flooding() -> (std::sync::Arc<TestHost>, tempfile::TempDir) {
+    let extra = tempfile::tempdir().unwrap();
+    let mount = hostile_mount_with(
+        extra.path(),
+        &wasm_sha256(),
+        4,
+        "call_timeout_ms = 3000, memory_mib = 256",
+    );
+    (std::sync::Arc::new(start(TEST_POLICIES, &mount).await), extra)
+}
+
+/// Every log line written while `f` runs on this thread, without colour.
+async fn capture_log<F: std::future::Future>(f: F) -> (F::Output, String) {
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let out = {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        f.await
+    };
+    let text = String::from_utf8_lossy(&buffer.0.lock().unwrap()).into_owned();
+    (out, text)
+}
+
+// One worker thread: a plugin that held it without yielding would stall
+// every other request until its deadline.
+#[tokio::test(flavor = "current_thread")]
+async fn a_plugin_flooding_the_seal_import_does_not_stall_another_mount() {
+    let (t, _dir) = start_flooding().await;
+    let flood = {
+        let t = t.clone();
+        tokio::spawn(async move { read(&t, "seal-flood").await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let admin = caller("root", &["admins"]);
+    for i in 0..5 {
+        let value = tresor::SecretBytes::new(format!("value-{i}").into_bytes());
+        t.host
+            .write(
+                &admin,
+                "secret/beside-the-flood",
+                &value,
+                &tresor::WriteOptions::default(),
+            )
+            .await
+            .expect("the file mount serves writes during the flood");
+        assert!(
+            !flood.is_finished(),
+            "write {i} on the file mount only got through after the flooding call ended"
+        );
+    }
+    let err = flood.await.unwrap().unwrap_err();
+    assert_eq!(failure(&err), Some(PluginFailure::Timeout), "{err:?}");
+    assert_still_serving(&t).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_plugin_log_flood_is_capped_and_counted() {
+    let (t, _dir) = start_flooding().await;
+    let (value, log) = capture_log(read(&t, "log-flood")).await;
+    assert_eq!(value.expect("the flooding call still answers"), b"logged");
+    let kept = log.lines().filter(|l| l.contains("plugin said")).count();
+    assert_eq!(kept, 100, "lines kept of 200,000 (limit 100 per call)");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("plugin log lines dropped") && l.contains("dropped=199900")),
+        "the drop is said once, with its count:\n{}",
+        log.lines()
+            .filter(|l| !l.contains("plugin said"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // 100 lines cut to 2 KiB, against 929 MB before.
+    assert!(log.len() < 300_000, "{} bytes of log for one call", log.len());
+    assert_still_serving(&t).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_plugin_log_line_cannot_forge_a_host_line() {
+    let (t, _dir) = start_flooding().await;
+    let (value, log) = capture_log(read(&t, "log-forge")).await;
+    assert_eq!(value.unwrap(), b"logged");
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-12-03T10:00:00")),
+        "a plugin's newline started a line of its own:\n{log}"
+    );
+    assert!(!log.contains('\u{1b}'), "a terminal escape reached the log:\n{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("plugin said"))
+        .expect("the plugin's line is logged");
+    assert!(
+        line.contains(r#"plugin said "innocent\n2026-12-03T10:00:00.000000Z  INFO tresor::access: forged host line \u{1b}[31mred""#)
+            && line.contains("tresor::plugin")
+            && line.contains(r#"mount="hostile""#),
+        "the plugin's line is quoted, escaped and attributed: {line}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_metadata_and_lists_are_refused_naming_the_limit() {
+    let (t, _dir) = start_flooding().await;
+    let err = read(&t, "metadata-flood").await.unwrap_err();
+    assert_eq!(failure(&err), Some(PluginFailure::Oversized), "{err:?}");
+    let shown = err.to_string();
+    assert!(
+        shown.contains("300000 metadata pairs") && shown.contains("at most 1024 pairs"),
+        "{shown}"
+    );
+
+    let err = t
+        .host
+        .list(&caller("root", &["admins"]), "hostile/flood/")
+        .await
+        .unwrap_err();
+    assert_eq!(failure(&err), Some(PluginFailure::Oversized), "{err:?}");
+    let shown = err.to_string();
+    assert!(
+        shown.contains("1000001 entries") && shown.contains("at most 1000000 entries"),
+        "{shown}"
+    );
+    assert_still_serving(&t).await;
 }

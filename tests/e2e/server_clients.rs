@@ -19,6 +19,24 @@ fn failed_with(out: &std::process::Output, what: &str, needle: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bao_status_reads_the_probes_vault_clients_make() {
+    let s = start_server(TEST_POLICIES).await;
+    // `bao status` needs no token: seal-status, then leader.
+    let status = json_out(&s.bao("", &["status"]).await, "bao status");
+    assert_eq!(status["sealed"], false, "{status}");
+    assert_eq!(status["initialized"], true, "{status}");
+    assert_eq!(status["ha_enabled"], false, "{status}");
+    let init = s.http("GET", "/v1/sys/init", None, None).await;
+    assert_eq!(
+        (init.status, init.json()["initialized"].clone()),
+        (200, Value::Bool(true))
+    );
+    // Not served: it would describe the machine to any caller.
+    let host_info = s.http("GET", "/v1/sys/host-info", Some(&s.root_token), None).await;
+    assert_eq!(host_info.status, 404, "{}", host_info.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bao_cli_works_unchanged() {
     let s = start_server(TEST_POLICIES).await;
     let root = s.root_token.clone();

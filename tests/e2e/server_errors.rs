@@ -57,6 +57,22 @@ async fn bad_input_gets_clear_errors_and_writes_nothing() {
         ),
         ("not json at all".to_string(), "parse JSON", "garbage"),
         (String::new(), "parse JSON", "empty body"),
+        // Vault's own clients cannot read back an object nested this deep.
+        (
+            format!(
+                r#"{{"data": {{"k": "{value}", "deep": {}{}}}}}"#,
+                "[".repeat(10_000),
+                "]".repeat(10_000)
+            ),
+            "64 levels",
+            "data nested 10,000 levels deep",
+        ),
+        // Parsers disagree on which of two values they keep.
+        (
+            format!(r#"{{"data": {{"password": "{value}", "password": "other"}}}}"#),
+            "`password` appears twice",
+            "a duplicate key",
+        ),
     ];
     for (body, needle, what) in &cases {
         let r = s.http("PUT", "/v1/secret/data/apps/bad", root, Some(body)).await;

@@ -291,6 +291,7 @@ async fn write(cx: &Ctx<'_>, route: &KvRoute, body: &[u8]) -> Result<Response<Bo
             "`data` must be a JSON object of key/value pairs (KV v2)",
         ));
     }
+    super::shape::check_data(data)?;
     let value = SecretBytes::new(data.get().as_bytes().to_vec());
     let cas = cas_option(&parsed.options)?;
     store(cx, route, &value, cas).await
@@ -344,8 +345,11 @@ async fn patch(cx: &Ctx<'_>, route: &KvRoute, headers: &HeaderMap, body: &[u8]) 
     }
     let parsed: WriteBody<'_> = serde_json::from_slice(body).map_err(wire::json_error)?;
     let patch: Map<String, Value> = match parsed.data {
-        Some(d) => serde_json::from_str(d.get())
-            .map_err(|_| ApiError::bad_request("`data` must be a JSON object of key/value pairs (KV v2)"))?,
+        Some(d) => {
+            super::shape::check_data(d)?;
+            serde_json::from_str(d.get())
+                .map_err(|_| ApiError::bad_request("`data` must be a JSON object of key/value pairs (KV v2)"))?
+        }
         None => return Err(ApiError::bad_request("no data provided: send {\"data\": {...}}")),
     };
     let cas = cas_option(&parsed.options)?;

@@ -20,6 +20,7 @@
 mod error;
 mod kv;
 mod leases;
+mod shape;
 mod sys;
 mod tls;
 mod tokens;
@@ -293,6 +294,8 @@ where
 #[derive(Debug, PartialEq, Eq)]
 enum Route {
     Health,
+    /// `sys/seal-status`, `sys/leader`, `sys/init`: unauthenticated, like health.
+    Probe(sys::Probe),
     Mounts,
     UiMounts(String),
     Token(tokens::TokenRoute),
@@ -305,6 +308,7 @@ impl Route {
     fn allow(&self) -> &'static str {
         match self {
             Route::Health => "GET, HEAD",
+            Route::Probe(_) => "GET",
             Route::Mounts | Route::UiMounts(_) => "GET",
             Route::Token(t) => t.allow(),
             Route::Kv(k) => k.allow(),
@@ -426,8 +430,10 @@ impl State {
                 route.allow(),
             ));
         }
-        if route == Route::Health {
-            return Ok(sys::health(&method));
+        match route {
+            Route::Health => return Ok(sys::health(&method)),
+            Route::Probe(probe) => return Ok(sys::probe(probe)),
+            _ => {}
         }
         let who = self.authenticate(&parts.headers, conn, rid)?;
         let body = match method.as_str() {
@@ -441,6 +447,7 @@ impl State {
         };
         match route {
             Route::Health => Ok(sys::health(&method)),
+            Route::Probe(probe) => Ok(sys::probe(probe)),
             Route::Mounts => Ok(sys::mounts(&cx)),
             Route::UiMounts(path) => sys::ui_mount(&cx, &path),
             Route::Token(t) => tokens::handle(&cx, t, &body).await,
@@ -459,6 +466,9 @@ impl State {
         match first {
             "sys" => match tail {
                 "health" => Ok(Route::Health),
+                "seal-status" => Ok(Route::Probe(sys::Probe::SealStatus)),
+                "leader" => Ok(Route::Probe(sys::Probe::Leader)),
+                "init" => Ok(Route::Probe(sys::Probe::Init)),
                 "mounts" => Ok(Route::Mounts),
                 _ => match tail
                     .strip_prefix("internal/ui/mounts")

@@ -1,6 +1,8 @@
-//! `/v1/sys/...`: health, the mount table, and the mount lookup the Vault
-//! CLI's `kv` commands make before anything else (it decides that a mount
-//! speaks KV v2).
+//! `/v1/sys/...`: health and the status probes Vault clients make
+//! (`bao status` reads `seal-status` and `leader`), the mount table, and
+//! the mount lookup the Vault CLI's `kv` commands make before anything else
+//! (it decides that a mount speaks KV v2). `sys/host-info` is not served:
+//! it would tell any caller about the machine.
 
 use hyper::{Response, StatusCode};
 use serde_json::{json, Map, Value};
@@ -28,6 +30,41 @@ pub(super) fn health(method: &str) -> Response<Body> {
         *r.body_mut() = Body::default();
     }
     r
+}
+
+/// The read-only status endpoints a Vault client probes without a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Probe {
+    /// `sys/seal-status`: Tresor has no seal; it is always unsealed.
+    SealStatus,
+    /// `sys/leader`: one host, no HA cluster.
+    Leader,
+    /// `sys/init`: always initialized.
+    Init,
+}
+
+/// Answer a status probe (no `request_id` envelope, as Vault answers them).
+pub(super) fn probe(probe: Probe) -> Response<Body> {
+    let body = match probe {
+        Probe::SealStatus => json!({
+            "type": "tresor",
+            "initialized": true,
+            "sealed": false,
+            "t": 0,
+            "n": 0,
+            "progress": 0,
+            "nonce": "",
+            "recovery_seal": false,
+            "version": concat!("tresor-", env!("CARGO_PKG_VERSION")),
+            "migration": false,
+            "cluster_name": "tresor",
+            "cluster_id": "",
+            "storage_type": "tresor",
+        }),
+        Probe::Leader => json!({ "ha_enabled": false }),
+        Probe::Init => json!({ "initialized": true }),
+    };
+    wire::json(StatusCode::OK, &body)
 }
 
 /// How a mount looks in Vault's mount table: every Tresor mount is served

@@ -102,7 +102,10 @@ pub fn init_telemetry(json: bool) -> Result<TelemetryGuard, AuditError> {
             .with_filter(fmt_filter)
             .boxed()
     } else {
+        // Colour only on a terminal: a log written to a file or a pipe
+        // carries no escape codes.
         tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(std::io::stderr)
             .with_filter(fmt_filter)
             .boxed()

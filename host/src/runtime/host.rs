@@ -10,28 +10,11 @@ use super::sandbox::PluginState;
 use crate::keys::SealError;
 use crate::platform::PlatformError;
 
-/// Longest log line a plugin may write; longer lines are cut.
-const MAX_LOG_LINE: usize = 4096;
-
 impl types::Host for PluginState {}
 
 impl Host for PluginState {
-    fn log(&mut self, level: LogLevel, mut message: String) {
-        if message.len() > MAX_LOG_LINE {
-            let mut cut = MAX_LOG_LINE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-        }
-        let mount = &*self.mount;
-        match level {
-            LogLevel::Trace => tracing::trace!(target: "tresor::plugin", mount, "{message}"),
-            LogLevel::Debug => tracing::debug!(target: "tresor::plugin", mount, "{message}"),
-            LogLevel::Info => tracing::info!(target: "tresor::plugin", mount, "{message}"),
-            LogLevel::Warn => tracing::warn!(target: "tresor::plugin", mount, "{message}"),
-            LogLevel::Error => tracing::error!(target: "tresor::plugin", mount, "{message}"),
-        }
+    fn log(&mut self, level: LogLevel, message: String) {
+        self.log.write(&mut self.call_log, level, &message);
     }
 
     fn seal(&mut self, mut plaintext: Vec<u8>, context: Vec<u8>) -> Result<Vec<u8>, Error> {

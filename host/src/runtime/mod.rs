@@ -14,6 +14,7 @@
 pub mod compile;
 pub mod host;
 pub mod network;
+mod plugin_log;
 pub mod pool;
 pub mod sandbox;
 pub mod sockets;

@@ -15,6 +15,7 @@ use super::bindings::tresor::plugin::types as wit;
 use super::bindings::{ProviderPlugin, ProviderPluginPre};
 use super::generator_bindings::exports::tresor::plugin::generator as gen;
 use super::generator_bindings::{GeneratorPlugin, GeneratorPluginPre};
+use super::plugin_log::LogGate;
 use super::sandbox::{PluginState, Sandbox};
 use super::{Runtime, EPOCH_TICK};
 use crate::config::Limits;
@@ -62,6 +63,15 @@ struct Instance {
     exports: Exports,
 }
 
+/// Most metadata pairs a plugin may return for one secret or version.
+pub const MAX_METADATA_PAIRS: usize = 1024;
+/// Most bytes (keys and values) of one secret's or version's metadata.
+pub const MAX_METADATA_BYTES: usize = 256 << 10;
+/// Most paths one LIST answer of a plugin may hold.
+pub const MAX_LIST_ENTRIES: usize = 1_000_000;
+/// Most bytes of paths one LIST answer of a plugin may hold.
+pub const MAX_LIST_BYTES: usize = 64 << 20;
+
 /// The instances of one mount.
 pub struct MountPool {
     mount: String,
@@ -72,6 +82,7 @@ pub struct MountPool {
     sealer: Arc<Sealer>,
     config: Vec<(String, String)>,
     timeout: Duration,
+    log: Arc<LogGate>,
     idle: Mutex<Vec<Instance>>,
     permits: Arc<Semaphore>,
     capabilities: Capabilities,
@@ -139,6 +150,7 @@ impl MountPool {
             sealer,
             config,
             timeout: limits.call_timeout(),
+            log: LogGate::new(&mount),
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(limits.max_instances)),
             capabilities: Capabilities {
@@ -152,6 +164,7 @@ impl MountPool {
         };
         let mut first = pool.instantiate().await?;
         if let Exports::Provider(plugin) = &first.exports {
+            first.store.data_mut().begin_call(pool.timeout);
             let fut = plugin.tresor_plugin_provider().call_get_capabilities(&mut first.store);
             let caps = match tokio::time::timeout(pool.timeout + EPOCH_TICK * 4, fut).await {
                 Ok(Ok(c)) => c,
@@ -213,18 +226,21 @@ impl MountPool {
             failure: PluginFailure::Startup,
             detail,
         };
-        let state = PluginState::new(&self.sandbox, self.sealer.clone()).map_err(|e| startup(format!("{e:#}")))?;
+        let state = PluginState::new(&self.sandbox, self.sealer.clone(), self.log.clone())
+            .map_err(|e| startup(format!("{e:#}")))?;
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(self.deadline_ticks());
+        store.epoch_deadline_callback(|ctx| Ok(ctx.data().on_epoch_tick()));
+        store.set_epoch_deadline(1);
+        store.data_mut().begin_call(self.timeout);
         let failed = |e: wasmtime::Error| startup(format!("instantiation failed: {e:#}"));
         let exports = match &self.pre {
             Pre::Provider(pre) => Exports::Provider(pre.instantiate_async(&mut store).await.map_err(failed)?),
             Pre::Generator(pre) => Exports::Generator(pre.instantiate_async(&mut store).await.map_err(failed)?),
         };
         let mut inst = Instance { store, exports };
-        inst.store.set_epoch_deadline(self.deadline_ticks());
+        inst.store.data_mut().begin_call(self.timeout);
+        inst.store.set_epoch_deadline(1);
         let configured = match &inst.exports {
             Exports::Provider(p) => {
                 let fut = p.tresor_plugin_provider().call_configure(&mut inst.store, &self.config);
@@ -237,6 +253,7 @@ impl MountPool {
                 tokio::time::timeout(self.timeout + EPOCH_TICK * 4, fut).await
             }
         };
+        self.log.end_call();
         match configured {
             Ok(Ok(Ok(()))) => Ok(inst),
             Ok(Ok(Err(e))) => Err(startup(format!(
@@ -246,10 +263,6 @@ impl MountPool {
             Ok(Err(trap)) => Err(startup(format!("configure trapped: {trap:#}"))),
             Err(_) => Err(startup("configure timed out".into())),
         }
-    }
-
-    fn deadline_ticks(&self) -> u64 {
-        (self.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
     }
 }
 
@@ -278,7 +291,7 @@ type CallResult<T> = Result<wasmtime::Result<Result<T, wit::Error>>, tokio::time
 /// `call!(self, Provider.tresor_plugin_provider, call_get(path, version))`.
 macro_rules! call {
     ($checkout:ident, $world:ident . $iface:ident, $method:ident ( $($arg:expr),* )) => {{
-        let deadline = $checkout.pool.deadline_ticks();
+        let timeout = $checkout.pool.timeout;
         let grace = $checkout.pool.timeout + EPOCH_TICK * 4;
         let inst = $checkout.inst.as_mut().expect("a checkout holds an instance");
         let Exports::$world(exports) = &inst.exports else {
@@ -292,9 +305,11 @@ macro_rules! call {
         // Until the call settles the instance counts as failed: if the caller
         // drops this future mid-call, the half-run instance is not reused.
         $checkout.healthy = false;
-        inst.store.set_epoch_deadline(deadline);
+        inst.store.data_mut().begin_call(timeout);
+        inst.store.set_epoch_deadline(1);
         let fut = exports.$iface().$method(&mut inst.store, $($arg),*);
         let result: CallResult<_> = tokio::time::timeout(grace, fut).await;
+        $checkout.pool.log.end_call();
         $checkout.settle(result)
     }};
 }
@@ -363,6 +378,14 @@ impl Checkout {
     /// and be a well-formed path.
     pub async fn list(&mut self, prefix: &str) -> Result<Vec<String>, Error> {
         let paths = call!(self, Provider.tresor_plugin_provider, call_list_secrets(prefix))?;
+        let bytes: usize = paths.iter().map(String::len).sum();
+        if paths.len() > MAX_LIST_ENTRIES || bytes > MAX_LIST_BYTES {
+            return Err(self.oversized(format!(
+                "a LIST of {} entries and {bytes} bytes; a LIST answer may hold at most \
+                 {MAX_LIST_ENTRIES} entries and {MAX_LIST_BYTES} bytes",
+                paths.len()
+            )));
+        }
         if let Some(bad) = paths
             .iter()
             .find(|p| !p.starts_with(prefix) || crate::path::check(p).is_err())
@@ -483,7 +506,24 @@ impl Checkout {
         if pairs.iter().any(|(k, _)| k.is_empty()) {
             return Err(self.malformed("metadata with an empty key"));
         }
+        let bytes: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if pairs.len() > MAX_METADATA_PAIRS || bytes > MAX_METADATA_BYTES {
+            return Err(self.oversized(format!(
+                "{} metadata pairs of {bytes} bytes; a secret's metadata may hold at most \
+                 {MAX_METADATA_PAIRS} pairs and {MAX_METADATA_BYTES} bytes",
+                pairs.len()
+            )));
+        }
         Ok(pairs.into_iter().collect())
+    }
+
+    fn oversized(&mut self, detail: String) -> Error {
+        self.healthy = false;
+        Error::Plugin {
+            mount: self.pool.mount.clone(),
+            failure: PluginFailure::Oversized,
+            detail,
+        }
     }
 
     fn malformed(&mut self, detail: &str) -> Error {

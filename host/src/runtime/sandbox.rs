@@ -5,13 +5,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::network::NetworkGrant;
+use super::plugin_log::{CallLog, LogGate};
 use super::sockets::SocketGrant;
 use crate::keys::Sealer;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -102,15 +103,19 @@ pub struct PluginState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: Limiter,
-    pub(crate) mount: Arc<str>,
     pub(crate) sealer: Arc<Sealer>,
     pub(crate) http: WasiHttpCtx,
     pub(crate) network: NetworkGrant,
+    pub(crate) log: Arc<LogGate>,
+    pub(crate) call_log: CallLog,
+    /// When the call in progress must stop (see [`PluginState::begin_call`]).
+    deadline: Instant,
 }
 
 impl PluginState {
-    /// Fresh state for one instance of the mount described by `sandbox`.
-    pub fn new(sandbox: &Sandbox, sealer: Arc<Sealer>) -> wasmtime::Result<PluginState> {
+    /// Fresh state for one instance of the mount described by `sandbox`,
+    /// logging through the mount's `log` budget.
+    pub fn new(sandbox: &Sandbox, sealer: Arc<Sealer>, log: Arc<LogGate>) -> wasmtime::Result<PluginState> {
         Ok(PluginState {
             wasi: sandbox.wasi_ctx()?,
             table: ResourceTable::new(),
@@ -118,11 +123,32 @@ impl PluginState {
                 memory_bytes: sandbox.memory_bytes,
                 exceeded: false,
             },
-            mount: sandbox.mount.as_str().into(),
             sealer,
             http: WasiHttpCtx::new(),
             network: sandbox.network.clone(),
+            log,
+            call_log: CallLog::default(),
+            deadline: Instant::now(),
         })
+    }
+
+    /// Start a call that may run for `timeout`: its own log budget, and a
+    /// deadline the epoch callback enforces.
+    pub(crate) fn begin_call(&mut self, timeout: Duration) {
+        self.call_log.reset();
+        self.deadline = Instant::now() + timeout;
+    }
+
+    /// What the engine does at each epoch tick of a call: interrupt it past
+    /// its deadline, otherwise yield to the async runtime so that a plugin
+    /// busy in wasm or in host imports shares its worker thread with every
+    /// other request.
+    pub(crate) fn on_epoch_tick(&self) -> wasmtime::UpdateDeadline {
+        if Instant::now() >= self.deadline {
+            wasmtime::UpdateDeadline::Interrupt
+        } else {
+            wasmtime::UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+        }
     }
 }
 

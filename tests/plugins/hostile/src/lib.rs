@@ -19,10 +19,15 @@
 //! | `echo-hex:<hex>`   | the value is the bytes given in hex                         |
 //! | `scan-hex:<hex>`   | searches this instance's whole linear memory for the bytes given in hex (never holding them in one piece itself): value `clean` or `found <n>` |
 //! | `malformed`        | a secret with an empty version (the host must reject it)    |
+//! | `seal-flood`       | calls the host's `seal` import forever                      |
+//! | `log-flood`        | logs 200,000 lines of 4 KiB, then answers `logged`          |
+//! | `log-forge`        | logs one message holding a newline and a forged host log line, then answers `logged` |
+//! | `metadata-flood`   | a secret with 300,000 metadata pairs                        |
 //! | anything else      | `not-found`                                                 |
 //!
 //! `list-secrets` answers `["../escape", "ok"]` whatever the prefix: the host must
 //! reject entries that are not valid paths or do not start with the prefix.
+//! For the prefix `flood/` it answers 1,000,001 valid entries.
 //! Every other operation is `unsupported`.
 
 use std::hint::black_box;
@@ -52,6 +57,25 @@ fn spin() -> ! {
     loop {
         counter = black_box(counter.wrapping_add(1));
     }
+}
+
+/// Calls the host's `seal` forever (the host must interrupt it without
+/// stalling other requests).
+fn seal_flood() -> ! {
+    let mut n: u64 = 0;
+    loop {
+        n = n.wrapping_add(1);
+        let _ = black_box(tresor_plugin_sdk::host::seal(&n.to_le_bytes(), b"flood"));
+    }
+}
+
+/// Logs `lines` lines of 4 KiB.
+fn log_flood(lines: usize) -> Secret {
+    let line = "x".repeat(4096);
+    for _ in 0..lines {
+        tresor_plugin_sdk::host::log(tresor_plugin_sdk::host::LogLevel::Info, &line);
+    }
+    secret("logged")
 }
 
 /// Allocates 1 MiB blocks of non-zero bytes (so every page is touched) and
@@ -183,6 +207,19 @@ impl Guest for Hostile {
             "trap" => trap(),
             "panic" => panic!("hostile panic"),
             "clock" => Ok(clock()),
+            "seal-flood" => seal_flood(),
+            "log-flood" => Ok(log_flood(200_000)),
+            "log-forge" => {
+                tresor_plugin_sdk::host::log(
+                    tresor_plugin_sdk::host::LogLevel::Info,
+                    "innocent\n2026-12-03T10:00:00.000000Z  INFO tresor::access: forged host line \x1b[31mred",
+                );
+                Ok(secret("logged"))
+            }
+            "metadata-flood" => Ok(Secret {
+                metadata: (0..300_000).map(|i| (format!("k{i}"), "v".to_owned())).collect(),
+                ..secret("fine")
+            }),
             "malformed" => Ok(Secret {
                 version: String::new(),
                 ..secret("fine")
@@ -230,7 +267,10 @@ impl Guest for Hostile {
         Err(unsupported())
     }
 
-    fn list_secrets(_prefix: String) -> Result<Vec<String>, Error> {
+    fn list_secrets(prefix: String) -> Result<Vec<String>, Error> {
+        if prefix == "flood/" {
+            return Ok((0..1_000_001).map(|i| format!("flood/{i}")).collect());
+        }
         Ok(vec!["../escape".to_owned(), "ok".to_owned()])
     }
 
