@@ -39,12 +39,20 @@ async fn access_spans_reach_an_otlp_receiver() {
         .await
         .unwrap_err();
 
+    // A request refused before it has a caller is a span too.
+    let api = tresor_e2e::server::start_server(TEST_POLICIES).await;
+    let r = api
+        .http("GET", "/v1/secret/data/apps/db", Some("tvs.made-up"), None)
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    api.stop().await;
+
     let p = provider.clone();
     tokio::task::spawn_blocking(move || p.force_flush())
         .await
         .unwrap()
         .unwrap();
-    server.wait_for_spans(3, Duration::from_secs(10)).await.unwrap();
+    server.wait_for_spans(4, Duration::from_secs(10)).await.unwrap();
     server
         .with_collector(|c| {
             c.expect_span_with_name("tresor.access")
@@ -76,6 +84,19 @@ async fn access_spans_reach_an_otlp_receiver() {
                     ("tresor.outcome", "denied"),
                 ])
                 .assert_count(1);
+            c.expect_span_with_name("tresor.access")
+                .with_attributes([
+                    ("tresor.action", "authenticate"),
+                    ("tresor.decision", "deny"),
+                    ("tresor.policies", "builtin:invalid-token"),
+                    ("tresor.outcome", "denied"),
+                    ("tresor.front_door", "http"),
+                ])
+                .assert_count(1);
+            assert!(
+                !c.dump().contains("made-up"),
+                "a presented token reached the OTLP receiver"
+            );
             for s in c.spans() {
                 let span = s.span();
                 if span.name == "tresor.access" {

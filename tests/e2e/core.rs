@@ -402,3 +402,26 @@ grants = { env = ["TRESOR_REF_*"] }
         b"from-env"
     );
 }
+
+#[tokio::test]
+async fn a_misspelt_plugin_config_key_stops_the_mount_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    write_atomically(&dir.path().join("policies/test.cedar"), TEST_POLICIES);
+    let env_mount = r#"
+[[mount]]
+path = "env"
+plugin = "env"
+config = { prefx = "APP_", token = "s3cr3t-value" }
+"#;
+    let text = config_text(dir.path(), env_mount);
+    let err = match tresor::Host::start(tresor::Config::from_toml(&text).unwrap()).await {
+        Ok(_) => panic!("a mount with a misspelt config key started"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("`env`") && err.contains("unknown config key `prefx` (did you mean `prefix`?)"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cr3t-value") && !err.contains("APP_"), "{err}");
+}

@@ -55,6 +55,79 @@ async fn denied_token_gets_403_and_no_value() {
     let audit = std::fs::read_to_string(s.audit_log()).unwrap();
     assert!(audit.contains("\"principal\":\"billing\"") && audit.contains("\"phase\":\"denied\""));
     assert!(!audit.contains(&value));
+    // So is every refused authentication, with a digest of the token at most.
+    let refusals: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].clone())
+        .filter(|e| e["action"] == "authenticate")
+        .collect();
+    let rules: Vec<(&str, &str)> = refusals
+        .iter()
+        .map(|e| (e["principal"].as_str().unwrap(), e["policies"][0].as_str().unwrap()))
+        .collect();
+    assert_eq!(rules.len(), 3, "{refusals:#?}");
+    assert_eq!(rules[0], ("anonymous", "builtin:no-credential"));
+    assert!(rules[1].0.starts_with("token:") && rules[1].0.len() == 22, "{rules:?}");
+    assert_eq!(rules[1].1, "builtin:invalid-token");
+    assert_eq!(rules[2], ("anonymous", "builtin:no-credential"));
+    for e in &refusals {
+        assert_eq!(
+            (e["phase"].as_str(), e["decision"].as_str()),
+            (Some("denied"), Some("deny"))
+        );
+        assert_eq!(e["path"], "/v1/secret/data/apps/db");
+        assert_eq!(e["front_door"], "http");
+    }
+    assert!(!audit.contains("made-up"), "a presented token reached the audit log");
+    // The same token always gets the same digest: attempts can be correlated.
+    s.http("GET", "/v1/secret/data/apps/db", Some("tvs.made-up"), None)
+        .await;
+    let again = std::fs::read_to_string(s.audit_log()).unwrap();
+    let last = again.lines().last().unwrap();
+    assert!(last.contains(&format!("\"principal\":\"{}\"", rules[1].0)), "{last}");
+    s.stop().await;
+}
+
+// `bao token create -policy=apps` (hvac and node-vault alike) sends no
+// display name: the new token must not become its creator.
+#[tokio::test]
+async fn a_token_made_without_a_name_is_its_own_principal() {
+    let s = start_server(TEST_POLICIES).await;
+    let body = json!({ "data": { "key": "v" } }).to_string();
+    let r = s
+        .http("PUT", "/v1/secret/data/apps/db", Some(&s.root_token), Some(&body))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let out = s
+        .bao(&s.root_token, &["token", "create", "-policy=apps", "-format=json"])
+        .await;
+    let made: serde_json::Value = serde_json::from_str(&stdout_ok(&out, "bao token create -policy=apps")).unwrap();
+    let child = made["auth"]["client_token"]
+        .as_str()
+        .expect("a client token")
+        .to_string();
+    let r = s.http("GET", "/v1/auth/token/lookup-self", Some(&child), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let name = r.json()["data"]["display_name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let accessor = r.json()["data"]["accessor"].as_str().unwrap_or_default().to_string();
+    assert_eq!(name, format!("token-{}", &accessor[..8]), "{}", r.text);
+    assert_eq!(r.json()["data"]["policies"], json!(["apps"]), "{}", r.text);
+
+    // It reads as itself: the audit says its name, and root's rights are not its own.
+    let r = s.http("GET", "/v1/secret/data/apps/db", Some(&child), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = s.http("PUT", "/v1/secret/data/ops/x", Some(&child), Some(&body)).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let audit = std::fs::read_to_string(s.audit_log()).unwrap();
+    let last = audit.lines().last().unwrap();
+    assert!(
+        last.contains(&format!("\"principal\":\"{name}\"")) && last.contains("\"phase\":\"denied\""),
+        "the refused write is audited as the child token: {last}"
+    );
     s.stop().await;
 }
 

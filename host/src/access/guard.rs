@@ -159,3 +159,74 @@ impl<'h> Guard<'h> {
         result
     }
 }
+
+/// A request refused before it had a caller: no token or client
+/// certificate, or a token that is invalid, expired or revoked.
+#[derive(Clone, Debug)]
+pub struct RefusedAuthentication<'a> {
+    /// The front door's id of the request.
+    pub request_id: &'a str,
+    /// The client's address.
+    pub source: &'a str,
+    /// The front door used.
+    pub front_door: super::FrontDoor,
+    /// What the request asked for (e.g. the HTTP path), for the record.
+    pub asked_for: &'a str,
+    /// Why it was refused.
+    pub reason: RefusalReason,
+    /// A digest of the presented token (never the token): the same token
+    /// always gives the same digest on one host, so repeated attempts can
+    /// be told apart and correlated.
+    pub token_digest: Option<String>,
+}
+
+/// Why an authentication was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// No credential at all.
+    NoCredential,
+    /// A token the host does not know, or no longer honours.
+    InvalidToken,
+}
+
+impl RefusalReason {
+    /// The built-in rule recorded as the decision's determining policy.
+    pub fn rule(self) -> &'static str {
+        match self {
+            RefusalReason::NoCredential => "builtin:no-credential",
+            RefusalReason::InvalidToken => "builtin:invalid-token",
+        }
+    }
+}
+
+/// Audit a refused authentication: one `denied` entry and one span, with
+/// the action `authenticate`, the token's digest (or `anonymous`) as the
+/// principal and the refusal's rule as the determining policy.
+pub(crate) fn audit_refusal(audit: &AuditLog, refusal: &RefusedAuthentication<'_>) -> Result<(), Error> {
+    let asked_for: String = refusal.asked_for.chars().take(256).collect();
+    let record = AuditEvent {
+        request_id: refusal.request_id.to_string(),
+        phase: Phase::Denied,
+        principal: refusal
+            .token_digest
+            .as_ref()
+            .map_or_else(|| "anonymous".to_string(), |d| format!("token:{d}")),
+        action: "authenticate".to_string(),
+        mount: "auth".to_string(),
+        path: asked_for,
+        plugin: String::new(),
+        decision: "deny".to_string(),
+        policies: vec![refusal.reason.rule().to_string()],
+        outcome: Some("denied".to_string()),
+        latency_us: Some(0),
+        source: refusal.source.to_string(),
+        front_door: refusal.front_door.as_str().to_string(),
+        lease_id: None,
+    };
+    let span = AccessSpan::start(&record);
+    span.decision(false, &record.policies);
+    span.outcome("denied", 0);
+    audit
+        .append(&record)
+        .map_err(|err| Error::AuditUnavailable(err.to_string()))
+}

@@ -24,6 +24,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
 
 pub(crate) use guard::{Guard, Target};
+pub use guard::{RefusalReason, RefusedAuthentication};
 
 use crate::audit::AuditLog;
 use crate::cache::ReadCache;
@@ -634,5 +635,14 @@ impl Host {
         guard.authorize(&resource, &ctx)?;
         let result = op().instrument(guard.span().clone()).await;
         guard.finish(result)
+    }
+}
+
+impl Host {
+    /// Record a request that a front door refused before it had a caller
+    /// (no credential, or a bad token), as Vault audits failed logins: one
+    /// `denied` audit entry and one span, never the presented token.
+    pub fn audit_refused_authentication(&self, refusal: &RefusedAuthentication<'_>) -> Result<(), Error> {
+        guard::audit_refusal(&self.audit, refusal)
     }
 }

@@ -48,7 +48,7 @@ pub use error::{status_of, ApiError};
 pub use tls::read_certs;
 pub use wire::{extend as extend_zeroizing, Body};
 
-use crate::access::{Caller, FrontDoor, Host};
+use crate::access::{Caller, FrontDoor, Host, RefusalReason, RefusedAuthentication};
 use crate::auth::{ClientCertMap, TokenInfo, TokenStore};
 use crate::config::{ListenerConfig, ServerConfig};
 use crate::error::StartupError;
@@ -435,7 +435,10 @@ impl State {
             Route::Probe(probe) => return Ok(sys::probe(probe)),
             _ => {}
         }
-        let who = self.authenticate(&parts.headers, conn, rid)?;
+        let who = match self.authenticate(&parts.headers, conn, rid) {
+            Ok(who) => who,
+            Err(refused) => return Err(self.refuse(refused, parts.uri.path(), conn, rid)),
+        };
         let body = match method.as_str() {
             "PUT" | "POST" | "PATCH" => wire::read_body(&parts.headers, body, self.max_request_bytes).await?,
             _ => Zeroizing::new(Vec::new()),
@@ -494,9 +497,32 @@ impl State {
         }
     }
 
+    /// Audit a refused authentication and answer 403 (503 when the audit
+    /// log cannot take the record).
+    fn refuse(&self, refused: Refused, asked_for: &str, conn: &Conn, rid: &str) -> ApiError {
+        let source = conn.peer.to_string();
+        let refusal = RefusedAuthentication {
+            request_id: rid,
+            source: &source,
+            front_door: FrontDoor::Http,
+            asked_for: &error::printable(asked_for),
+            reason: refused.reason,
+            token_digest: refused.token_digest,
+        };
+        if let Err(e) = self.host.audit_refused_authentication(&refusal) {
+            return ApiError::from(e);
+        }
+        match refused.reason {
+            RefusalReason::InvalidToken => ApiError::forbidden("permission denied: invalid, expired or revoked token"),
+            RefusalReason::NoCredential => ApiError::forbidden(
+                "permission denied: no token; send X-Vault-Token or Authorization: Bearer (or a client certificate over mutual TLS)",
+            ),
+        }
+    }
+
     /// The caller: by token if one is given (a bad token is refused even
     /// when a client certificate would do), else by client certificate.
-    fn authenticate(&self, headers: &HeaderMap, conn: &Conn, rid: &str) -> Result<Authenticated, ApiError> {
+    fn authenticate(&self, headers: &HeaderMap, conn: &Conn, rid: &str) -> Result<Authenticated, Refused> {
         let mtls = conn.cert_principal.is_some();
         let caller = |principal: Principal, token_accessor: Option<String>| Caller {
             principal,
@@ -512,9 +538,10 @@ impl State {
                     caller: caller(info.principal.clone(), Some(info.accessor.clone())),
                     token: Some((token, info)),
                 }),
-                None => Err(ApiError::forbidden(
-                    "permission denied: invalid, expired or revoked token",
-                )),
+                None => Err(Refused {
+                    reason: RefusalReason::InvalidToken,
+                    token_digest: Some(self.tokens.audit_digest(&token)),
+                }),
             };
         }
         match &conn.cert_principal {
@@ -522,11 +549,18 @@ impl State {
                 caller: caller(p.clone(), None),
                 token: None,
             }),
-            None => Err(ApiError::forbidden(
-                "permission denied: no token; send X-Vault-Token or Authorization: Bearer (or a client certificate over mutual TLS)",
-            )),
+            None => Err(Refused {
+                reason: RefusalReason::NoCredential,
+                token_digest: None,
+            }),
         }
     }
+}
+
+/// Why [`State::authenticate`] found no caller.
+struct Refused {
+    reason: RefusalReason,
+    token_digest: Option<String>,
 }
 
 /// What a route handler gets.

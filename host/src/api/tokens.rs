@@ -10,8 +10,9 @@
 //!
 //! Vault's `policies` are Tresor's groups, `meta` the principal's
 //! attributes, `display_name` (or Tresor's own `principal`) the principal's
-//! name. Fields left out are inherited from the creating token, as Vault's
-//! child tokens inherit their parent's policies. Every token is an orphan
+//! name. Left-out policies are the creating token's, as Vault's child tokens
+//! inherit their parent's policies; a token without a name is its own
+//! principal (`token-<accessor prefix>`), never its creator. Every token is an orphan
 //! (revoking one never revokes others). A token with a TTL is renewable up
 //! to its maximum lifetime (the server's `max_ttl` and the token's
 //! `explicit_max_ttl`, counted from its creation); renewing sets its expiry
@@ -319,11 +320,12 @@ fn create_spec(cx: &Ctx<'_>, req: CreateBody) -> Result<TokenSpec, ApiError> {
     // Renewals stop at the shorter of the two maximums (0 = none).
     let max_ttl_seconds = [max, explicit].into_iter().filter(|&m| m != 0).min().unwrap_or(0);
     let creator = &cx.caller().principal;
+    // Never the creator's name: a token without one gets its own.
     let name = req
         .principal
         .or(req.display_name)
         .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| creator.name.clone());
+        .unwrap_or_default();
     if name.len() > 256 || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
             "the principal name must be at most 256 characters without control characters",
@@ -333,7 +335,7 @@ fn create_spec(cx: &Ctx<'_>, req: CreateBody) -> Result<TokenSpec, ApiError> {
         principal: Principal {
             name,
             groups: req.policies.unwrap_or_else(|| creator.groups.clone()),
-            attributes: req.meta.unwrap_or_else(|| creator.attributes.clone()),
+            attributes: req.meta.unwrap_or_default(),
         },
         ttl_seconds: ttl,
         max_ttl_seconds,

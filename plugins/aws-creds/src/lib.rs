@@ -268,7 +268,7 @@ mod tests {
         ]);
         let e = AwsCreds::with_transport(config, Box::new(Unused)).err();
         assert!(
-            matches!(e, Some(Error::InvalidInput(ref m)) if m.contains("`regoin`")),
+            matches!(e, Some(Error::InvalidInput(ref m)) if m.contains("`regoin`") && m.contains("did you mean `region`")),
             "{e:?}"
         );
     }

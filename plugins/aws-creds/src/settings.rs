@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use tresor_plugin_sdk::{Config, Error, Role};
+use tresor_plugin_sdk::{did_you_mean, Config, Error, Role};
 use zeroize::Zeroizing;
 
 /// The mount configuration keys this plugin reads.
@@ -63,12 +63,7 @@ impl MountConfig {
     /// access key, a malformed region, endpoint or timeout are refused with
     /// `invalid-input` naming the key.
     pub fn parse(config: &Config) -> Result<MountConfig, Error> {
-        if let Some((key, _)) = config.iter().find(|(key, _)| !MOUNT_KEYS.contains(key)) {
-            return Err(Error::invalid_input(format!(
-                "unknown config key `{key}` for the aws-creds plugin; the known keys are {}: fix the mount's config",
-                list(MOUNT_KEYS)
-            )));
-        }
+        config.check_keys(MOUNT_KEYS)?;
         let region = config.get("region").map_or(DEFAULT_REGION, str::trim).to_owned();
         if region.is_empty() || !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(Error::invalid_input(
@@ -221,7 +216,7 @@ impl RoleSpec {
                     credential_type.as_str()
                 )
             } else {
-                format!("unknown setting `{key}`")
+                format!("unknown setting `{key}`{}", did_you_mean(key, keys))
             };
             return Err(bad(format!(
                 "{why}; the settings of credential_type `{}` are {}",

@@ -20,6 +20,8 @@
 //! | `force_delete`         | `true`: delete at once, without a recovery window (default `false`)  |
 //! | `timeout_ms`           | connect and first-byte timeout of each request (default 3000)        |
 //!
+//! Any other key is refused when the mount starts, naming it.
+//!
 //! A Tresor path is the secret's name (`app/db-password`; AWS allows
 //! letters, digits and `/_+=.@-`). Values that are UTF-8 text are stored
 //! as `SecretString`, anything else as `SecretBinary`. Metadata pairs are
@@ -62,6 +64,17 @@ use crate::client::Client;
 const PLAUSIBLE_NOW: u64 = 1_577_836_800;
 /// Most pages a listing reads (100 names each).
 const MAX_PAGES: usize = 1000;
+/// The mount configuration keys this plugin reads (see the crate docs).
+const CONFIG_KEYS: &[&str] = &[
+    "region",
+    "endpoint",
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "recovery_window_days",
+    "force_delete",
+    "timeout_ms",
+];
 
 /// The AWS Secrets Manager provider.
 struct AwsProvider {
@@ -83,6 +96,7 @@ impl Provider for AwsProvider {
     const NAME: &'static str = "aws";
 
     fn configure(config: Config) -> Result<Self, Error> {
+        config.check_keys(CONFIG_KEYS)?;
         let region = config.require("region")?.trim().to_owned();
         if region.is_empty() || !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(Error::invalid_input(
@@ -659,6 +673,16 @@ mod tests {
         assert!(configure_error(&with(&[("recovery_window_days", "3")])).contains("`recovery_window_days`"));
         assert!(configure_error(&with(&[("force_delete", "yes")])).contains("`force_delete`"));
         assert!(!configure_error(&with(&[("region", "eu west")])).contains("s3cr3t"));
+    }
+
+    #[test]
+    fn configure_refuses_a_misspelt_key() {
+        let m = configure_error(&with(&[("force_delet", "true")]));
+        assert!(
+            m.contains("`force_delet`") && m.contains("did you mean `force_delete`"),
+            "{m}"
+        );
+        assert!(!m.contains("s3cr3t"), "{m}");
     }
 
     #[test]

@@ -21,6 +21,8 @@
 //! | `purge_on_delete` | `true`: `delete` also purges the soft-deleted secret (default `false`)  |
 //! | `timeout_ms`      | connect and first-byte timeout of each request (default 3000)          |
 //!
+//! Any other key is refused when the mount starts, naming it.
+//!
 //! Give either `access_token`, or all of `tenant_id`, `client_id` and
 //! `client_secret`: the plugin then gets tokens with the client-credentials
 //! grant (scope `https://vault.azure.net/.default`) from
@@ -95,6 +97,17 @@ const MAX_TAG_VALUE_CHARS: usize = 256;
 /// purging, in tries of [`PURGE_PAUSE`].
 const PURGE_TRIES: u32 = 10;
 const PURGE_PAUSE: Duration = Duration::from_millis(200);
+/// The mount configuration keys this plugin reads (see the crate docs).
+const CONFIG_KEYS: &[&str] = &[
+    "vault_url",
+    "tenant_id",
+    "access_token",
+    "client_id",
+    "client_secret",
+    "authority",
+    "purge_on_delete",
+    "timeout_ms",
+];
 
 /// The Azure Key Vault provider.
 struct AzureProvider {
@@ -106,6 +119,7 @@ impl Provider for AzureProvider {
     const NAME: &'static str = "azure";
 
     fn configure(config: Config) -> Result<Self, Error> {
+        config.check_keys(CONFIG_KEYS)?;
         let vault_url = https_base_url(config.require("vault_url")?, "vault_url")?;
         let timeout = match config.parse::<u64>("timeout_ms", "a whole number of milliseconds")? {
             Some(0) => {

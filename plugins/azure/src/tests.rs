@@ -86,6 +86,21 @@ fn credentials_are_a_token_or_a_complete_application() {
 }
 
 #[test]
+fn configure_refuses_a_misspelt_key() {
+    let typo = configure(&[
+        ("vault_url", "https://v.vault.azure.net"),
+        ("access_token", "s3cr3t"),
+        ("purge_on_delet", "true"),
+    ]);
+    assert!(
+        matches!(typo, Err(Error::InvalidInput(ref m))
+            if m.contains("`purge_on_delet`") && m.contains("did you mean `purge_on_delete`") && !m.contains("s3cr3t")),
+        "{:?}",
+        typo.err()
+    );
+}
+
+#[test]
 fn paths_map_to_case_insensitive_names() {
     assert_eq!(NAMES.encode("apps/db/prod").unwrap(), "apps-db-prod");
     assert_eq!(NAMES.encode("apps/db-password").unwrap(), "apps-db--2dpassword");

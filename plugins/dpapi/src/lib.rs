@@ -18,6 +18,8 @@
 //! |-----------|-----------------------------------------------------------------------|
 //! | `file`    | the secrets file, relative to the granted directory (default `secrets.json`) |
 //! | `entropy` | optional: the entropy the blobs were protected with, in hex          |
+//!
+//! Any other key is refused when the mount starts, naming it.
 
 pub mod secrets;
 
@@ -33,6 +35,8 @@ const DATA_DIR: &str = "/data";
 const DEFAULT_FILE: &str = "secrets.json";
 /// The only version a secret has.
 const VERSION: &str = "1";
+/// The mount configuration keys this plugin reads (see the crate docs).
+const CONFIG_KEYS: &[&str] = &["file", "entropy"];
 
 /// Serves the blobs of one secrets file through the host's DPAPI.
 struct DpapiProvider {
@@ -46,6 +50,7 @@ struct DpapiProvider {
 
 impl DpapiProvider {
     fn from_config(config: &Config, data_dir: &Path) -> Result<Self, Error> {
+        config.check_keys(CONFIG_KEYS)?;
         let file = config.get("file").unwrap_or(DEFAULT_FILE);
         check_relative_file(file)?;
         let entropy = match config.get("entropy") {
@@ -208,6 +213,17 @@ mod tests {
             Err(Error::InvalidInput(m)) => {
                 assert!(m.contains("`entropy`"), "{m}");
                 assert!(!m.contains("s3cr3t"), "{m}");
+            }
+            _ => panic!("expected invalid-input"),
+        }
+    }
+
+    #[test]
+    fn configure_refuses_a_misspelt_key() {
+        match provider(Path::new("/data"), &[("entrophy", "0011aabb")]) {
+            Err(Error::InvalidInput(m)) => {
+                assert!(m.contains("`entrophy`") && m.contains("did you mean `entropy`"), "{m}");
+                assert!(!m.contains("0011aabb"), "{m}");
             }
             _ => panic!("expected invalid-input"),
         }

@@ -13,6 +13,8 @@
 //! | key      | meaning                                                   |
 //! |----------|-----------------------------------------------------------|
 //! | `prefix` | required: the start of the variable names served (`APP_`) |
+//!
+//! Any other key is refused when the mount starts, naming it.
 
 use std::ffi::OsString;
 
@@ -20,6 +22,8 @@ use tresor_plugin_sdk::{export_provider, Capabilities, Config, Error, Metadata, 
 
 /// The only version an environment variable has.
 const VERSION: &str = "1";
+/// The mount configuration keys this plugin reads (see the crate docs).
+const CONFIG_KEYS: &[&str] = &["prefix"];
 
 /// Serves the variables named `<prefix><path>`.
 struct EnvProvider {
@@ -58,6 +62,7 @@ impl Provider for EnvProvider {
     const NAME: &'static str = "env";
 
     fn configure(config: Config) -> Result<Self, Error> {
+        config.check_keys(CONFIG_KEYS)?;
         let prefix = config.require("prefix")?;
         if !is_name_part(prefix) {
             return Err(Error::invalid_input(
@@ -176,6 +181,15 @@ mod tests {
             assert!(matches!(provider(bad), Err(Error::InvalidInput(_))), "{bad:?}");
         }
         assert!(provider("APP_").is_ok());
+    }
+
+    #[test]
+    fn configure_refuses_a_misspelt_key() {
+        let config = Config::new(vec![("prefix".into(), "APP_".into()), ("prefx".into(), "APP_".into())]);
+        assert!(matches!(
+            EnvProvider::configure(config),
+            Err(Error::InvalidInput(m)) if m.contains("`prefx`") && m.contains("did you mean `prefix`")
+        ));
     }
 
     #[test]

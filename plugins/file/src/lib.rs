@@ -14,6 +14,8 @@
 //! |----------------|----------------------------------------------------------|
 //! | `max_versions` | versions each secret keeps unless its own or the mount's settings say otherwise (default 10, as Vault) |
 //!
+//! Any other key is refused when the mount starts, naming it.
+//!
 //! Each secret's settings (`max_versions`, `cas_required`,
 //! `delete_version_after`) and the mount's are kept in the data directory
 //! and changed through `set-settings` (Vault's `secret/metadata/<path>` and
@@ -31,6 +33,8 @@ use crate::store::{Sealer, Store};
 
 /// Where the host mounts the mount's data directory inside the sandbox.
 const DATA_DIR: &str = "/data";
+/// The mount configuration keys this plugin reads (see the crate docs).
+const CONFIG_KEYS: &[&str] = &["max_versions"];
 
 /// Seals values with the host's key for this mount.
 struct HostSealer;
@@ -54,6 +58,7 @@ impl Provider for FileProvider {
     const NAME: &'static str = "file";
 
     fn configure(config: Config) -> Result<Self, Error> {
+        config.check_keys(CONFIG_KEYS)?;
         let max_versions =
             config.parse::<u64>("max_versions", "a whole number of versions (0: Vault's default of 10)")?;
         match std::fs::metadata(DATA_DIR) {

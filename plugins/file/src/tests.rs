@@ -928,3 +928,20 @@ fn now_ms() -> u64 {
         .unwrap()
         .as_millis() as u64
 }
+
+#[test]
+fn configure_refuses_a_misspelt_key() {
+    use tresor_plugin_sdk::{Config, Provider};
+
+    let config = Config::new(vec![("max_version".into(), "5".into())]);
+    match crate::FileProvider::configure(config) {
+        Err(Error::InvalidInput(m)) => {
+            assert!(
+                m.contains("`max_version`") && m.contains("did you mean `max_versions`"),
+                "{m}"
+            )
+        }
+        Err(other) => panic!("expected invalid-input, got {other:?}"),
+        Ok(_) => panic!("a misspelt key was accepted"),
+    }
+}

@@ -16,6 +16,8 @@
 //! | `endpoint`             | the API's base URL (default `https://secretmanager.googleapis.com`)    |
 //! | `timeout_ms`           | connect and first-byte timeout of each request (default 3000)          |
 //!
+//! Any other key is refused when the mount starts, naming it.
+//!
 //! Give exactly one of `access_token` or `service_account_json`. With a
 //! service account, the plugin signs an RS256 JWT (`iss` the account,
 //! `scope` cloud-platform, `aud` `https://oauth2.googleapis.com/token`) and
@@ -72,6 +74,15 @@ pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// Secret Manager's label limits.
 const MAX_LABELS: usize = 64;
 const MAX_LABEL_CHARS: usize = 63;
+/// The mount configuration keys this plugin reads (see the crate docs).
+const CONFIG_KEYS: &[&str] = &[
+    "project",
+    "access_token",
+    "service_account_json",
+    "token_uri",
+    "endpoint",
+    "timeout_ms",
+];
 
 /// Tresor paths as Secret Manager ids: see the crate docs.
 pub const NAMES: NameCodec = NameCodec {
@@ -91,6 +102,7 @@ impl Provider for GcpProvider {
     const NAME: &'static str = "gcp";
 
     fn configure(config: Config) -> Result<Self, Error> {
+        config.check_keys(CONFIG_KEYS)?;
         let endpoint = base_url(config.get("endpoint").unwrap_or(DEFAULT_ENDPOINT), "endpoint")?;
         let timeout = match config.parse::<u64>("timeout_ms", "a whole number of milliseconds")? {
             Some(0) => {

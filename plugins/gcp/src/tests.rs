@@ -152,6 +152,17 @@ fn configuration_errors_name_the_key() {
 }
 
 #[test]
+fn configure_refuses_a_misspelt_key() {
+    let typo = GcpProvider::configure(config(&[("access_token", "s3cr3t"), ("projet", "p")]));
+    assert!(
+        matches!(typo, Err(Error::InvalidInput(ref m))
+            if m.contains("`projet`") && m.contains("did you mean `project`") && !m.contains("s3cr3t")),
+        "{:?}",
+        typo.err()
+    );
+}
+
+#[test]
 fn service_account_keys_are_checked_without_echoing_them() {
     let secret_looking = r#"{"type":"service_account","client_email":"a@b","private_key":"-----BEGIN PRIVATE KEY-----\nS3CR3T\n-----END PRIVATE KEY-----\n"}"#;
     match ServiceAccount::from_json(secret_looking) {

@@ -37,6 +37,8 @@
 //!   `{{name}}` (alias `{{username}}`), `{{password}}` (creation only),
 //!   `{{expiration}}` (creation and renew). Several statements separated by
 //!   `;` run as one simple query, in one implicit transaction.
+//! - Any other config key or role setting is refused when the mount
+//!   starts, naming it and the key it may have meant.
 //!
 //! TLS is not supported yet: `connection_url` must say `sslmode=disable`.
 //! `connect_timeout_ms` bounds connecting only when the mount grants a

@@ -1,11 +1,12 @@
 //! The mount's configuration (where and how to connect) and a role's
 //! settings (which statements to run), validated strictly: an unknown key
-//! is refused with the closest known one.
+//! is refused with the closest known one (the SDK's [`Config::check_keys`]
+//! and [`Role::check_settings`]).
 
 use std::fmt;
 use std::time::Duration;
 
-use tresor_plugin_sdk::{Config, Error, Role};
+use tresor_plugin_sdk::{did_you_mean, Config, Error, Role};
 use zeroize::Zeroizing;
 
 use crate::template::{self, Placeholder};
@@ -58,12 +59,7 @@ impl ConnectionSettings {
     /// credentials in it), and `connect_timeout_ms`. Errors name the key,
     /// never a value.
     pub fn from_config(config: &Config) -> Result<Self, Error> {
-        refuse_unknown(
-            config.iter().map(|(k, _)| k),
-            MOUNT_KEYS,
-            "config key",
-            "the mount's config",
-        )?;
+        config.check_keys(MOUNT_KEYS)?;
         let url = config.require("connection_url")?;
         let parsed = parse_url(url)?;
 
@@ -124,12 +120,11 @@ impl ConnectionSettings {
                     connect_timeout = Duration::from_secs(seconds);
                 }
                 _ => {
-                    return Err(unknown_key(
-                        key,
-                        URL_PARAMETERS,
-                        "connection_url parameter",
-                        "connection_url",
-                    ))
+                    return Err(Error::invalid_input(format!(
+                        "unknown connection_url parameter `{key}`{}: the parameters this plugin understands are {}",
+                        did_you_mean(key, URL_PARAMETERS),
+                        URL_PARAMETERS.join(", ")
+                    )))
                 }
             }
         }
@@ -184,13 +179,8 @@ impl RoleStatements {
     /// unknown keys and unknown placeholders are refused, and each statement
     /// kind may only use the placeholders it has values for.
     pub fn from_role(role: &Role) -> Result<Self, Error> {
+        role.check_settings(ROLE_KEYS)?;
         let settings = role.config();
-        refuse_unknown(
-            settings.iter().map(|(k, _)| k),
-            ROLE_KEYS,
-            "role setting",
-            &format!("role `{}`", role.name),
-        )?;
         let creation = settings
             .get("creation_statements")
             .filter(|s| !s.trim().is_empty())
@@ -267,48 +257,6 @@ fn check_statements(role: &Role, key: &str, statements: &str, allowed: &[Placeho
             role.name
         ))
     })
-}
-
-/// Refuses the first key not in `known`, naming it and the closest known key.
-fn refuse_unknown<'a>(
-    keys: impl Iterator<Item = &'a str>,
-    known: &[&str],
-    what: &str,
-    place: &str,
-) -> Result<(), Error> {
-    for key in keys {
-        if !known.contains(&key) {
-            return Err(unknown_key(key, known, what, place));
-        }
-    }
-    Ok(())
-}
-
-fn unknown_key(key: &str, known: &[&str], what: &str, place: &str) -> Error {
-    let closest = known
-        .iter()
-        .min_by_key(|k| edit_distance(key, k))
-        .copied()
-        .unwrap_or_default();
-    Error::invalid_input(format!(
-        "unknown {what} `{key}` in {place}: did you mean `{closest}`? (known: {})",
-        known.join(", ")
-    ))
-}
-
-/// Levenshtein distance between two short keys, in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous[j] + usize::from(ca != *cb);
-            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 /// `sslmode` values that allow a plaintext connection are all this plugin
@@ -643,7 +591,9 @@ mod tests {
             "{m}"
         );
         assert!(
-            m.contains("known: creation_statements, revocation_statements, renew_statements"),
+            m.contains(
+                "the settings this plugin accepts are creation_statements, revocation_statements, renew_statements"
+            ),
             "{m}"
         );
         let m = invalid(RoleStatements::from_role(&role(&[(
@@ -661,12 +611,5 @@ mod tests {
         assert!(m.contains("revocation_statements") && m.contains("{{password}}"), "{m}");
         // A removed role (no settings) revokes with the defaults.
         assert_eq!(RoleStatements::revocation_of(&role(&[])).ok(), Some(None));
-    }
-
-    #[test]
-    fn edit_distance_counts_edits() {
-        assert_eq!(edit_distance("pasword", "password"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

@@ -2,6 +2,7 @@
 //! `tresor:plugin/generator` interface.
 
 use crate::bindings::generator::exports::tresor::plugin::generator::Guest;
+use crate::config::refuse_unknown;
 use crate::error::not_supported;
 use crate::{Config, Error};
 
@@ -30,12 +31,15 @@ pub trait Generator: Sized + 'static {
     const NAME: &'static str;
 
     /// Builds the generator from the mount's configuration; called once per
-    /// fresh instance, before any other operation.
+    /// fresh instance, before any other operation. Start with
+    /// [`Config::check_keys`] listing every key the generator reads, so an
+    /// unknown key (a typo) is refused.
     fn configure(config: Config) -> Result<Self, Error>;
 
     /// Checks a role's settings without issuing anything (called for every
-    /// configured role when the mount starts). Refuse unknown or malformed
-    /// settings with `invalid-input` naming the key.
+    /// configured role when the mount starts). Refuse unknown settings with
+    /// [`Role::check_settings`], malformed ones with `invalid-input` naming
+    /// the key.
     fn check_role(&mut self, role: &Role) -> Result<(), Error>;
 
     /// Issues a credential for `request.role`, valid until
@@ -59,6 +63,16 @@ impl Role {
     /// The role's settings as a [`Config`], for [`Config::require`] and friends.
     pub fn config(&self) -> Config {
         Config::new(self.settings.clone())
+    }
+
+    /// Refuses any setting not in `accepted`, as [`Config::check_keys`]
+    /// does for the mount's config: `invalid-input` naming the role, the
+    /// first unknown setting, the accepted ones it is a near miss of and
+    /// all the accepted ones, never a value. The host keeps `default_ttl`
+    /// and `max_ttl` to itself: they never reach the plugin.
+    pub fn check_settings(&self, accepted: &[&str]) -> Result<(), Error> {
+        refuse_unknown(self.settings.iter().map(|(k, _)| k.as_str()), accepted, "setting")
+            .map_err(|why| Error::invalid_input(format!("role `{}`: {why}; fix it in the mount's roles", self.name)))
     }
 }
 
@@ -122,15 +136,13 @@ impl<S: GeneratorSlot> Guest for S {
 /// impl Generator for Demo {
 ///     const NAME: &'static str = "demo";
 ///
-///     fn configure(_config: Config) -> Result<Self, Error> {
+///     fn configure(config: Config) -> Result<Self, Error> {
+///         config.check_keys(&[])?; // takes no configuration
 ///         Ok(Demo)
 ///     }
 ///
 ///     fn check_role(&mut self, role: &Role) -> Result<(), Error> {
-///         match role.settings.first() {
-///             Some((key, _)) => Err(Error::invalid_input(format!("unknown role setting `{key}`"))),
-///             None => Ok(()),
-///         }
+///         role.check_settings(&["scope"])
 ///     }
 ///
 ///     fn issue(&mut self, request: IssueRequest) -> Result<Credential, Error> {
@@ -174,4 +186,27 @@ macro_rules! export_generator {
             );
         };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_settings_names_the_role_and_the_setting() {
+        let role = Role {
+            name: "readonly".into(),
+            settings: vec![("creaton_statements".into(), "CREATE ROLE s3cr3t".into())],
+        };
+        match role.check_settings(&["creation_statements", "renew_statements"]) {
+            Err(Error::InvalidInput(m)) => assert_eq!(
+                m,
+                "role `readonly`: unknown setting `creaton_statements` (did you mean `creation_statements`?): \
+                 the settings this plugin accepts are creation_statements, renew_statements; \
+                 fix it in the mount's roles"
+            ),
+            other => panic!("expected invalid-input, got {other:?}"),
+        }
+        assert!(role.check_settings(&["creaton_statements"]).is_ok());
+    }
 }

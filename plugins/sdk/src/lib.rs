@@ -17,6 +17,8 @@
 //!     const NAME: &'static str = "hello";
 //!
 //!     fn configure(config: Config) -> Result<Self, Error> {
+//!         // Every key the plugin reads: any other (a typo) stops the mount.
+//!         config.check_keys(&["greeting"])?;
 //!         Ok(Hello { greeting: config.get("greeting").unwrap_or("hello").to_owned() })
 //!     }
 //!
@@ -36,6 +38,13 @@
 //!
 //! export_provider!(Hello);
 //! ```
+//!
+//! `configure` starts with [`Config::check_keys`], naming every key the
+//! plugin reads: the host passes the mount's `config` table as it is, so
+//! without it a misspelt key (`adress`) would be silently ignored; with it
+//! the mount refuses to start, naming the key and the one it may have
+//! meant. Generators check their roles' settings the same way with
+//! [`Role::check_settings`].
 //!
 //! Every operation except [`Provider::get`] has a default that answers
 //! `unsupported`; override the ones your backend supports and say so in
@@ -121,7 +130,7 @@ pub mod bindings {
     }
 }
 
-pub use config::Config;
+pub use config::{did_you_mean, Config};
 pub use generator::{Credential, Generator, IssueRequest, Role};
 pub use path::{validate_path, validate_prefix, MAX_PATH_LEN};
 pub use provider::Provider;

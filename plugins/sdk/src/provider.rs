@@ -43,9 +43,11 @@ pub trait Provider: Sized + 'static {
     const NAME: &'static str;
 
     /// Builds the provider from the mount's configuration. Called once per
-    /// fresh instance, before any other operation. Return `invalid-input`
-    /// naming the key when the configuration cannot work
-    /// ([`Config::require`] does that for missing keys).
+    /// fresh instance, before any other operation. Start with
+    /// [`Config::check_keys`] listing every key the provider reads, so an
+    /// unknown key (a typo) is refused; return `invalid-input` naming the
+    /// key when the configuration cannot work ([`Config::require`] does
+    /// that for missing keys).
     fn configure(config: Config) -> Result<Self, Error>;
 
     /// What this provider supports (the contract's `get-capabilities`). The

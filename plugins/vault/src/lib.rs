@@ -18,6 +18,8 @@
 //! | `namespace`      | Vault Enterprise / OpenBao namespace, sent as `X-Vault-Namespace`    |
 //! | `timeout_ms`     | connect and first-byte timeout of each request (default 3000)        |
 //!
+//! Any other key is refused when the mount starts, naming it.
+//!
 //! Give exactly one of `token` or `role_id` + `secret_id`. The AppRole
 //! token is cached in the instance and renewed by logging in again when
 //! Vault answers 403.
@@ -55,6 +57,17 @@ use crate::encoding::{decode_value, encode_value, parse_time_ms, parse_version};
 /// Most folders `list-secrets` descends into, so a huge tree cannot hold
 /// the instance past its deadline unnoticed.
 const MAX_LIST_FOLDERS: usize = 10_000;
+/// The mount configuration keys this plugin reads (see the crate docs).
+const CONFIG_KEYS: &[&str] = &[
+    "address",
+    "mount",
+    "token",
+    "role_id",
+    "secret_id",
+    "approle_mount",
+    "namespace",
+    "timeout_ms",
+];
 
 /// The Vault provider.
 struct VaultProvider {
@@ -65,6 +78,7 @@ impl Provider for VaultProvider {
     const NAME: &'static str = "vault";
 
     fn configure(config: Config) -> Result<Self, Error> {
+        config.check_keys(CONFIG_KEYS)?;
         let address = config.require("address")?.trim().trim_end_matches('/').to_owned();
         let rest = address
             .strip_prefix("http://")

@@ -56,6 +56,16 @@ fn configure_checks_address_mount_and_credentials() {
     assert!(matches!(p.client.auth, Auth::AppRole { ref mount, .. } if mount == "approle"));
 }
 
+#[test]
+fn configure_refuses_a_misspelt_key() {
+    let m = configure_error(&[("adress", "http://h:1"), ("token", "s3cr3t")]);
+    assert!(m.contains("`adress`") && m.contains("did you mean `address`"), "{m}");
+    assert!(!m.contains("s3cr3t") && !m.contains("http://h:1"), "{m}");
+    // Every documented key is accepted.
+    let all: Vec<(&str, &str)> = CONFIG_KEYS.iter().map(|k| (*k, "x")).collect();
+    assert!(!configure_error(&all).contains("unknown config key"));
+}
+
 /// A folder tree for `list_walk`.
 fn tree<'a>(paths: &'a [&'a str]) -> impl FnMut(&str) -> Result<Vec<String>, Error> + 'a {
     move |folder: &str| {
