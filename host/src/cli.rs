@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::policy::{Action, PolicyEngine, Principal, RequestContext, Resource};
 
+mod audit;
 mod client;
 mod kv;
 mod lease;
@@ -107,10 +108,17 @@ struct PolicyTest {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Check the hash chain of an audit log and report the first broken entry.
+    /// Check an audit log: its hash chain (the first broken entry), and its
+    /// signed checkpoint (entries removed from the end, an emptied or
+    /// replaced log). Exit 0: intact; 1: broken or cut; 2: the chain is
+    /// intact but unverifiable at the end (no checkpoint, or no key).
     Verify {
         /// The audit log file.
         log: PathBuf,
+        /// The master key file the checkpoint is checked with (default:
+        /// $TRESOR_MASTER_KEY, else master.key beside the log).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
     },
 }
 
@@ -151,25 +159,7 @@ impl Cli {
                 ExitCode::SUCCESS
             }
             Command::Policy(PolicyCommand::Test(t)) => policy_test(t),
-            Command::Audit(AuditCommand::Verify { log }) => match crate::audit::verify(&log) {
-                Ok(report) => match report.first_broken {
-                    None => {
-                        println!("ok: {} entries, chain intact", report.entries);
-                        ExitCode::SUCCESS
-                    }
-                    Some(b) => {
-                        println!(
-                            "BROKEN at line {}{}: {} ({} intact entries in the file)",
-                            b.line,
-                            b.seq.map(|s| format!(" (seq {s})")).unwrap_or_default(),
-                            b.reason,
-                            report.entries
-                        );
-                        ExitCode::from(1)
-                    }
-                },
-                Err(e) => fail(e),
-            },
+            Command::Audit(AuditCommand::Verify { log, key_file }) => audit::verify(&log, key_file),
         }
     }
 }

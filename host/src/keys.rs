@@ -65,9 +65,24 @@ impl MasterKey {
     /// fresh random key) on first start. A key file readable by group or
     /// others is refused.
     pub fn load_or_create(key_file: &Path) -> Result<Self, StartupError> {
+        if let Some(key) = Self::load(key_file)? {
+            return Ok(key);
+        }
+        let key = Self::generate()?;
+        key.write_new(key_file)?;
+        tracing::info!(path = %key_file.display(), "created a new master key file (mode 0600); back it up: without it the file provider's data cannot be decrypted");
+        Ok(key)
+    }
+
+    /// The master key from `$TRESOR_MASTER_KEY` when set, otherwise from
+    /// `key_file`; `None` when neither exists. A key file readable by group
+    /// or others is refused.
+    pub fn load(key_file: &Path) -> Result<Option<Self>, StartupError> {
         if let Ok(text) = std::env::var(MASTER_KEY_ENV) {
             let text = Zeroizing::new(text);
-            return Self::from_hex(&text).map_err(|e| StartupError::Key(format!("${MASTER_KEY_ENV}: {e}")));
+            return Self::from_hex(&text)
+                .map(Some)
+                .map_err(|e| StartupError::Key(format!("${MASTER_KEY_ENV}: {e}")));
         }
         match fs::metadata(key_file) {
             Ok(meta) => {
@@ -83,14 +98,11 @@ impl MasterKey {
                     path: key_file.into(),
                     source,
                 })?);
-                Self::from_hex(&text).map_err(|e| StartupError::Key(format!("`{}`: {e}", key_file.display())))
+                Self::from_hex(&text)
+                    .map(Some)
+                    .map_err(|e| StartupError::Key(format!("`{}`: {e}", key_file.display())))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = Self::generate()?;
-                key.write_new(key_file)?;
-                tracing::info!(path = %key_file.display(), "created a new master key file (mode 0600); back it up: without it the file provider's data cannot be decrypted");
-                Ok(key)
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StartupError::Io {
                 what: "reading key file",
                 path: key_file.into(),
@@ -117,6 +129,17 @@ impl MasterKey {
         text.push('\n');
         file.write_all(text.as_bytes()).map_err(io)?;
         file.sync_all().map_err(io)
+    }
+
+    /// The key audit log checkpoints are signed with (HKDF-SHA256, its own
+    /// label, so it is independent of every mount's key).
+    pub fn audit_checkpoint_key(&self) -> crate::audit::CheckpointKey {
+        let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"tresor audit checkpoint v1");
+        let prk = salt.extract(&self.0[..]);
+        let okm = prk
+            .expand(&[b"audit-checkpoint"], ring::hmac::HMAC_SHA256)
+            .expect("HKDF output length matches HMAC-SHA256");
+        crate::audit::CheckpointKey(ring::hmac::Key::from(okm))
     }
 
     /// The sealer for one mount: a key-encryption key derived for it alone.

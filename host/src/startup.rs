@@ -48,7 +48,10 @@ impl Host {
         let policy = Arc::new(PolicyEngine::load_dir(&config.policy.dir)?);
         let watch = (config.policy.reload_interval_ms > 0)
             .then(|| policy.watch(Duration::from_millis(config.policy.reload_interval_ms)));
-        let audit = Arc::new(AuditLog::open(&config.audit_log_path())?);
+        let audit = Arc::new(AuditLog::open_signed(
+            &config.audit_log_path(),
+            key.audit_checkpoint_key(),
+        )?);
         let store =
             StateStore::open_embedded(&config.state_file_path()).map_err(|e| StartupError::Config(e.to_string()))?;
         let (default_ttl, max_ttl) = config.lease_limits()?;
@@ -65,6 +68,7 @@ impl Host {
             .map_err(|e| StartupError::Config(format!("starting the wasm engine: {e:#}")))?;
         // Mounts start in configuration order, so a mount's `ref:` values can
         // be read from the mounts configured before it, through the access path.
+        let audit_checkpoints = audit.clone();
         let mut host = Host {
             mounts: BTreeMap::new(),
             policy,
@@ -73,6 +77,7 @@ impl Host {
             leases: Arc::new(Leases::new(BTreeMap::new(), store.clone(), lease_policy)),
             _policy_watch: watch,
             _sweeper: None,
+            _checkpoints: Some(crate::audit::keep_checkpoints(&audit_checkpoints)),
         };
         let mut generators = BTreeMap::new();
         for m in &config.mounts {

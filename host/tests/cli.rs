@@ -160,3 +160,89 @@ async fn audit_verify_reports_the_first_tampered_entry() {
     assert_eq!(removed.status.code(), Some(1));
     assert!(text(&removed).contains("BROKEN at line 5"), "{}", text(&removed));
 }
+
+#[tokio::test]
+async fn audit_verify_detects_entries_cut_off_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::dev(&dir.path().join("state"), Path::new(&repo_policies()));
+    config.policy.reload_interval_ms = 0;
+    let log = config.audit_log_path();
+    {
+        let host = Host::start(config.clone()).await.unwrap();
+        let root = Caller::embedded(Principal {
+            groups: vec!["admins".into()],
+            ..Principal::new("root")
+        });
+        for i in 0..3 {
+            host.write(
+                &root,
+                &format!("secret/k{i}"),
+                &SecretBytes::from("v"),
+                &WriteOptions::default(),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let log_s = log.to_str().unwrap();
+    let intact = tresor(&["audit", "verify", log_s]);
+    assert!(intact.status.success(), "{}", text(&intact));
+    assert!(
+        text(&intact).contains("ok: 6 entries, chain intact; the signed checkpoint of")
+            && text(&intact).contains("(entry 6) matches"),
+        "{}",
+        text(&intact)
+    );
+    let original = std::fs::read_to_string(&log).unwrap();
+
+    // The last two entries removed: the chain alone is intact, the checkpoint is not reached.
+    let lines: Vec<&str> = original.lines().collect();
+    std::fs::write(&log, lines[..4].join("\n") + "\n").unwrap();
+    let cut = tresor(&["audit", "verify", log_s]);
+    assert_eq!(cut.status.code(), Some(1), "{}", text(&cut));
+    assert!(
+        text(&cut).contains("TRUNCATED: the log ends at entry 4, but its signed checkpoint of")
+            && text(&cut).contains("names entry 6"),
+        "{}",
+        text(&cut)
+    );
+    // A host refuses to continue such a log.
+    let refused = match Host::start(config.clone()).await {
+        Ok(_) => panic!("a host continued a truncated audit log"),
+        Err(e) => e.to_string(),
+    };
+    assert!(refused.contains("ends at entry 4, but its checkpoint"), "{refused}");
+
+    // An emptied log.
+    std::fs::write(&log, "").unwrap();
+    let empty = tresor(&["audit", "verify", log_s]);
+    assert_eq!(empty.status.code(), Some(1), "{}", text(&empty));
+    assert!(
+        text(&empty).contains("TRUNCATED: the log ends at entry 0"),
+        "{}",
+        text(&empty)
+    );
+
+    // A checkpoint edited to match: its signature fails.
+    std::fs::write(&log, lines[..4].join("\n") + "\n").unwrap();
+    let head = log.with_file_name("audit.log.head");
+    let checkpoint = std::fs::read_to_string(&head).unwrap();
+    std::fs::write(&head, checkpoint.replace("\"seq\":6", "\"seq\":4")).unwrap();
+    let forged = tresor(&["audit", "verify", log_s]);
+    assert_eq!(forged.status.code(), Some(1), "{}", text(&forged));
+    assert!(text(&forged).contains("FORGED"), "{}", text(&forged));
+
+    // Without a checkpoint, or without the key, nothing proves the end: exit 2.
+    std::fs::write(&log, &original).unwrap();
+    std::fs::remove_file(&head).unwrap();
+    let missing = tresor(&["audit", "verify", log_s]);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    assert!(
+        text(&missing).contains("UNVERIFIED: 6 entries, chain intact, but there is no checkpoint"),
+        "{}",
+        text(&missing)
+    );
+    let keyless = tresor(&["audit", "verify", log_s, "--key-file", "/nonexistent/master.key"]);
+    assert_eq!(keyless.status.code(), Some(2), "{}", text(&keyless));
+    assert!(text(&keyless).contains("without the master key"), "{}", text(&keyless));
+}

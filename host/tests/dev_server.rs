@@ -128,6 +128,10 @@ fn terminate(server: &mut Server) -> std::process::ExitStatus {
 #[test]
 fn dev_server_prints_a_root_token_serves_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
+    // A `policies/` of the current directory (the checkout's own examples,
+    // say) is not the dev server's: it keeps its own under .tresor-dev.
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/broken.cedar"), "this is not cedar").unwrap();
     let (mut server, banner) = spawn_server(
         dir.path(),
         &["server", "--dev", "--dev-listen-address", "127.0.0.1:0"],
@@ -142,7 +146,7 @@ fn dev_server_prints_a_root_token_serves_and_stops_on_sigterm() {
     assert!(status.contains(" 200 "), "{status} {body}");
     assert!(body.contains("\"sealed\":false"), "{body}");
 
-    // The example policies were seeded (no ./policies here), state is local.
+    // The example policies were seeded in the dev directory, state is local.
     assert!(dir.path().join(".tresor-dev/policies/admins.cedar").is_file());
     assert!(dir.path().join(".tresor-dev/audit.log").is_file());
 

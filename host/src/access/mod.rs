@@ -157,6 +157,7 @@ pub struct Host {
     pub(crate) leases: Arc<crate::lease::Leases>,
     pub(crate) _policy_watch: Option<tokio::task::JoinHandle<()>>,
     pub(crate) _sweeper: Option<tokio::task::JoinHandle<()>>,
+    pub(crate) _checkpoints: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Host {
@@ -167,8 +168,11 @@ impl Drop for Host {
         if let Some(w) = &self._sweeper {
             w.abort();
         }
-        if let Err(e) = self.audit.sync() {
-            tracing::warn!(error = %e, "could not sync the audit log on shutdown");
+        if let Some(w) = &self._checkpoints {
+            w.abort();
+        }
+        if let Err(e) = self.audit.checkpoint() {
+            tracing::warn!(error = %e, "could not sync and checkpoint the audit log on shutdown");
         }
     }
 }

@@ -36,6 +36,7 @@ use ring::digest;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::checkpoint::{self, Checkpoint, CheckpointError, CheckpointKey};
 use super::AuditError;
 
 /// The `prev` of the first entry.
@@ -99,6 +100,9 @@ pub struct AuditEvent {
 pub struct AuditLog {
     path: PathBuf,
     inner: Mutex<Inner>,
+    /// Signs checkpoints of the head, when the log keeps them; the `seq`
+    /// of the last checkpoint written.
+    checkpoints: Option<(CheckpointKey, Mutex<u64>)>,
 }
 
 #[derive(Debug)]
@@ -223,7 +227,78 @@ impl AuditLog {
         Ok(AuditLog {
             path: path.to_path_buf(),
             inner: Mutex::new(inner),
+            checkpoints: None,
         })
+    }
+
+    /// Open the log as [`open`](Self::open) does, and keep a checkpoint of
+    /// its head signed with `key` (see [`checkpoint`](Self::checkpoint)).
+    /// A log that ends before the entry its checkpoint names, or whose last
+    /// entry is not the one the checkpoint saw, is refused: entries were
+    /// removed, or the log was emptied or replaced while the host was down.
+    pub fn open_signed(path: &Path, key: CheckpointKey) -> Result<Self, AuditError> {
+        let mut log = Self::open(path)?;
+        let (seq, hash) = log.head();
+        let last = match checkpoint::read(path, &key) {
+            Ok(c) => {
+                let what = if c.seq > seq {
+                    Some(format!(
+                        "ends at entry {seq}, but its checkpoint of {} names entry {}",
+                        c.time, c.seq
+                    ))
+                } else if c.seq == seq && c.hash != hash {
+                    Some(format!(
+                        "has a different entry {seq} than its checkpoint of {} names",
+                        c.time
+                    ))
+                } else {
+                    None
+                };
+                if let Some(what) = what {
+                    return Err(AuditError::Truncated {
+                        path: path.to_path_buf(),
+                        what,
+                    });
+                }
+                c.seq
+            }
+            // A log started before checkpoints existed, or a new one.
+            Err(CheckpointError::Missing { .. }) => u64::MAX,
+            Err(e) => return Err(AuditError::Checkpoint { reason: e.to_string() }),
+        };
+        log.checkpoints = Some((key, Mutex::new(last)));
+        log.checkpoint()?;
+        Ok(log)
+    }
+
+    /// Bring the signed checkpoint up to the current head: `fsync` the log,
+    /// then write the checkpoint, so it never names an entry that is not
+    /// on disk. Does nothing when the head has not moved, or when the log
+    /// keeps no checkpoints. The host calls it about once a second and when
+    /// the log is closed.
+    pub fn checkpoint(&self) -> Result<(), AuditError> {
+        let Some((key, last)) = &self.checkpoints else {
+            return Ok(());
+        };
+        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+        let (seq, hash) = self.head();
+        if *last == seq {
+            return Ok(());
+        }
+        self.sync()?;
+        let c = Checkpoint {
+            seq,
+            hash,
+            time: format_rfc3339_millis(SystemTime::now()),
+        };
+        checkpoint::write(&self.path, key, &c).map_err(|e| AuditError::Checkpoint {
+            reason: format!(
+                "cannot write {}: {e}; check that the audit log directory is writable",
+                checkpoint::path_for(&self.path).display()
+            ),
+        })?;
+        *last = seq;
+        Ok(())
     }
 
     /// Append one entry for `event`. Returns once the whole line was written
@@ -311,14 +386,18 @@ impl AuditLog {
 
 impl Drop for AuditLog {
     fn drop(&mut self) {
-        let inner = self.inner.get_mut().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = inner.file.sync_data() {
-            tracing::warn!(path = %self.path.display(), error = %e, "audit log: fsync on close failed");
+        let result = if self.checkpoints.is_some() {
+            self.checkpoint()
+        } else {
+            self.sync()
+        };
+        if let Err(e) = result {
+            tracing::warn!(path = %self.path.display(), error = %e, "audit log: closing it failed");
         }
     }
 }
 
-/// Result of [`verify`].
+/// Result of [`verify`] and [`verify_with`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifyReport {
     /// Entries that are intact: valid JSON, own hash correct, `prev` equal to
@@ -327,6 +406,22 @@ pub struct VerifyReport {
     pub entries: u64,
     /// The first line that is not intact, if any.
     pub first_broken: Option<BrokenEntry>,
+    /// `seq` of the last entry read (0: none).
+    pub last_seq: u64,
+    /// How the log compares with the head it was expected to reach
+    /// ([`verify_with`]); `None` from [`verify`].
+    pub head: Option<HeadCheck>,
+}
+
+/// How a log compares with a checkpoint of its head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeadCheck {
+    /// The log holds the entry the checkpoint names (and perhaps later ones).
+    Reached,
+    /// The log ends before the entry the checkpoint names.
+    Truncated,
+    /// The log's entry at the checkpoint's `seq` is another one.
+    Replaced,
 }
 
 impl VerifyReport {
@@ -348,7 +443,15 @@ pub struct BrokenEntry {
 }
 
 /// Check the chain of the log at `path`, reading it once from start to end.
+/// The chain cannot tell whether entries were cut off the end: see
+/// [`verify_with`].
 pub fn verify(path: &Path) -> Result<VerifyReport, AuditError> {
+    verify_with(path, None)
+}
+
+/// [`verify`], and compare the log with `head`, a `(seq, hash)` it is known
+/// to have reached (a verified checkpoint).
+pub fn verify_with(path: &Path, head: Option<(u64, &str)>) -> Result<VerifyReport, AuditError> {
     let read_err = |source| AuditError::Read {
         path: path.to_path_buf(),
         source,
@@ -358,7 +461,10 @@ pub fn verify(path: &Path) -> Result<VerifyReport, AuditError> {
     let mut report = VerifyReport {
         entries: 0,
         first_broken: None,
+        last_seq: 0,
+        head: None,
     };
+    let mut hash_at_head = (head == Some((0, GENESIS_HASH))).then(|| GENESIS_HASH.to_string());
     let (mut prev_seq, mut prev_hash) = (0u64, GENESIS_HASH.to_string());
     let mut buf = Vec::new();
     let mut line_no = 0u64;
@@ -403,9 +509,18 @@ pub fn verify(path: &Path) -> Result<VerifyReport, AuditError> {
         } else {
             note_broken(&mut report, line_no, Some(entry.seq), problems.join("; "));
         }
+        if head.is_some_and(|(seq, _)| seq == entry.seq) {
+            hash_at_head = Some(entry.hash.clone());
+        }
         prev_seq = entry.seq;
         prev_hash = entry.hash;
+        report.last_seq = entry.seq;
     }
+    report.head = head.map(|(_, want)| match &hash_at_head {
+        None => HeadCheck::Truncated,
+        Some(h) if h == want => HeadCheck::Reached,
+        Some(_) => HeadCheck::Replaced,
+    });
     Ok(report)
 }
 

@@ -10,6 +10,7 @@
 //! Neither ever carries a secret value: [`AuditEvent`] and the span hold
 //! names, decisions and outcomes only.
 
+mod checkpoint;
 mod log;
 mod span;
 mod telemetry;
@@ -17,7 +18,9 @@ mod telemetry;
 use std::io;
 use std::path::PathBuf;
 
-pub use log::{verify, AuditEvent, AuditLog, BrokenEntry, Phase, VerifyReport, GENESIS_HASH};
+pub(crate) use checkpoint::keep as keep_checkpoints;
+pub use checkpoint::{read as read_checkpoint, Checkpoint, CheckpointError, CheckpointKey, CHECKPOINT_INTERVAL};
+pub use log::{verify, verify_with, AuditEvent, AuditLog, BrokenEntry, HeadCheck, Phase, VerifyReport, GENESIS_HASH};
 pub use span::{AccessSpan, ACCESS_SPAN_NAME};
 pub use telemetry::{init_telemetry, otel_layer, otlp_tracer_provider, TelemetryGuard};
 
@@ -95,6 +98,32 @@ pub enum AuditError {
         path: PathBuf,
         /// The underlying error.
         source: io::Error,
+    },
+    /// The log ends before the entry its signed checkpoint names, or that
+    /// entry is not the one the checkpoint saw: entries were removed from
+    /// the end, or the log was emptied or replaced.
+    #[error(
+        "the audit log {} {what}: entries were removed or the log was replaced; keep both files \
+         as evidence, check them with `tresor audit verify {}`, then move them aside so that a \
+         new log can be started; accesses are refused until then",
+        path.display(),
+        path.display()
+    )]
+    Truncated {
+        /// The log's path.
+        path: PathBuf,
+        /// What does not match, e.g. "ends at entry 3, but its checkpoint names entry 15".
+        what: String,
+    },
+    /// The checkpoint is not genuine or cannot be written.
+    #[error(
+        "audit log checkpoint: {reason}; a checkpoint that does not verify was edited, or \
+         written under another master key: keep it as evidence and move the log and its \
+         `.head` file aside to start a new log"
+    )]
+    Checkpoint {
+        /// What went wrong.
+        reason: String,
     },
     /// Logging or OTLP export could not be set up.
     #[error("telemetry: {0}")]
@@ -176,7 +205,9 @@ mod tests {
             report,
             VerifyReport {
                 entries: 5,
-                first_broken: None
+                first_broken: None,
+                last_seq: 5,
+                head: None,
             }
         );
 
@@ -213,7 +244,9 @@ mod tests {
             verify(&path).unwrap(),
             VerifyReport {
                 entries: 7,
-                first_broken: None
+                first_broken: None,
+                last_seq: 7,
+                head: None,
             }
         );
 
@@ -359,7 +392,9 @@ mod tests {
             verify(&path).unwrap(),
             VerifyReport {
                 entries: 4,
-                first_broken: None
+                first_broken: None,
+                last_seq: 4,
+                head: None,
             }
         );
     }
@@ -444,7 +479,9 @@ mod tests {
             verify(&path).unwrap(),
             VerifyReport {
                 entries: 200,
-                first_broken: None
+                first_broken: None,
+                last_seq: 200,
+                head: None,
             }
         );
     }

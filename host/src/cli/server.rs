@@ -1,9 +1,9 @@
 //! `tresor server`: start a host and serve the HTTP API until SIGTERM/SIGINT.
 //!
 //! `--dev` needs nothing but the binary: the embedded `file` provider at
-//! `secret/`, state in `./.tresor-dev/`, the policies of `./policies` (or
-//! the example policies built into the binary), and a fresh root token
-//! printed once. `--config tresor.toml` runs what the file describes.
+//! `secret/`, state in `./.tresor-dev/`, policies in `./.tresor-dev/policies`
+//! (seeded with the example policies built into the binary, watched for
+//! changes), and a fresh root token printed once. `--config tresor.toml` runs what the file describes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use crate::auth::{root_principal, TokenSpec, TokenStore};
 use crate::config::Config;
 use crate::Host;
 
-/// The example policies, for a dev server started outside the source tree.
+/// The example policies a dev server's policy directory starts with.
 const EMBEDDED_POLICIES: &[(&str, &str)] = &[
     ("admins.cedar", include_str!("../../../policies/admins.cedar")),
     ("apps.cedar", include_str!("../../../policies/apps.cedar")),
@@ -171,22 +171,18 @@ fn create_root(tokens: &TokenStore, chosen: Option<&str>) -> Result<zeroize::Zer
     }
 }
 
-/// The dev configuration: `Config::dev` in `dir`, with `./policies` if it
-/// exists, else `dir/policies` seeded with the example policies.
+/// The dev configuration: `Config::dev` in `dir`, with `dir/policies`
+/// seeded with the example policies (files already there are kept). Never
+/// a `policies/` of the working directory: in a checkout that would be the
+/// repository's own examples.
 fn dev_config(dir: &Path) -> Result<Config, String> {
-    let local = Path::new("policies");
-    let policy_dir = if local.is_dir() {
-        local.to_path_buf()
-    } else {
-        let seeded = dir.join("policies");
-        std::fs::create_dir_all(&seeded).map_err(|e| format!("creating {}: {e}", seeded.display()))?;
-        for (name, text) in EMBEDDED_POLICIES {
-            let path = seeded.join(name);
-            if !path.exists() {
-                std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
-            }
+    let policy_dir = dir.join("policies");
+    std::fs::create_dir_all(&policy_dir).map_err(|e| format!("creating {}: {e}", policy_dir.display()))?;
+    for (name, text) in EMBEDDED_POLICIES {
+        let path = policy_dir.join(name);
+        if !path.exists() {
+            std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
         }
-        seeded
-    };
+    }
     Ok(Config::dev(dir, &policy_dir))
 }
