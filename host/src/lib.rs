@@ -35,7 +35,7 @@ pub mod secret;
 mod startup;
 pub mod state;
 
-pub use access::{Caller, FrontDoor, Host, RefusalReason, RefusedAuthentication, WriteOptions, WriteReceipt};
+pub use access::{Caller, FrontDoor, Host, RefusalReason, RefusedAuthentication, Update, WriteOptions, WriteReceipt};
 pub use config::Config;
 pub use error::{Error, PluginFailure, StartupError};
 pub use policy::{Action, Decision, PolicyEngine, Principal};

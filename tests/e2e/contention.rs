@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tresor::{SecretBytes, SecretSettings, WriteOptions};
-use tresor_e2e::server::start_server;
+use tresor_e2e::server::{request, start_server};
 use tresor_e2e::*;
 
 const WRITERS: usize = 16;
@@ -100,4 +100,69 @@ async fn concurrent_writers_of_one_secret_over_http() {
             .await;
         assert_eq!(reply.json()["data"]["data"]["n"], value.as_str(), "version {version}");
     }
+}
+
+// node-vault's `update()` and `bao kv patch` send PATCH without `cas`: Vault
+// lets them all succeed, and so must Tresor, each merging into the last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_patches_and_metadata_changes_all_succeed() {
+    let server = Arc::new(start_server(TEST_POLICIES).await);
+    let root = server.root_token.clone();
+    let first = server
+        .http(
+            "POST",
+            "/v1/secret/data/patched",
+            Some(&root),
+            Some(r#"{"data":{"base":"0"}}"#),
+        )
+        .await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let server = server.clone();
+        let root = root.clone();
+        tasks.push(tokio::spawn(async move {
+            let patch = format!(r#"{{"data":{{"k{w}":"v{w}"}}}}"#);
+            let reply = request(
+                server.addr(),
+                None,
+                "PATCH",
+                "/v1/secret/data/patched",
+                &[
+                    ("X-Vault-Token", root.clone()),
+                    ("Content-Type", "application/merge-patch+json".to_string()),
+                ],
+                patch.into_bytes(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(reply.status, 200, "patch {w}: {}", reply.text);
+            let meta = format!(r#"{{"custom_metadata":{{"m{w}":"x"}}}}"#);
+            let reply = server
+                .http("PATCH", "/v1/secret/metadata/patched", Some(&root), Some(&meta))
+                .await;
+            assert_eq!(reply.status, 204, "metadata patch {w}: {}", reply.text);
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let read = server.http("GET", "/v1/secret/data/patched", Some(&root), None).await;
+    let data = &read.json()["data"];
+    for w in 0..8 {
+        assert_eq!(
+            data["data"][format!("k{w}")],
+            format!("v{w}"),
+            "patch {w} was lost: {}",
+            read.text
+        );
+        assert_eq!(
+            data["metadata"]["custom_metadata"][format!("m{w}")],
+            "x",
+            "metadata {w} was lost: {}",
+            read.text
+        );
+    }
+    assert_eq!(data["data"]["base"], "0");
+    assert_eq!(data["metadata"]["version"], 17, "one version per change: {}", read.text);
 }

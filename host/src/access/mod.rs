@@ -15,6 +15,7 @@
 mod guard;
 mod leases;
 mod settings;
+mod update;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +26,7 @@ use tracing::Instrument;
 
 pub(crate) use guard::{Guard, Target};
 pub use guard::{RefusalReason, RefusedAuthentication};
+pub use update::Update;
 
 use crate::audit::AuditLog;
 use crate::cache::ReadCache;
@@ -340,9 +342,21 @@ impl Host {
 
     /// The one access path (see the module docs).
     async fn access(&self, caller: &Caller, target: &str, op: Op<'_>) -> Result<Reply, Error> {
-        let action = op.action();
-
         // 1. Mount and path.
+        let (mount, rel) = self.resolve(target, matches!(op, Op::List))?;
+        // Writers of one secret take turns from here to the response, so the
+        // metadata policy decides on is the metadata that gets written.
+        let _turn = if op.mutates() {
+            Some(self.turn(mount, rel).await)
+        } else {
+            None
+        };
+        self.access_in_turn(caller, mount, rel, op).await
+    }
+
+    /// The mount of `target` and the path inside it, checked (a prefix
+    /// when `prefix`, e.g. for LIST).
+    fn resolve<'t>(&self, target: &'t str, prefix: bool) -> Result<(&Mount, &'t str), Error> {
         let (mount_name, rel) = path::split(target);
         let Some(mount) = self.mounts.get(mount_name) else {
             return Err(Error::UnknownMount {
@@ -350,18 +364,23 @@ impl Host {
                 mounts: self.mounts.keys().cloned().collect(),
             });
         };
-        match op {
-            Op::List => path::check_prefix(rel)?,
-            _ => path::check(rel)?,
-        }
-
-        // Writers of one secret take turns from here to the response, so the
-        // metadata policy decides on is the metadata that gets written.
-        let _turn = if op.mutates() {
-            Some(self.write_locks.lock(&format!("{}/{rel}", mount.name)).await)
+        if prefix {
+            path::check_prefix(rel)?;
         } else {
-            None
-        };
+            path::check(rel)?;
+        }
+        Ok((mount, rel))
+    }
+
+    /// Wait for the turn of the writers of `rel` in `mount`.
+    async fn turn(&self, mount: &Mount, rel: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        self.write_locks.lock(&format!("{}/{rel}", mount.name)).await
+    }
+
+    /// Steps 2 to 6 of the access path, for a caller that holds the turn
+    /// of `rel` when `op` changes it.
+    async fn access_in_turn(&self, caller: &Caller, mount: &Mount, rel: &str, op: Op<'_>) -> Result<Reply, Error> {
+        let action = op.action();
 
         // 2. The audit record and span, open for the whole access.
         let target = Target {
@@ -609,6 +628,10 @@ impl Host {
         out
     }
 }
+
+/// The turn a mount's settings changes take: not a path any secret can
+/// have (paths hold no NUL).
+const BUILTIN_MOUNT_TURN: &str = "\0settings";
 
 /// The plugin name recorded for operations the host serves itself.
 const BUILTIN: &str = "builtin";

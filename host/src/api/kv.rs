@@ -13,7 +13,7 @@
 //! changing `custom_metadata` writes a new version with the same value and
 //! the new metadata (see [`put_metadata`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use hyper::{HeaderMap, Response, StatusCode};
 use serde::Deserialize;
@@ -24,13 +24,9 @@ use zeroize::Zeroizing;
 use super::error::ApiError;
 use super::wire::{self, Body};
 use super::{Ctx, Query};
-use crate::access::WriteOptions;
+use crate::access::{Update, WriteOptions, WriteReceipt};
 use crate::error::Error;
 use crate::secret::{Metadata, SecretBytes, SecretSettings, VersionInfo};
-
-/// How often a write that raced with another writer is retried before the
-/// conflict is reported.
-const MAX_RETRIES: usize = 5;
 
 /// Vault's limits on custom_metadata.
 const MAX_META_KEYS: usize = 64;
@@ -317,6 +313,11 @@ async fn store(
         .host()
         .write_receipt(cx.caller(), &route.full(), value, &options)
         .await?;
+    Ok(written(cx, &receipt))
+}
+
+/// The answer to a data write: the new version's metadata.
+fn written(cx: &Ctx<'_>, receipt: &WriteReceipt) -> Response<Body> {
     let data = json!({
         "created_time": wire::rfc3339_ms(wire::now_ms()),
         "custom_metadata": custom_metadata(&receipt.metadata),
@@ -324,10 +325,17 @@ async fn store(
         "destroyed": false,
         "version": vault_version(&receipt.version),
     });
-    Ok(wire::json(
-        StatusCode::OK,
-        &wire::envelope(cx.request_id, data, Value::Null, &[]),
-    ))
+    wire::json(StatusCode::OK, &wire::envelope(cx.request_id, data, Value::Null, &[]))
+}
+
+/// An [`ApiError`] raised inside a host update, kept for the answer (the
+/// host sees a plain refusal and writes nothing).
+fn keep<T>(slot: &mut Option<ApiError>, result: Result<T, ApiError>) -> Result<T, Error> {
+    result.map_err(|e| {
+        let message = e.errors.join("; ");
+        *slot = Some(e);
+        Error::InvalidInput(message)
+    })
 }
 
 /// `PATCH data/<path>` (JSON merge patch, RFC 7386): read the latest
@@ -353,20 +361,41 @@ async fn patch(cx: &Ctx<'_>, route: &KvRoute, headers: &HeaderMap, body: &[u8]) 
         None => return Err(ApiError::bad_request("no data provided: send {\"data\": {...}}")),
     };
     let cas = cas_option(&parsed.options)?;
-    let full = route.full();
-    let current = cx.host().read(cx.caller(), &full, None).await?;
-    if let Some(expected) = &cas {
-        if *expected != current.version {
-            return Err(Error::Conflict(format!(
-                "current version of `{}` is {}, expected {}",
-                route.path,
-                current.version,
-                if expected.is_empty() { "none" } else { expected }
-            ))
-            .into());
-        }
+    let mut refused = None;
+    // Merged in the secret's turn: concurrent patches each see the last.
+    let receipt = cx
+        .host()
+        .update(cx.caller(), &route.full(), |current| {
+            if let Some(expected) = &cas {
+                if *expected != current.version {
+                    return Err(Error::Conflict(format!(
+                        "current version of `{}` is {}, expected {}",
+                        route.path,
+                        current.version,
+                        if expected.is_empty() { "none" } else { expected }
+                    )));
+                }
+            }
+            let merged = keep(&mut refused, merge_patch(&current.value, patch))?;
+            Ok(Some(Update {
+                value: merged,
+                metadata: None,
+            }))
+        })
+        .await;
+    if let Some(e) = refused {
+        return Err(e);
     }
-    let object = value_as_object(&current.value);
+    let Some(receipt) = receipt? else {
+        return Err(Error::Internal("a patch wrote no version".into()).into());
+    };
+    Ok(written(cx, &receipt))
+}
+
+/// `value` (as a KV object) with `patch` merged in (RFC 7386 at the top
+/// level: `null` removes a key).
+fn merge_patch(value: &SecretBytes, patch: Map<String, Value>) -> Result<SecretBytes, ApiError> {
+    let object = value_as_object(value);
     let mut merged: Map<String, Value> =
         serde_json::from_slice(&object).map_err(|_| ApiError::bad_request("the stored value is not a JSON object"))?;
     drop(object);
@@ -379,9 +408,7 @@ async fn patch(cx: &Ctx<'_>, route: &KvRoute, headers: &HeaderMap, body: &[u8]) 
     }
     let mut text = Zeroizing::new(Vec::new());
     serde_json::to_writer(&mut *text, &merged).expect("writing JSON to memory cannot fail");
-    let value = SecretBytes::new(std::mem::take(&mut *text));
-    // Against the version merged into; the secret's metadata is carried forward.
-    store(cx, route, &value, Some(current.version.clone())).await
+    Ok(SecretBytes::new(std::mem::take(&mut *text)))
 }
 
 /// `DELETE data/<path>`: soft-delete the latest version.
@@ -648,12 +675,17 @@ async fn read_config(cx: &Ctx<'_>, route: &KvRoute) -> Result<Response<Body>, Ap
 /// the fields sent).
 async fn write_config(cx: &Ctx<'_>, route: &KvRoute, body: &[u8]) -> Result<Response<Body>, ApiError> {
     let parsed: SettingsBody = wire::parse_json(body)?;
-    let _turn = cx.state.kv_locks.lock(&format!("{}/", route.mount)).await;
-    let current = cx.host().mount_settings(cx.caller(), &route.mount).await?;
-    let wanted = parsed.apply(current)?;
-    if wanted != current {
-        cx.host().set_mount_settings(cx.caller(), &route.mount, &wanted).await?;
+    let mut refused = None;
+    let result = cx
+        .host()
+        .update_mount_settings(cx.caller(), &route.mount, |current| {
+            keep(&mut refused, parsed.apply(current))
+        })
+        .await;
+    if let Some(e) = refused {
+        return Err(e);
     }
+    result?;
     Ok(wire::no_content())
 }
 
@@ -676,75 +708,68 @@ async fn put_metadata(cx: &Ctx<'_>, route: &KvRoute, body: &[u8], merge: bool) -
     }
     let parsed: MetaBody = wire::parse_json(body)?;
     let full = route.full();
-    let _turn = cx.state.kv_locks.lock(&full).await;
+    let mut refused = None;
     if !parsed.settings.is_empty() {
-        let current = match cx.host().secret_settings(cx.caller(), &full).await {
-            Ok(settings) => settings,
-            Err(Error::NotFound(_)) => SecretSettings::default(),
-            Err(e) => return Err(e.into()),
-        };
-        let wanted = parsed.settings.apply(current)?;
-        cx.host().set_secret_settings(cx.caller(), &full, &wanted).await?;
+        let result = cx
+            .host()
+            .update_secret_settings(cx.caller(), &full, |current| {
+                keep(&mut refused, parsed.settings.apply(current))
+            })
+            .await;
+        if let Some(e) = refused.take() {
+            return Err(e);
+        }
+        result?;
     }
     let Some(requested) = parsed.custom_metadata else {
         return Ok(wire::no_content());
     };
-    for _ in 0..MAX_RETRIES {
-        let versions = cx.host().versions(cx.caller(), &full).await?;
-        let Some(latest) = versions.last() else {
-            return Err(ApiError::not_found(format!("no secret at `{}`", route.path)));
-        };
-        let mut wanted: BTreeMap<String, String> = if merge {
-            latest.metadata.clone()
-        } else {
-            BTreeMap::new()
-        };
-        for (k, v) in &requested {
-            match v {
-                Value::String(s) => {
-                    wanted.insert(k.clone(), s.clone());
-                }
-                Value::Null if merge => {
-                    wanted.remove(k);
-                }
-                _ => {
-                    return Err(ApiError::bad_request(format!(
-                        "custom_metadata `{}` must be a string",
-                        super::error::printable(k)
-                    )))
-                }
+    let result = cx
+        .host()
+        .update(cx.caller(), &full, |latest| {
+            let wanted = keep(&mut refused, wanted_metadata(&latest.metadata, &requested, merge))?;
+            Ok((wanted != latest.metadata).then(|| Update {
+                value: latest.value.clone(),
+                metadata: Some(wanted),
+            }))
+        })
+        .await;
+    if let Some(e) = refused {
+        return Err(e);
+    }
+    match result {
+        Ok(_) => Ok(wire::no_content()),
+        Err(Error::NotFound(_)) => Err(ApiError::not_found(format!(
+            "no readable version of `{}`: Tresor keeps custom_metadata with the versions, so write a \
+             version first (or undelete the latest)",
+            route.path
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The custom metadata `requested` makes of `latest`'s: replaced, or with
+/// `merge` merged (`null` removing a key).
+fn wanted_metadata(latest: &Metadata, requested: &Map<String, Value>, merge: bool) -> Result<Metadata, ApiError> {
+    let mut wanted = if merge { latest.clone() } else { Metadata::new() };
+    for (k, v) in requested {
+        match v {
+            Value::String(s) => {
+                wanted.insert(k.clone(), s.clone());
             }
-        }
-        check_custom_metadata(&wanted)?;
-        if wanted == latest.metadata {
-            return Ok(wire::no_content());
-        }
-        let current = match cx.host().read(cx.caller(), &full, Some(&latest.version)).await {
-            Ok(s) => s,
-            Err(Error::NotFound(_)) => {
+            Value::Null if merge => {
+                wanted.remove(k);
+            }
+            _ => {
                 return Err(ApiError::bad_request(format!(
-                    "version {} of `{}` is deleted or destroyed; Tresor keeps custom_metadata with the versions, \
-                     so undelete it or write a new version first",
-                    latest.version, route.path
+                    "custom_metadata `{}` must be a string",
+                    super::error::printable(k)
                 )))
             }
-            Err(e) => return Err(e.into()),
-        };
-        let options = WriteOptions {
-            metadata: wanted,
-            expected_version: Some(latest.version.clone()),
-            inherit_metadata: false,
-        };
-        match cx.host().write(cx.caller(), &full, &current.value, &options).await {
-            Ok(_) => return Ok(wire::no_content()),
-            Err(Error::Conflict(_)) => continue,
-            Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "too many concurrent writes to this secret; retry",
-    ))
+    check_custom_metadata(&wanted)?;
+    Ok(wanted)
 }
 
 fn check_custom_metadata(m: &Metadata) -> Result<(), ApiError> {

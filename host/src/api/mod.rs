@@ -123,10 +123,6 @@ struct State {
     max_request_bytes: usize,
     default_ttl: u64,
     max_ttl: u64,
-    /// KV writes are read-modify-write (metadata carried forward, implicit
-    /// check-and-set): writers of the same secret take turns here, so a burst
-    /// of them queues instead of exhausting the retries.
-    kv_locks: crate::locks::PathLocks,
 }
 
 /// Who is on the other end of one connection.
@@ -155,7 +151,6 @@ impl Server {
                 max_request_bytes: config.max_request_bytes,
                 default_ttl: config.tokens.default_ttl_seconds(),
                 max_ttl: config.tokens.max_ttl_seconds(),
-                kv_locks: crate::locks::PathLocks::new(256),
             }),
             shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
         }
