@@ -131,13 +131,48 @@ impl Default for LeaseConfig {
 }
 
 /// The host state store (`[state]`). The embedded default is a SQLite
-/// database in `state_dir`.
+/// database in `state_dir`; `postgres` keeps the state in PostgreSQL
+/// instead, for several hosts sharing it:
+///
+/// ```toml
+/// [state]
+/// postgres = "postgresql://tresor@db.internal:5432/tresor"
+/// password_file = "/etc/tresor/state-password"   # or $TRESOR_STATE_PASSWORD
+/// ```
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     /// Path of the embedded database; default `<state_dir>/state.db`.
     #[serde(default)]
     pub file: Option<PathBuf>,
+    /// A PostgreSQL connection URL (`postgresql://user@host:port/database`,
+    /// options such as `?connect_timeout=5` allowed). Put the password in
+    /// `password_file` or `$TRESOR_STATE_PASSWORD`, not here.
+    #[serde(default)]
+    pub postgres: Option<String>,
+    /// A file holding the PostgreSQL password (its first line).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// The environment variable a PostgreSQL state store's password may come from.
+pub const STATE_PASSWORD_ENV: &str = "TRESOR_STATE_PASSWORD";
+
+impl StateConfig {
+    /// The PostgreSQL password: `password_file`, else `$TRESOR_STATE_PASSWORD`,
+    /// else none (the URL's, or the server's trust rules).
+    pub fn password(&self) -> Result<Option<zeroize::Zeroizing<String>>, StartupError> {
+        if let Some(path) = &self.password_file {
+            let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|source| StartupError::Io {
+                what: "reading the state store's password file",
+                path: path.clone(),
+                source,
+            })?);
+            let first = text.lines().next().unwrap_or_default();
+            return Ok(Some(zeroize::Zeroizing::new(first.to_string())));
+        }
+        Ok(std::env::var(STATE_PASSWORD_ENV).ok().map(zeroize::Zeroizing::new))
+    }
 }
 
 /// One role of a generator mount (`[mount.roles.<name>]`): TTLs the host
@@ -411,6 +446,12 @@ impl Config {
     pub fn check(&self) -> Result<(), StartupError> {
         let bad = |m: &str| Err(StartupError::Config(m.to_string()));
         self.server.check().map_err(StartupError::Config)?;
+        if self.state.postgres.is_some() && self.state.file.is_some() {
+            return bad("[state] sets both `file` (the embedded store) and `postgres`: keep one");
+        }
+        if self.state.password_file.is_some() && self.state.postgres.is_none() {
+            return bad("[state] `password_file` is for a PostgreSQL store: set `postgres` too, or remove it");
+        }
         self.lease_limits()?;
         let mut seen = std::collections::BTreeSet::new();
         for m in &self.mounts {

@@ -52,8 +52,7 @@ impl Host {
             &config.audit_log_path(),
             key.audit_checkpoint_key(),
         )?);
-        let store =
-            StateStore::open_embedded(&config.state_file_path()).map_err(|e| StartupError::Config(e.to_string()))?;
+        let store = open_state(&config).await?;
         let (default_ttl, max_ttl) = config.lease_limits()?;
         let lease_policy = LeasePolicy {
             default_ttl,
@@ -105,6 +104,19 @@ pub const REF_PREFIX: &str = "ref:";
 /// The mount's plugin configuration with every `ref:<mount>/<path>` value
 /// replaced by that secret's value, read as principal `mount:<name>` (group
 /// `mounts`) through the access path: authorized by policy and audited.
+/// The host state store the configuration names: PostgreSQL, or the
+/// embedded database.
+async fn open_state(config: &Config) -> Result<StateStore, StartupError> {
+    let opened = match &config.state.postgres {
+        Some(url) => {
+            let password = config.state.password()?;
+            StateStore::connect_postgres(url, password.as_deref().map(String::as_str)).await
+        }
+        None => StateStore::open_embedded(&config.state_file_path()),
+    };
+    opened.map_err(|e| StartupError::Config(e.to_string()))
+}
+
 async fn resolve_refs(host: &Host, m: &MountConfig) -> Result<PluginConfig, StartupError> {
     let caller = Caller {
         principal: Principal {

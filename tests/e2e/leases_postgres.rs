@@ -282,3 +282,52 @@ async fn leases_survive_sigkill_and_those_that_ended_meanwhile_are_revoked_at_st
     live_users.sort();
     assert_eq!(pg.roles("v-"), live_users, "nothing leaked, nothing lost");
 }
+
+/// `[state] postgres`: the host keeps its leases in PostgreSQL, not in the
+/// embedded database, and a restarted host finds them there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_live_in_a_postgresql_state_store_across_restarts() {
+    let pg = prepared();
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("state-password");
+    std::fs::write(&password_file, format!("{}\n", pg.password)).unwrap();
+    let extra = format!(
+        "{}\n[state]\npostgres = \"postgresql://postgres@127.0.0.1:{}/postgres?sslmode=disable\"\npassword_file = '{}'\n",
+        pg.db_mount(&pg.authority(), pg.port),
+        pg.port,
+        password_file.display()
+    );
+    let t = start(POLICIES, &extra).await;
+    let app = caller("billing", &["apps"]);
+    let issued = t.host.issue(&app, "db/ro", Some(600)).await.expect("issue");
+    let id = issued.lease.id.clone();
+    let user = field(&issued, "username");
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT principal || ' ' || role FROM tresor_leases WHERE id = '{id}'"
+        )),
+        "billing ro"
+    );
+    assert_eq!(pg.psql("SELECT version FROM tresor_schema"), "1");
+    assert!(
+        !t.state_dir().join("state.db").exists(),
+        "the embedded store was used as well"
+    );
+
+    // Restarted, the host finds the lease in PostgreSQL and revokes it.
+    let TestHost { host, dir } = t;
+    drop(host);
+    let config = tresor::Config::from_toml(&config_text(dir.path(), &extra)).unwrap();
+    let host = tresor::Host::start(config).await.expect("restart");
+    let lease = host
+        .lookup_lease(&app, &id)
+        .await
+        .expect("the lease survived the restart");
+    assert_eq!(lease.expires_ms, issued.lease.expires_ms);
+    host.revoke(&app, &id, true).await.expect("revoke");
+    assert!(pg.roles("v-").is_empty(), "{user} still exists: {:?}", pg.roles("v-"));
+    assert_eq!(
+        pg.psql(&format!("SELECT count(*) FROM tresor_leases WHERE id = '{id}'")),
+        "0"
+    );
+}

@@ -267,7 +267,11 @@ impl AuditLog {
             Err(e) => return Err(AuditError::Checkpoint { reason: e.to_string() }),
         };
         log.checkpoints = Some((key, Mutex::new(last)));
-        log.checkpoint()?;
+        // A log that cannot be synced refuses every access anyway; the
+        // checkpoint is retried with the next one.
+        if let Err(e) = log.checkpoint() {
+            tracing::warn!(path = %path.display(), error = %e, "audit log: the first checkpoint failed");
+        }
         Ok(log)
     }
 

@@ -4,14 +4,17 @@
 //! [`StateStore`] is what the rest of the host uses: async, cloneable, with
 //! typed records. It runs on a [`StateBackend`]: the embedded default is
 //! [`SqliteBackend`] (one SQLite database in the state directory, WAL mode,
-//! every change committed durably before the call returns). A PostgreSQL
-//! backend for several hosts implements the same trait; nothing in the host
+//! every change committed durably before the call returns);
+//! [`PostgresBackend`] keeps the same records in PostgreSQL, for several
+//! hosts sharing one state (`[state] postgres = "..."`). Nothing in the host
 //! assumes there is only one process (ids are random, not counters).
 
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
 
+pub use postgres::PostgresBackend;
 pub use sqlite::SqliteBackend;
 
 /// Where a lease stands.
@@ -124,25 +127,25 @@ pub enum StateError {
 
 /// The operations a state backend provides. Each call is one transaction:
 /// when it returns `Ok`, the change is durable (it survives SIGKILL and a
-/// power cut); when it returns `Err`, nothing changed. Calls block: the
-/// [`StateStore`] runs them off the async workers.
+/// power cut); when it returns `Err`, nothing changed.
+#[async_trait::async_trait]
 pub trait StateBackend: Send + Sync + 'static {
     /// Insert a lease, or replace the lease with the same id.
-    fn put_lease(&self, lease: &LeaseRecord) -> Result<(), StateError>;
+    async fn put_lease(&self, lease: &LeaseRecord) -> Result<(), StateError>;
     /// The lease with this id.
-    fn get_lease(&self, id: &str) -> Result<Option<LeaseRecord>, StateError>;
+    async fn get_lease(&self, id: &str) -> Result<Option<LeaseRecord>, StateError>;
     /// Forget a lease; true when it existed.
-    fn delete_lease(&self, id: &str) -> Result<bool, StateError>;
+    async fn delete_lease(&self, id: &str) -> Result<bool, StateError>;
     /// Every lease whose id starts with `prefix`, ordered by id.
-    fn list_leases(&self, prefix: &str) -> Result<Vec<LeaseRecord>, StateError>;
-    /// Leases issued with the token of this accessor.
-    fn leases_of_token(&self, accessor: &str) -> Result<Vec<LeaseRecord>, StateError>;
+    async fn list_leases(&self, prefix: &str) -> Result<Vec<LeaseRecord>, StateError>;
+    /// Leases issued with the token of this accessor, ordered by id.
+    async fn leases_of_token(&self, accessor: &str) -> Result<Vec<LeaseRecord>, StateError>;
     /// Up to `limit` leases that need the sweeper at `now_ms`: active ones
-    /// past their end, pending ones whose next attempt is due; soonest first.
-    fn due_leases(&self, now_ms: u64, limit: usize) -> Result<Vec<LeaseRecord>, StateError>;
+    /// past their end, pending ones whose next attempt is due; soonest end first.
+    async fn due_leases(&self, now_ms: u64, limit: usize) -> Result<Vec<LeaseRecord>, StateError>;
     /// The soonest time the sweeper has work (an active lease's end or a
     /// pending lease's next attempt), if any.
-    fn next_due(&self) -> Result<Option<u64>, StateError>;
+    async fn next_due(&self) -> Result<Option<u64>, StateError>;
 }
 
 /// The host state store. Clone it freely: clones share one backend.
@@ -170,55 +173,45 @@ impl StateStore {
         Ok(StateStore::new(SqliteBackend::open(path)?))
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&dyn StateBackend) -> Result<T, StateError> + Send + 'static,
-    ) -> Result<T, StateError> {
-        let backend = self.backend.clone();
-        tokio::task::spawn_blocking(move || f(&*backend))
-            .await
-            .map_err(|e| StateError::Io {
-                what: "running a state store call",
-                detail: e.to_string(),
-            })?
+    /// Connect to the PostgreSQL store at `url` (a `postgresql://` URL or
+    /// `key=value` string; `password` wins over one in the URL) and bring
+    /// its schema up to date.
+    pub async fn connect_postgres(url: &str, password: Option<&str>) -> Result<StateStore, StateError> {
+        Ok(StateStore::new(PostgresBackend::connect(url, password).await?))
     }
 
     /// Record a lease durably (insert or replace).
     pub async fn put_lease(&self, lease: LeaseRecord) -> Result<(), StateError> {
-        self.run(move |b| b.put_lease(&lease)).await
+        self.backend.put_lease(&lease).await
     }
 
     /// The lease with this id, if any.
     pub async fn get_lease(&self, id: &str) -> Result<Option<LeaseRecord>, StateError> {
-        let id = id.to_string();
-        self.run(move |b| b.get_lease(&id)).await
+        self.backend.get_lease(id).await
     }
 
     /// Forget a lease; true when it existed.
     pub async fn delete_lease(&self, id: &str) -> Result<bool, StateError> {
-        let id = id.to_string();
-        self.run(move |b| b.delete_lease(&id)).await
+        self.backend.delete_lease(id).await
     }
 
     /// Leases whose id starts with `prefix`, ordered by id.
     pub async fn list_leases(&self, prefix: &str) -> Result<Vec<LeaseRecord>, StateError> {
-        let prefix = prefix.to_string();
-        self.run(move |b| b.list_leases(&prefix)).await
+        self.backend.list_leases(prefix).await
     }
 
     /// Leases issued with the token of `accessor`.
     pub async fn leases_of_token(&self, accessor: &str) -> Result<Vec<LeaseRecord>, StateError> {
-        let accessor = accessor.to_string();
-        self.run(move |b| b.leases_of_token(&accessor)).await
+        self.backend.leases_of_token(accessor).await
     }
 
     /// Leases the sweeper must handle now.
     pub async fn due_leases(&self, now_ms: u64, limit: usize) -> Result<Vec<LeaseRecord>, StateError> {
-        self.run(move |b| b.due_leases(now_ms, limit)).await
+        self.backend.due_leases(now_ms, limit).await
     }
 
     /// When the sweeper next has work.
     pub async fn next_due(&self) -> Result<Option<u64>, StateError> {
-        self.run(|b| b.next_due()).await
+        self.backend.next_due().await
     }
 }

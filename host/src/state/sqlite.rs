@@ -6,7 +6,7 @@
 //! database written by a newer Tresor is refused rather than guessed at.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -43,15 +43,84 @@ const MIGRATIONS: &[&str] = &["
 const COLUMNS: &str = "id, mount, role, principal, token_accessor, revoke_handle, issued_ms, renewed_ms, \
      expires_ms, max_expires_ms, renewable, revocable, state, attempts, next_attempt_ms, last_error";
 
-/// The embedded SQLite state backend.
+/// The embedded SQLite state backend. Calls block on the disk (every
+/// commit is synced), so they run on tokio's blocking threads.
+#[derive(Clone)]
 pub struct SqliteBackend {
-    path: PathBuf,
-    conn: Mutex<Connection>,
+    db: Arc<SqliteDb>,
 }
 
 impl SqliteBackend {
     /// Open (or create) the database at `path` and bring its schema up to date.
     pub fn open(path: &Path) -> Result<SqliteBackend, StateError> {
+        Ok(SqliteBackend {
+            db: Arc::new(SqliteDb::open(path)?),
+        })
+    }
+
+    /// Where the database is.
+    pub fn path(&self) -> &Path {
+        &self.db.path
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&SqliteDb) -> Result<T, StateError> + Send + 'static,
+    ) -> Result<T, StateError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| StateError::Io {
+                what: "running a state store call",
+                detail: e.to_string(),
+            })?
+    }
+}
+
+#[async_trait::async_trait]
+impl StateBackend for SqliteBackend {
+    async fn put_lease(&self, lease: &LeaseRecord) -> Result<(), StateError> {
+        let lease = lease.clone();
+        self.run(move |db| db.put_lease(&lease)).await
+    }
+
+    async fn get_lease(&self, id: &str) -> Result<Option<LeaseRecord>, StateError> {
+        let id = id.to_string();
+        self.run(move |db| db.get_lease(&id)).await
+    }
+
+    async fn delete_lease(&self, id: &str) -> Result<bool, StateError> {
+        let id = id.to_string();
+        self.run(move |db| db.delete_lease(&id)).await
+    }
+
+    async fn list_leases(&self, prefix: &str) -> Result<Vec<LeaseRecord>, StateError> {
+        let prefix = prefix.to_string();
+        self.run(move |db| db.list_leases(&prefix)).await
+    }
+
+    async fn leases_of_token(&self, accessor: &str) -> Result<Vec<LeaseRecord>, StateError> {
+        let accessor = accessor.to_string();
+        self.run(move |db| db.leases_of_token(&accessor)).await
+    }
+
+    async fn due_leases(&self, now_ms: u64, limit: usize) -> Result<Vec<LeaseRecord>, StateError> {
+        self.run(move |db| db.due_leases(now_ms, limit)).await
+    }
+
+    async fn next_due(&self) -> Result<Option<u64>, StateError> {
+        self.run(|db| db.next_due()).await
+    }
+}
+
+/// The database itself, called from blocking threads.
+struct SqliteDb {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl SqliteDb {
+    fn open(path: &Path) -> Result<SqliteDb, StateError> {
         let open_err = |detail: String| StateError::Open {
             path: path.display().to_string(),
             detail,
@@ -88,15 +157,10 @@ impl SqliteBackend {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         }
-        Ok(SqliteBackend {
+        Ok(SqliteDb {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
         })
-    }
-
-    /// Where the database is.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -155,7 +219,7 @@ fn prefix_end(prefix: &str) -> Option<String> {
     None
 }
 
-impl StateBackend for SqliteBackend {
+impl SqliteDb {
     fn put_lease(&self, l: &LeaseRecord) -> Result<(), StateError> {
         self.conn()
             .execute(
@@ -300,14 +364,14 @@ mod tests {
     fn leases_round_trip_and_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
-        let db = SqliteBackend::open(&path).unwrap();
+        let db = SqliteDb::open(&path).unwrap();
         let a = lease("db/creds/ro/a", 5_000);
         db.put_lease(&a).unwrap();
         db.put_lease(&lease("db/creds/rw/b", 9_000)).unwrap();
         db.put_lease(&lease("dbx/creds/ro/c", 9_000)).unwrap();
         drop(db);
 
-        let db = SqliteBackend::open(&path).unwrap();
+        let db = SqliteDb::open(&path).unwrap();
         assert_eq!(db.get_lease("db/creds/ro/a").unwrap(), Some(a.clone()));
         let ids = |v: Vec<LeaseRecord>| v.into_iter().map(|l| l.id).collect::<Vec<_>>();
         assert_eq!(ids(db.list_leases("db/").unwrap()), ["db/creds/ro/a", "db/creds/rw/b"]);
@@ -322,7 +386,7 @@ mod tests {
     #[test]
     fn due_leases_are_expired_active_and_due_pending_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let db = SqliteBackend::open(&dir.path().join("state.db")).unwrap();
+        let db = SqliteDb::open(&dir.path().join("state.db")).unwrap();
         db.put_lease(&lease("db/creds/ro/live", 10_000)).unwrap();
         db.put_lease(&lease("db/creds/ro/old", 2_000)).unwrap();
         let mut pending = lease("db/creds/ro/pending", 1_000);
@@ -349,11 +413,11 @@ mod tests {
     fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
-        drop(SqliteBackend::open(&path).unwrap());
+        drop(SqliteDb::open(&path).unwrap());
         let conn = Connection::open(&path).unwrap();
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
         drop(conn);
-        let e = SqliteBackend::open(&path).err().unwrap().to_string();
+        let e = SqliteDb::open(&path).err().unwrap().to_string();
         assert!(e.contains("newer than this Tresor knows"), "{e}");
     }
 }

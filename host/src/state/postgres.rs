@@ -1,0 +1,356 @@
+//! The state store in PostgreSQL, for several hosts sharing one state.
+//!
+//! Every call is one statement in its own transaction, committed before it
+//! returns (PostgreSQL's default `synchronous_commit`: durable). The schema is
+//! versioned in `tresor_schema`; hosts starting together migrate it once,
+//! serialized by a transaction-scoped advisory lock, and a database whose
+//! schema is newer than this build knows is refused. Connections come from a
+//! pool (deadpool) with bounded waits, so a database that is down fails a
+//! call within seconds instead of hanging it.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::{NoTls, Row};
+
+use super::{LeaseRecord, LeaseState, StateBackend, StateError};
+
+/// The newest schema this build knows.
+const SCHEMA_VERSION: i32 = 1;
+
+/// Each step brings the schema from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE tresor_leases (
+        id              TEXT COLLATE \"C\" PRIMARY KEY,
+        mount           TEXT NOT NULL,
+        role            TEXT NOT NULL,
+        principal       TEXT NOT NULL,
+        token_accessor  TEXT,
+        revoke_handle   TEXT NOT NULL,
+        issued_ms       BIGINT NOT NULL,
+        renewed_ms      BIGINT NOT NULL,
+        expires_ms      BIGINT NOT NULL,
+        max_expires_ms  BIGINT NOT NULL,
+        renewable       BOOLEAN NOT NULL,
+        revocable       BOOLEAN NOT NULL,
+        state           TEXT NOT NULL,
+        attempts        INTEGER NOT NULL,
+        next_attempt_ms BIGINT NOT NULL,
+        last_error      TEXT
+    );
+    CREATE INDEX tresor_leases_by_expiry ON tresor_leases (state, expires_ms);
+    CREATE INDEX tresor_leases_by_attempt ON tresor_leases (state, next_attempt_ms);
+    CREATE INDEX tresor_leases_by_token ON tresor_leases (token_accessor);
+"];
+
+/// Key of the advisory lock migrations hold (`tresor` in ASCII).
+const MIGRATION_LOCK: i64 = 0x7472_6573_6f72;
+
+const COLUMNS: &str = "id, mount, role, principal, token_accessor, revoke_handle, issued_ms, renewed_ms, \
+     expires_ms, max_expires_ms, renewable, revocable, state, attempts, next_attempt_ms, last_error";
+
+/// How long a call waits for a connection, or to make one.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// The PostgreSQL state backend.
+pub struct PostgresBackend {
+    pool: Pool,
+    /// `host:port/database`, for messages (never the password).
+    target: String,
+}
+
+impl PostgresBackend {
+    /// Connect to `url` (a `postgresql://` URL or a `key=value` string;
+    /// `password` wins over one in the URL) and bring the schema up to date.
+    pub async fn connect(url: &str, password: Option<&str>) -> Result<PostgresBackend, StateError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|_| StateError::Open {
+            path: "[state] postgres".into(),
+            // The driver's message may quote the URL, password included.
+            detail: "the connection string does not parse: give postgresql://user@host:port/database".into(),
+        })?;
+        if let Some(p) = password {
+            config.password(p);
+        }
+        config.connect_timeout(WAIT);
+        config.application_name("tresor");
+        let target = describe(&config);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(WAIT))
+            .create_timeout(Some(WAIT))
+            .recycle_timeout(Some(WAIT))
+            .build()
+            .map_err(|e| StateError::Open {
+                path: target.clone(),
+                detail: e.to_string(),
+            })?;
+        let backend = PostgresBackend { pool, target };
+        backend.migrate().await?;
+        Ok(backend)
+    }
+
+    async fn client(&self, what: &'static str) -> Result<deadpool_postgres::Object, StateError> {
+        self.pool.get().await.map_err(|e| StateError::Io {
+            what,
+            detail: format!("cannot reach PostgreSQL at {}: {e}", self.target),
+        })
+    }
+
+    async fn migrate(&self) -> Result<(), StateError> {
+        let open_err = |detail: String| StateError::Open {
+            path: self.target.clone(),
+            detail,
+        };
+        let mut client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| open_err(format!("cannot connect: {e}")))?;
+        let tx = client.transaction().await.map_err(|e| open_err(e.to_string()))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(|e| open_err(e.to_string()))?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS tresor_schema (
+                 id      INTEGER PRIMARY KEY CHECK (id = 1),
+                 version INTEGER NOT NULL
+             );
+             INSERT INTO tresor_schema (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;",
+        )
+        .await
+        .map_err(|e| open_err(format!("creating the schema table: {e}")))?;
+        let version: i32 = tx
+            .query_one("SELECT version FROM tresor_schema WHERE id = 1", &[])
+            .await
+            .map_err(|e| open_err(e.to_string()))?
+            .get(0);
+        if version > SCHEMA_VERSION {
+            return Err(StateError::TooNew {
+                path: self.target.clone(),
+                found: version.into(),
+                known: SCHEMA_VERSION.into(),
+            });
+        }
+        for (step, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            tx.batch_execute(sql)
+                .await
+                .map_err(|e| open_err(format!("migrating the schema to version {}: {e}", step + 1)))?;
+        }
+        tx.execute(
+            "UPDATE tresor_schema SET version = $1 WHERE id = 1",
+            &[&SCHEMA_VERSION.max(version)],
+        )
+        .await
+        .map_err(|e| open_err(e.to_string()))?;
+        tx.commit().await.map_err(|e| open_err(e.to_string()))
+    }
+
+    async fn leases(
+        &self,
+        what: &'static str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<LeaseRecord>, StateError> {
+        let client = self.client(what).await?;
+        let rows = client.query(sql, params).await.map_err(io(what))?;
+        rows.iter().map(lease_from_row).collect()
+    }
+}
+
+/// `host:port/database` of a connection config.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}/{}", config.get_dbname().unwrap_or("postgres"))
+}
+
+fn io(what: &'static str) -> impl Fn(tokio_postgres::Error) -> StateError {
+    move |e| StateError::Io {
+        what,
+        detail: e.to_string(),
+    }
+}
+
+fn ms(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn lease_from_row(row: &Row) -> Result<LeaseRecord, StateError> {
+    let damaged = |detail: String| StateError::Damaged { detail };
+    let get_ms = |i: usize| -> Result<u64, StateError> {
+        row.try_get::<_, i64>(i)
+            .map(|v| v.max(0) as u64)
+            .map_err(|e| damaged(e.to_string()))
+    };
+    let text = |i: usize| -> Result<String, StateError> { row.try_get(i).map_err(|e| damaged(e.to_string())) };
+    let state = text(12)?;
+    Ok(LeaseRecord {
+        id: text(0)?,
+        mount: text(1)?,
+        role: text(2)?,
+        principal: text(3)?,
+        token_accessor: row.try_get(4).map_err(|e| damaged(e.to_string()))?,
+        revoke_handle: text(5)?,
+        issued_ms: get_ms(6)?,
+        renewed_ms: get_ms(7)?,
+        expires_ms: get_ms(8)?,
+        max_expires_ms: get_ms(9)?,
+        renewable: row.try_get(10).map_err(|e| damaged(e.to_string()))?,
+        revocable: row.try_get(11).map_err(|e| damaged(e.to_string()))?,
+        state: LeaseState::parse(&state).ok_or_else(|| damaged(format!("unknown lease state `{state}`")))?,
+        attempts: row
+            .try_get::<_, i32>(13)
+            .map(|v| v.max(0) as u32)
+            .map_err(|e| damaged(e.to_string()))?,
+        next_attempt_ms: get_ms(14)?,
+        last_error: row.try_get(15).map_err(|e| damaged(e.to_string()))?,
+    })
+}
+
+/// `prefix` as a LIKE pattern matching it literally, then anything.
+fn like_prefix(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+#[async_trait::async_trait]
+impl StateBackend for PostgresBackend {
+    async fn put_lease(&self, l: &LeaseRecord) -> Result<(), StateError> {
+        let client = self.client("recording a lease").await?;
+        let attempts = i32::try_from(l.attempts).unwrap_or(i32::MAX);
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO tresor_leases ({COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                     ON CONFLICT (id) DO UPDATE SET mount = EXCLUDED.mount, role = EXCLUDED.role, \
+                     principal = EXCLUDED.principal, token_accessor = EXCLUDED.token_accessor, \
+                     revoke_handle = EXCLUDED.revoke_handle, issued_ms = EXCLUDED.issued_ms, \
+                     renewed_ms = EXCLUDED.renewed_ms, expires_ms = EXCLUDED.expires_ms, \
+                     max_expires_ms = EXCLUDED.max_expires_ms, renewable = EXCLUDED.renewable, \
+                     revocable = EXCLUDED.revocable, state = EXCLUDED.state, attempts = EXCLUDED.attempts, \
+                     next_attempt_ms = EXCLUDED.next_attempt_ms, last_error = EXCLUDED.last_error"
+                ),
+                &[
+                    &l.id,
+                    &l.mount,
+                    &l.role,
+                    &l.principal,
+                    &l.token_accessor,
+                    &l.revoke_handle,
+                    &ms(l.issued_ms),
+                    &ms(l.renewed_ms),
+                    &ms(l.expires_ms),
+                    &ms(l.max_expires_ms),
+                    &l.renewable,
+                    &l.revocable,
+                    &l.state.as_str(),
+                    &attempts,
+                    &ms(l.next_attempt_ms),
+                    &l.last_error,
+                ],
+            )
+            .await
+            .map(|_| ())
+            .map_err(io("recording a lease"))
+    }
+
+    async fn get_lease(&self, id: &str) -> Result<Option<LeaseRecord>, StateError> {
+        let found = self
+            .leases(
+                "reading a lease",
+                &format!("SELECT {COLUMNS} FROM tresor_leases WHERE id = $1"),
+                &[&id],
+            )
+            .await?;
+        Ok(found.into_iter().next())
+    }
+
+    async fn delete_lease(&self, id: &str) -> Result<bool, StateError> {
+        let client = self.client("deleting a lease").await?;
+        client
+            .execute("DELETE FROM tresor_leases WHERE id = $1", &[&id])
+            .await
+            .map(|n| n > 0)
+            .map_err(io("deleting a lease"))
+    }
+
+    async fn list_leases(&self, prefix: &str) -> Result<Vec<LeaseRecord>, StateError> {
+        self.leases(
+            "listing leases",
+            &format!("SELECT {COLUMNS} FROM tresor_leases WHERE id LIKE $1 ESCAPE '\\' ORDER BY id"),
+            &[&like_prefix(prefix)],
+        )
+        .await
+    }
+
+    async fn leases_of_token(&self, accessor: &str) -> Result<Vec<LeaseRecord>, StateError> {
+        self.leases(
+            "listing a token's leases",
+            &format!("SELECT {COLUMNS} FROM tresor_leases WHERE token_accessor = $1 ORDER BY id"),
+            &[&accessor],
+        )
+        .await
+    }
+
+    async fn due_leases(&self, now_ms: u64, limit: usize) -> Result<Vec<LeaseRecord>, StateError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.leases(
+            "finding due leases",
+            &format!(
+                "SELECT {COLUMNS} FROM tresor_leases \
+                 WHERE (state = 'active' AND expires_ms <= $1) \
+                    OR (state = 'revocation-pending' AND next_attempt_ms <= $1) \
+                 ORDER BY expires_ms, id LIMIT $2"
+            ),
+            &[&ms(now_ms), &limit],
+        )
+        .await
+    }
+
+    async fn next_due(&self) -> Result<Option<u64>, StateError> {
+        let client = self.client("finding the next due lease").await?;
+        let row = client
+            .query_one(
+                "SELECT MIN(t) FROM ( \
+                   SELECT MIN(expires_ms) AS t FROM tresor_leases WHERE state = 'active' \
+                   UNION ALL \
+                   SELECT MIN(next_attempt_ms) AS t FROM tresor_leases WHERE state = 'revocation-pending') AS due",
+                &[],
+            )
+            .await
+            .map_err(io("finding the next due lease"))?;
+        Ok(row.get::<_, Option<i64>>(0).map(|t| t.max(0) as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_match_literally() {
+        assert_eq!(like_prefix("db/creds/ro"), "db/creds/ro%");
+        assert_eq!(like_prefix("a_b%c\\"), "a\\_b\\%c\\\\%");
+    }
+}

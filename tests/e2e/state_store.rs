@@ -1,0 +1,144 @@
+//! The host state store's contract, on both backends: the embedded SQLite
+//! database and a real PostgreSQL (several hosts share one). The same checks
+//! run on each; PostgreSQL also shows its schema migrating once when hosts
+//! start together, a newer schema refused, and a bad password refused
+//! without being echoed.
+
+use tresor::state::{LeaseRecord, LeaseState, StateStore};
+use tresor_e2e::postgres::Postgres;
+
+fn lease(id: &str, expires_ms: u64) -> LeaseRecord {
+    LeaseRecord {
+        id: id.into(),
+        mount: "db".into(),
+        role: "ro".into(),
+        principal: "app".into(),
+        token_accessor: Some("acc-1".into()),
+        revoke_handle: "v-app-ro-x".into(),
+        issued_ms: 1_000,
+        renewed_ms: 0,
+        expires_ms,
+        max_expires_ms: expires_ms * 2,
+        renewable: true,
+        revocable: true,
+        state: LeaseState::Active,
+        attempts: 0,
+        next_attempt_ms: 0,
+        last_error: None,
+    }
+}
+
+fn ids(v: Vec<LeaseRecord>) -> Vec<String> {
+    v.into_iter().map(|l| l.id).collect()
+}
+
+/// What every backend must do.
+async fn conformance(store: &StateStore) {
+    let a = lease("db/creds/ro/a", 5_000);
+    store.put_lease(a.clone()).await.unwrap();
+    store.put_lease(lease("db/creds/rw/b", 9_000)).await.unwrap();
+    store.put_lease(lease("dbx/creds/ro/c", 9_000)).await.unwrap();
+    // Prefixes are literal, even with LIKE's and SQL's special characters.
+    let mut odd = lease("d%_\\'/creds/ro/d", 9_000);
+    odd.token_accessor = None;
+    store.put_lease(odd.clone()).await.unwrap();
+
+    assert_eq!(store.get_lease("db/creds/ro/a").await.unwrap(), Some(a.clone()));
+    assert_eq!(store.get_lease("d%_\\'/creds/ro/d").await.unwrap(), Some(odd));
+    assert_eq!(store.get_lease("nope").await.unwrap(), None);
+    assert_eq!(
+        ids(store.list_leases("db/").await.unwrap()),
+        ["db/creds/ro/a", "db/creds/rw/b"]
+    );
+    assert_eq!(ids(store.list_leases("db/creds/ro").await.unwrap()), ["db/creds/ro/a"]);
+    assert_eq!(ids(store.list_leases("d%").await.unwrap()), ["d%_\\'/creds/ro/d"]);
+    assert!(store.list_leases("d_").await.unwrap().is_empty());
+    assert_eq!(store.list_leases("").await.unwrap().len(), 4);
+    assert_eq!(store.leases_of_token("acc-1").await.unwrap().len(), 3);
+
+    // Replacing a lease keeps one record with the new fields.
+    let mut renewed = a.clone();
+    renewed.renewed_ms = 4_000;
+    renewed.expires_ms = 8_000;
+    renewed.last_error = Some("upstream said: no".into());
+    store.put_lease(renewed.clone()).await.unwrap();
+    assert_eq!(store.get_lease("db/creds/ro/a").await.unwrap(), Some(renewed));
+    assert_eq!(store.list_leases("db/creds/ro/").await.unwrap().len(), 1);
+
+    // The sweeper's view: ended active leases and due pending ones, soonest first.
+    let mut pending = lease("db/creds/ro/pending", 1_000);
+    pending.state = LeaseState::RevocationPending;
+    pending.next_attempt_ms = 6_000;
+    pending.attempts = 3;
+    store.put_lease(pending.clone()).await.unwrap();
+    let mut stuck = lease("db/creds/ro/stuck", 500);
+    stuck.state = LeaseState::Irrevocable;
+    store.put_lease(stuck).await.unwrap();
+    assert_eq!(ids(store.due_leases(5_000, 10).await.unwrap()), Vec::<String>::new());
+    assert_eq!(
+        ids(store.due_leases(8_500, 10).await.unwrap()),
+        ["db/creds/ro/pending", "db/creds/ro/a"]
+    );
+    assert_eq!(ids(store.due_leases(8_500, 1).await.unwrap()), ["db/creds/ro/pending"]);
+    assert_eq!(store.next_due().await.unwrap(), Some(6_000));
+    assert_eq!(store.get_lease("db/creds/ro/pending").await.unwrap(), Some(pending));
+
+    assert!(store.delete_lease("db/creds/ro/a").await.unwrap());
+    assert!(!store.delete_lease("db/creds/ro/a").await.unwrap());
+    assert_eq!(store.get_lease("db/creds/ro/a").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn the_embedded_store_keeps_its_contract_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = StateStore::open_embedded(&path).unwrap();
+    conformance(&store).await;
+    drop(store);
+    let store = StateStore::open_embedded(&path).unwrap();
+    assert_eq!(store.list_leases("").await.unwrap().len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_store_keeps_the_same_contract() {
+    let pg = Postgres::start();
+    let url = format!("postgresql://postgres@127.0.0.1:{}/postgres?sslmode=disable", pg.port);
+
+    // Four hosts starting at once migrate the schema once.
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, password) = (url.clone(), pg.password.clone());
+            tokio::spawn(async move { StateStore::connect_postgres(&url, Some(&password)).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for s in starts {
+        stores.push(s.await.unwrap().expect("a host connects and migrates"));
+    }
+    assert_eq!(pg.psql("SELECT version FROM tresor_schema"), "1");
+    conformance(&stores[0]).await;
+    // What one host wrote, another reads.
+    assert_eq!(stores[3].list_leases("").await.unwrap().len(), 5);
+    drop(stores);
+    let again = StateStore::connect_postgres(&url, Some(&pg.password)).await.unwrap();
+    assert_eq!(again.list_leases("").await.unwrap().len(), 5);
+
+    // A wrong password is refused, and not echoed.
+    let wrong = "not-the-password-7f3a";
+    let e = StateStore::connect_postgres(&url, Some(wrong))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("cannot connect"), "{e}");
+    assert!(!e.contains(wrong) && !e.contains(&pg.password), "{e}");
+
+    // A schema written by a newer Tresor is refused.
+    pg.psql("UPDATE tresor_schema SET version = 99");
+    let e = StateStore::connect_postgres(&url, Some(&pg.password))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("schema version 99, newer than this Tresor knows (1)"), "{e}");
+}
