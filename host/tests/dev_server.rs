@@ -264,8 +264,14 @@ fn dev_server_prints_a_root_token_serves_and_stops_on_sigterm() {
     assert!(verify.status.success(), "{}", text(&verify));
     let log = std::fs::read_to_string(dir.path().join(".tresor-dev/audit.log")).unwrap();
     assert!(!log.contains("hunter") && !log.contains("ops-value"));
-    let tokens = std::fs::read_to_string(dir.path().join(".tresor-dev/tokens.json")).unwrap();
-    assert!(!tokens.contains(root.trim_start_matches("tvs.")));
+    let mut state = std::fs::read(dir.path().join(".tresor-dev/state.db")).unwrap();
+    state.extend(std::fs::read(dir.path().join(".tresor-dev/state.db-wal")).unwrap_or_default());
+    let secret = root.trim_start_matches("tvs.").as_bytes();
+    assert!(
+        !state.windows(secret.len()).any(|w| w == secret),
+        "the root token is stored in the clear"
+    );
+    assert!(!dir.path().join(".tresor-dev/tokens.json").exists());
 }
 
 #[test]

@@ -78,7 +78,7 @@ async fn the_bao_cli_issues_renews_looks_up_and_revokes() {
     );
 
     // A token limited to reading secrets gets 403 and creates nothing.
-    let app = s.token("billing", &["apps"], 3600);
+    let app = s.token("billing", &["apps"], 3600).await;
     let out = s.bao(&app, &["read", "db/creds/ro"]).await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("403"), "{out:?}");
@@ -134,7 +134,7 @@ print(json.dumps(out))
     assert!(pg.psql_as(user, out["password"].as_str().unwrap(), "SELECT 1").is_err());
 
     // Leases issued with a token are revoked when the token is.
-    let ops = s.token("ops", &["admins"], 3600);
+    let ops = s.token("ops", &["admins"], 3600).await;
     let a = json(&s.bao(&ops, &["read", "db/creds/ro"]).await, "issue with the ops token");
     let b = json(&s.bao(&ops, &["read", "db/creds/rw"]).await, "issue with the ops token");
     assert_eq!(pg.roles("v-").len(), 2);

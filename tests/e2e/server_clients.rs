@@ -177,7 +177,7 @@ async fn bao_cli_works_unchanged() {
     assert_eq!(got["data"]["data"]["user"], "patched");
 
     // A denied token gets "permission denied" and never the value.
-    let app = s.token("billing", &["apps"], 3600);
+    let app = s.token("billing", &["apps"], 3600).await;
     s.bao(&root, &["kv", "put", "secret/ops/key", "k=ops-secret-value"])
         .await;
     let denied = s.bao(&app, &["kv", "get", "secret/ops/key"]).await;
@@ -226,7 +226,7 @@ async fn bao_cli_works_unchanged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hvac_works_unchanged() {
     let s = start_server(TEST_POLICIES).await;
-    let app = s.token("billing", &["apps"], 3600);
+    let app = s.token("billing", &["apps"], 3600).await;
     let script = format!(
         r#"
 kv = client.secrets.kv.v2

@@ -115,7 +115,7 @@ async fn a_postgresql_store_keeps_the_same_contract() {
     for s in starts {
         stores.push(s.await.unwrap().expect("a host connects and migrates"));
     }
-    assert_eq!(pg.psql("SELECT version FROM tresor_schema"), "1");
+    assert_eq!(pg.psql("SELECT version FROM tresor_schema"), "2");
     conformance(&stores[0]).await;
     // What one host wrote, another reads.
     assert_eq!(stores[3].list_leases("").await.unwrap().len(), 5);
@@ -140,5 +140,56 @@ async fn a_postgresql_store_keeps_the_same_contract() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("schema version 99, newer than this Tresor knows (1)"), "{e}");
+    assert!(e.contains("schema version 99, newer than this Tresor knows (2)"), "{e}");
+}
+
+/// Two hosts on one PostgreSQL share their tokens: made on one, a token
+/// works on the other at once; revoked on one, it is refused by the other
+/// within a second (tresor::auth::tokens::FRESH).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_on_one_postgresql_share_tokens() {
+    use tresor_e2e::server::start_server_with;
+    let pg = Postgres::start();
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("pw");
+    std::fs::write(&password_file, &pg.password).unwrap();
+    let state = format!(
+        "\n[state]\npostgres = \"postgresql://postgres@127.0.0.1:{}/postgres?sslmode=disable\"\npassword_file = '{}'\n",
+        pg.port,
+        password_file.display()
+    );
+    let one = start_server_with(tresor_e2e::TEST_POLICIES, &state, |_| String::new()).await;
+    let two = start_server_with(tresor_e2e::TEST_POLICIES, &state, |_| String::new()).await;
+    let body = r#"{"data":{"k":"v"}}"#;
+    let r = two
+        .http("PUT", "/v1/secret/data/apps/db", Some(&two.root_token), Some(body))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let app = one.token("billing", &["apps"], 3600).await;
+    let r = two.http("GET", "/v1/secret/data/apps/db", Some(&app), None).await;
+    assert_eq!(r.status, 200, "a token made on one host works on the other: {}", r.text);
+
+    let r = one
+        .http("POST", "/v1/auth/token/revoke-self", Some(&app), Some("{}"))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = one.http("GET", "/v1/secret/data/apps/db", Some(&app), None).await;
+    assert_eq!(r.status, 403, "refused at once where it was revoked: {}", r.text);
+    let revoked = std::time::Instant::now();
+    let refused = tresor_e2e::eventually(std::time::Duration::from_secs(3), || async {
+        two.http("GET", "/v1/secret/data/apps/db", Some(&app), None)
+            .await
+            .status
+            == 403
+    })
+    .await;
+    let took = revoked.elapsed();
+    assert!(refused, "the other host still honours a revoked token");
+    assert!(
+        took <= tresor::auth::FRESH + std::time::Duration::from_millis(500),
+        "the other host refused it only after {took:?}"
+    );
+    one.stop().await;
+    two.stop().await;
 }

@@ -59,13 +59,13 @@ impl TestServer {
         self.dir.path().join("audit.log")
     }
 
-    /// The token file.
-    pub fn token_file(&self) -> PathBuf {
-        self.dir.path().join("state/tokens.json")
+    /// The embedded state store (tokens, leases).
+    pub fn state_file(&self) -> PathBuf {
+        self.dir.path().join("state/state.db")
     }
 
     /// A token for `name` with `groups`, made directly in the store.
-    pub fn token(&self, name: &str, groups: &[&str], ttl_seconds: u64) -> String {
+    pub async fn token(&self, name: &str, groups: &[&str], ttl_seconds: u64) -> String {
         let spec = TokenSpec {
             principal: Principal {
                 name: name.into(),
@@ -76,7 +76,7 @@ impl TestServer {
             max_ttl_seconds: 0,
             bootstrap: false,
         };
-        self.tokens.create(&spec).expect("token created").0.to_string()
+        self.tokens.create(&spec).await.expect("token created").0.to_string()
     }
 
     /// Send a request to the first listener (plain HTTP).
@@ -161,7 +161,11 @@ pub async fn start_server_with(
     let text = format!("{}\n[server]\n{server_toml}\n", config_text(dir.path(), extra_mounts));
     let config = Config::from_toml(&text).expect("test config parses");
     let host = Arc::new(Host::start(config.clone()).await.expect("host starts"));
-    let tokens = Arc::new(TokenStore::open(&config.server.token_file(&config.state_dir)).expect("token store opens"));
+    let tokens = Arc::new(
+        TokenStore::open(host.state().clone(), Some(&config.server.token_file(&config.state_dir)))
+            .await
+            .expect("token store opens"),
+    );
     let root = tokens
         .create(&TokenSpec {
             principal: tresor::auth::root_principal(),
@@ -169,6 +173,7 @@ pub async fn start_server_with(
             max_ttl_seconds: 0,
             bootstrap: true,
         })
+        .await
         .expect("root token")
         .0
         .to_string();

@@ -666,6 +666,11 @@ impl Host {
 }
 
 impl Host {
+    /// The host state store (leases, tokens): embedded, or PostgreSQL.
+    pub fn state(&self) -> &crate::state::StateStore {
+        self.leases.state()
+    }
+
     /// Record a request that a front door refused before it had a caller
     /// (no credential, or a bad token), as Vault audits failed logins: one
     /// `denied` audit entry and one span, never the presented token.

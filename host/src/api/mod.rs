@@ -430,7 +430,7 @@ impl State {
             Route::Probe(probe) => return Ok(sys::probe(probe)),
             _ => {}
         }
-        let who = match self.authenticate(&parts.headers, conn, rid) {
+        let who = match self.authenticate(&parts.headers, conn, rid).await? {
             Ok(who) => who,
             Err(refused) => return Err(self.refuse(refused, parts.uri.path(), conn, rid)),
         };
@@ -517,7 +517,13 @@ impl State {
 
     /// The caller: by token if one is given (a bad token is refused even
     /// when a client certificate would do), else by client certificate.
-    fn authenticate(&self, headers: &HeaderMap, conn: &Conn, rid: &str) -> Result<Authenticated, Refused> {
+    /// `Err` when the token store cannot be asked (503).
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        conn: &Conn,
+        rid: &str,
+    ) -> Result<Result<Authenticated, Refused>, ApiError> {
         let mtls = conn.cert_principal.is_some();
         let caller = |principal: Principal, token_accessor: Option<String>| Caller {
             principal,
@@ -528,7 +534,7 @@ impl State {
             token_accessor,
         };
         if let Some(token) = request_token(headers) {
-            return match self.tokens.lookup(&token) {
+            return Ok(match self.tokens.lookup(&token).await? {
                 Some(info) => Ok(Authenticated {
                     caller: caller(info.principal.clone(), Some(info.accessor.clone())),
                     token: Some((token, info)),
@@ -537,9 +543,9 @@ impl State {
                     reason: RefusalReason::InvalidToken,
                     token_digest: Some(self.tokens.audit_digest(&token)),
                 }),
-            };
+            });
         }
-        match &conn.cert_principal {
+        Ok(match &conn.cert_principal {
             Some(p) => Ok(Authenticated {
                 caller: caller(p.clone(), None),
                 token: None,
@@ -548,7 +554,7 @@ impl State {
                 reason: RefusalReason::NoCredential,
                 token_digest: None,
             }),
-        }
+        })
     }
 }
 

@@ -149,7 +149,7 @@ pub(super) async fn handle(cx: &Ctx<'_>, route: TokenRoute, body: &[u8]) -> Resu
             let Some((token, info)) = &cx.who.token else {
                 return Err(no_token());
             };
-            cx.state.tokens.revoke(token)?;
+            cx.state.tokens.revoke(token).await?;
             cx.host().revoke_token_leases(cx.caller(), &info.accessor).await?;
             Ok(wire::no_content())
         }
@@ -162,7 +162,8 @@ pub(super) async fn handle(cx: &Ctx<'_>, route: TokenRoute, body: &[u8]) -> Resu
             let info = cx
                 .state
                 .tokens
-                .renew(TokenRef::Token(token), increment)?
+                .renew(TokenRef::Token(token), increment)
+                .await?
                 .ok_or_else(|| ApiError::forbidden("bad token: invalid, expired or revoked"))?;
             Ok(auth_response(cx, token, &info, remaining(&info)))
         }
@@ -188,7 +189,7 @@ pub(super) async fn handle(cx: &Ctx<'_>, route: TokenRoute, body: &[u8]) -> Resu
                     } else {
                         TokenRef::Accessor(&held)
                     };
-                    tokens.renew(which, increment).map_err(token_store_error)
+                    tokens.renew(which, increment).await.map_err(token_store_error)
                 })
                 .await?
                 .ok_or_else(|| ApiError::bad_request(format!("no live token has this {field}")))?;
@@ -202,7 +203,7 @@ pub(super) async fn handle(cx: &Ctx<'_>, route: TokenRoute, body: &[u8]) -> Resu
             let (token, info) = cx
                 .host()
                 .admin(cx.caller(), AREA, route.operation(), || async move {
-                    tokens.create(&spec).map_err(token_store_error)
+                    tokens.create(&spec).await.map_err(token_store_error)
                 })
                 .await?;
             Ok(auth_response(cx, &token, &info, info.ttl_seconds))
@@ -214,11 +215,11 @@ pub(super) async fn handle(cx: &Ctx<'_>, route: TokenRoute, body: &[u8]) -> Resu
             };
             let tokens = cx.state.tokens.clone();
             if route == TokenRoute::Revoke {
-                let accessor = tokens.lookup(token).map(|info| info.accessor);
+                let accessor = tokens.lookup(token).await?.map(|info| info.accessor);
                 let token = Zeroizing::new(token.to_string());
                 cx.host()
                     .admin(cx.caller(), AREA, route.operation(), || async move {
-                        tokens.revoke(&token).map_err(token_store_error)
+                        tokens.revoke(&token).await.map_err(token_store_error)
                     })
                     .await?;
                 if let Some(accessor) = accessor {
@@ -229,7 +230,7 @@ pub(super) async fn handle(cx: &Ctx<'_>, route: TokenRoute, body: &[u8]) -> Resu
             let info = cx
                 .host()
                 .admin(cx.caller(), AREA, route.operation(), || async move {
-                    Ok(tokens.lookup(token))
+                    tokens.lookup(token).await.map_err(token_store_error)
                 })
                 .await?
                 .ok_or_else(|| ApiError::forbidden("bad token: invalid, expired or revoked"))?;
@@ -245,7 +246,7 @@ pub(super) async fn handle(cx: &Ctx<'_>, route: TokenRoute, body: &[u8]) -> Resu
                 let held = accessor.clone();
                 cx.host()
                     .admin(cx.caller(), AREA, route.operation(), || async move {
-                        tokens.revoke_accessor(&held).map_err(token_store_error)
+                        tokens.revoke_accessor(&held).await.map_err(token_store_error)
                     })
                     .await?;
                 cx.host().revoke_token_leases(cx.caller(), &accessor).await?;
@@ -254,7 +255,7 @@ pub(super) async fn handle(cx: &Ctx<'_>, route: TokenRoute, body: &[u8]) -> Resu
             let info = cx
                 .host()
                 .admin(cx.caller(), AREA, route.operation(), || async move {
-                    Ok(tokens.lookup_accessor(&accessor))
+                    tokens.lookup_accessor(&accessor).await.map_err(token_store_error)
                 })
                 .await?
                 .ok_or_else(|| ApiError::bad_request("invalid accessor: no live token has it"))?;

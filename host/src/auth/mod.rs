@@ -9,7 +9,7 @@ mod certs;
 mod tokens;
 
 pub use certs::{common_name, ClientCertMap};
-pub use tokens::{TokenError, TokenInfo, TokenRef, TokenSpec, TokenStore, TOKEN_PREFIX};
+pub use tokens::{TokenError, TokenInfo, TokenRef, TokenSpec, TokenStore, FRESH, TOKEN_PREFIX};
 
 /// The principal of the root token `tresor server` creates: name `root`,
 /// group `admins` (which the example policies let do everything).

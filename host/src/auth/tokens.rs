@@ -12,38 +12,45 @@
 //! Each token also has an *accessor*: a random, non-secret handle that
 //! administrators use to look up or revoke a token without knowing it.
 //!
-//! The store is one JSON file (mode 0600), rewritten on every change through
-//! a temporary file that is fsynced and renamed over the old one (then the
-//! directory is fsynced): a crash leaves the old or the new file, never half
-//! of one. One server owns a token file at a time.
+//! Tokens live in the host [state store](crate::state), so several hosts on
+//! one PostgreSQL share them: a token made on one host works on every other
+//! at once (a host that does not know a token asks the store), and one
+//! revoked on any host is refused everywhere within [`FRESH`] (a host
+//! re-checks a token it knows once it is that old). A `tokens.json` from an
+//! earlier Tresor is imported at start and renamed `tokens.json.imported`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ring::digest;
 use ring::rand::{SecureRandom, SystemRandom};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::policy::Principal;
+use crate::state::{StateError, StateStore, TokenRecord};
 
 /// Prefix of every token Tresor issues.
 pub const TOKEN_PREFIX: &str = "tvs.";
 
-/// Format version of the token file.
+/// How long a host trusts what it knows of a token before asking the state
+/// store again: a revocation on another host takes effect within this.
+pub const FRESH: Duration = Duration::from_secs(1);
+
+/// Format version of the token file of earlier versions.
 const FILE_FORMAT: u32 = 1;
 
 /// What can go wrong with the token store. Never carries a token.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    /// The file could not be read, written or synced.
-    #[error("token store {}: {what}: {source}; check that the state directory is writable", path.display())]
+    /// A token file of an earlier version could not be read or renamed.
+    #[error("token file {}: {what}: {source}; check that the state directory is writable", path.display())]
     Io {
         /// The token file.
         path: PathBuf,
@@ -52,20 +59,17 @@ pub enum TokenError {
         /// The underlying error.
         source: io::Error,
     },
-    /// The file is not a token store this version understands.
-    #[error("token store {} is damaged or of another format: {detail}; move it aside to start a new store (all tokens are then invalid)", path.display())]
+    /// A token file of an earlier version is not one this version reads.
+    #[error("token file {} is damaged or of another format: {detail}; move it aside to start without its tokens (they are then invalid)", path.display())]
     Damaged {
         /// The token file.
         path: PathBuf,
         /// What is wrong.
         detail: String,
     },
-    /// Another server (or another store in this process) has the file open.
-    #[error("token store {} is in use by another Tresor server: stop that server, or give this one its own state_dir", path.display())]
-    Locked {
-        /// The token file.
-        path: PathBuf,
-    },
+    /// The state store failed: nothing changed.
+    #[error("token store: {0}")]
+    State(#[from] StateError),
     /// No randomness could be had.
     #[error("no randomness for a new token: the system RNG failed")]
     Random,
@@ -139,10 +143,16 @@ impl TokenInfo {
     }
 }
 
-/// One stored token (its hash, never the token).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Record {
-    /// Hex SHA-256 of salt ‖ token.
+/// A token file of an earlier version.
+#[derive(Deserialize)]
+struct LegacyFile {
+    format: u32,
+    salt: String,
+    tokens: Vec<LegacyRecord>,
+}
+
+#[derive(Deserialize)]
+struct LegacyRecord {
     hash: String,
     accessor: String,
     principal: String,
@@ -155,65 +165,50 @@ struct Record {
     ttl_seconds: u64,
     #[serde(default)]
     expires_unix: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     max_expires_unix: Option<u64>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     bootstrap: bool,
 }
 
-impl Record {
-    fn info(&self) -> TokenInfo {
-        TokenInfo {
-            accessor: self.accessor.clone(),
-            principal: Principal {
-                name: self.principal.clone(),
-                groups: self.groups.clone(),
-                attributes: self.attributes.clone(),
-            },
-            created_unix: self.created_unix,
-            ttl_seconds: self.ttl_seconds,
-            expires_unix: self.expires_unix,
-            max_expires_unix: self.max_expires_unix,
-        }
-    }
-
-    fn expired(&self, now: u64) -> bool {
-        self.expires_unix.is_some_and(|e| e <= now)
+fn info(r: &TokenRecord) -> TokenInfo {
+    TokenInfo {
+        accessor: r.accessor.clone(),
+        principal: Principal {
+            name: r.principal.clone(),
+            groups: r.groups.clone(),
+            attributes: r.attributes.clone(),
+        },
+        created_unix: r.created_unix,
+        ttl_seconds: r.ttl_seconds,
+        expires_unix: r.expires_unix,
+        max_expires_unix: r.max_expires_unix,
     }
 }
 
-/// The token file.
-#[derive(Serialize, Deserialize)]
-struct StoreFile {
-    format: u32,
-    /// Hex of the store's 256-bit salt.
-    salt: String,
-    tokens: Vec<Record>,
+fn expired(r: &TokenRecord, now: u64) -> bool {
+    r.expires_unix.is_some_and(|e| e <= now)
 }
 
-struct State {
-    salt: Vec<u8>,
-    /// By hash.
-    tokens: HashMap<String, Record>,
+/// A token this host knows, and when it last checked it with the store.
+struct Known {
+    record: TokenRecord,
+    checked: Instant,
 }
 
-/// Tokens and the principals they stand for, persisted in one file.
+/// Tokens and the principals they stand for, kept in the host state store.
 /// `Send + Sync`; share it as `Arc<TokenStore>`.
 pub struct TokenStore {
-    path: PathBuf,
+    state: StateStore,
+    salt: Vec<u8>,
     rng: SystemRandom,
-    state: Mutex<State>,
-    /// `<file>.lock`, locked for the store's lifetime: each server keeps the
-    /// tokens in memory and rewrites the whole file, so two servers on one
-    /// file would undo each other's changes.
-    _lock: fs::File,
+    /// By hash.
+    known: Mutex<HashMap<String, Known>>,
 }
 
 impl std::fmt::Debug for TokenStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenStore")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        f.debug_struct("TokenStore").finish_non_exhaustive()
     }
 }
 
@@ -225,95 +220,80 @@ fn now_unix() -> u64 {
 }
 
 impl TokenStore {
-    /// Open the store at `path`, creating an empty one (with a fresh salt)
-    /// when the file does not exist. Expired tokens are dropped. The store
-    /// is locked until dropped: a second `open` of the same file, here or
-    /// in another process, fails with [`TokenError::Locked`].
-    pub fn open(path: &Path) -> Result<TokenStore, TokenError> {
-        let io_err = |what, source| TokenError::Io {
-            path: path.into(),
-            what,
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(|e| io_err("creating its directory", e))?;
-        }
-        let mut lock_name = path.as_os_str().to_owned();
-        lock_name.push(".lock");
-        let lock = crate::files::owner_only()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(PathBuf::from(lock_name))
-            .map_err(|e| io_err("opening its lock file", e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(TokenError::Locked { path: path.into() }),
-            Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", e)),
-        }
+    /// The tokens of `state`. `legacy_file` is where an earlier Tresor kept
+    /// its tokens (`<state_dir>/tokens.json`): when it exists, its tokens are
+    /// imported (they keep working) and it is renamed `<file>.imported`.
+    pub async fn open(state: StateStore, legacy_file: Option<&Path>) -> Result<TokenStore, TokenError> {
         let rng = SystemRandom::new();
-        let state = match fs::read(path) {
-            Ok(bytes) => {
-                let file: StoreFile = serde_json::from_slice(&bytes).map_err(|e| TokenError::Damaged {
-                    path: path.into(),
-                    // Position and kind only: serde's message can quote file contents.
-                    detail: format!(
-                        "unreadable JSON ({:?} error at line {}, column {})",
-                        e.classify(),
-                        e.line(),
-                        e.column()
-                    ),
-                })?;
-                if file.format != FILE_FORMAT {
-                    return Err(TokenError::Damaged {
-                        path: path.into(),
-                        detail: format!("format {} (this Tresor reads format {FILE_FORMAT})", file.format),
-                    });
-                }
-                let salt =
-                    hex::decode(&file.salt)
-                        .ok()
-                        .filter(|s| s.len() == 32)
-                        .ok_or_else(|| TokenError::Damaged {
-                            path: path.into(),
-                            detail: "the salt is not 64 hex digits".into(),
-                        })?;
-                let now = now_unix();
-                let tokens = file
-                    .tokens
-                    .into_iter()
-                    .filter(|r| !r.expired(now))
-                    .map(|r| (r.hash.clone(), r))
-                    .collect();
-                State { salt, tokens }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let mut salt = vec![0u8; 32];
-                rng.fill(&mut salt).map_err(|_| TokenError::Random)?;
-                let state = State {
-                    salt,
-                    tokens: HashMap::new(),
-                };
-                persist(path, &state)?;
-                state
-            }
-            Err(e) => return Err(io_err("reading", e)),
+        let legacy = match legacy_file {
+            Some(path) => read_legacy(path)?,
+            None => None,
         };
-        Ok(TokenStore {
-            path: path.into(),
+        let candidate = match &legacy {
+            // The old file's salt, so its hashes stay valid (unless the
+            // store already has a salt of its own).
+            Some(file) => file.salt.clone(),
+            None => {
+                let mut salt = [0u8; 32];
+                rng.fill(&mut salt).map_err(|_| TokenError::Random)?;
+                hex::encode(salt)
+            }
+        };
+        let stored = state.token_salt(&candidate).await?;
+        let salt = hex::decode(&stored)
+            .ok()
+            .filter(|s| s.len() == 32)
+            .ok_or_else(|| StateError::Damaged {
+                detail: "the token salt is not 64 hex digits".into(),
+            })?;
+        let store = TokenStore {
+            state,
+            salt,
             rng,
-            state: Mutex::new(state),
-            _lock: lock,
+            known: Mutex::new(HashMap::new()),
+        };
+        if let (Some(file), Some(path)) = (legacy, legacy_file) {
+            store.import(file, path, stored == candidate).await?;
+        }
+        Ok(store)
+    }
+
+    async fn import(&self, file: LegacyFile, path: &Path, same_salt: bool) -> Result<(), TokenError> {
+        let now = now_unix();
+        let live: Vec<LegacyRecord> = file
+            .tokens
+            .into_iter()
+            .filter(|r| r.expires_unix.is_none_or(|e| e > now))
+            .collect();
+        if same_salt {
+            for r in &live {
+                self.state
+                    .put_token(TokenRecord {
+                        hash: r.hash.clone(),
+                        accessor: r.accessor.clone(),
+                        principal: r.principal.clone(),
+                        groups: r.groups.clone(),
+                        attributes: r.attributes.clone(),
+                        created_unix: r.created_unix,
+                        ttl_seconds: r.ttl_seconds,
+                        expires_unix: r.expires_unix,
+                        max_expires_unix: r.max_expires_unix,
+                        bootstrap: r.bootstrap,
+                    })
+                    .await?;
+            }
+            tracing::info!(path = %path.display(), tokens = live.len(), "imported the tokens of an earlier Tresor into the state store");
+        } else {
+            tracing::warn!(path = %path.display(), tokens = live.len(),
+                "the state store already has tokens of its own: the tokens of this file are not imported (they no longer work); create new ones");
+        }
+        let mut done = path.as_os_str().to_owned();
+        done.push(".imported");
+        fs::rename(path, PathBuf::from(done)).map_err(|source| TokenError::Io {
+            path: path.into(),
+            what: "renaming it after the import",
+            source,
         })
-    }
-
-    /// The token file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn random(&self, bytes: usize) -> Result<String, TokenError> {
@@ -322,26 +302,40 @@ impl TokenStore {
         Ok(URL_SAFE_NO_PAD.encode(&*buf))
     }
 
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
+        self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remember(&self, record: TokenRecord) {
+        self.known().insert(
+            record.hash.clone(),
+            Known {
+                record,
+                checked: Instant::now(),
+            },
+        );
+    }
+
     /// Create a token for `spec`; returns the token (shown once, never
     /// stored) and its description.
-    pub fn create(&self, spec: &TokenSpec) -> Result<(Zeroizing<String>, TokenInfo), TokenError> {
+    pub async fn create(&self, spec: &TokenSpec) -> Result<(Zeroizing<String>, TokenInfo), TokenError> {
         let token = Zeroizing::new(format!("{TOKEN_PREFIX}{}", self.random(32)?));
-        let info = self.insert(&token, spec)?;
+        let info = self.insert(&token, spec).await?;
         Ok((token, info))
     }
 
     /// Store a token chosen by the operator (`tresor server --dev
     /// --dev-root-token-id`). It must be at least 16 characters.
-    pub fn create_with_id(&self, token: &str, spec: &TokenSpec) -> Result<TokenInfo, TokenError> {
+    pub async fn create_with_id(&self, token: &str, spec: &TokenSpec) -> Result<TokenInfo, TokenError> {
         if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(TokenError::Invalid(
                 "a chosen token must be at least 16 characters without spaces".into(),
             ));
         }
-        self.insert(token, spec)
+        self.insert(token, spec).await
     }
 
-    fn insert(&self, token: &str, spec: &TokenSpec) -> Result<TokenInfo, TokenError> {
+    async fn insert(&self, token: &str, spec: &TokenSpec) -> Result<TokenInfo, TokenError> {
         let accessor = self.random(18)?;
         // A token without a name of its own is its own principal, never its
         // creator's: `token-` and the start of its (non-secret) accessor.
@@ -350,10 +344,8 @@ impl TokenStore {
             name => name.to_string(),
         };
         let now = now_unix();
-        let mut state = self.lock();
-        let hash = hash(&state.salt, token);
-        let record = Record {
-            hash: hash.clone(),
+        let record = TokenRecord {
+            hash: hash(&self.salt, token),
             accessor,
             principal,
             groups: spec.principal.groups.clone(),
@@ -365,25 +357,35 @@ impl TokenStore {
                 .then(|| now.saturating_add(spec.max_ttl_seconds.max(spec.ttl_seconds))),
             bootstrap: spec.bootstrap,
         };
-        let info = record.info();
-        let previous = state.tokens.insert(hash.clone(), record);
-        state.tokens.retain(|_, r| !r.expired(now));
-        if let Err(e) = persist(&self.path, &state) {
-            // Not persisted: not valid either.
-            match previous {
-                Some(p) => state.tokens.insert(hash, p),
-                None => state.tokens.remove(&hash),
-            };
-            return Err(e);
-        }
+        self.state.put_token(record.clone()).await?;
+        let info = info(&record);
+        self.remember(record);
         Ok(info)
     }
 
-    /// The live (unexpired) token's description, or `None`.
-    pub fn lookup(&self, token: &str) -> Option<TokenInfo> {
-        let state = self.lock();
-        let record = state.tokens.get(&hash(&state.salt, token))?;
-        (!record.expired(now_unix())).then(|| record.info())
+    /// The live (unexpired) token's description, or `None`. A token this
+    /// host checked less than [`FRESH`] ago is answered from memory.
+    pub async fn lookup(&self, token: &str) -> Result<Option<TokenInfo>, TokenError> {
+        let h = hash(&self.salt, token);
+        Ok(self.record(&h).await?.map(|r| info(&r)))
+    }
+
+    /// The live record with hash `h`, from memory when fresh, else from the store.
+    async fn record(&self, h: &str) -> Result<Option<TokenRecord>, TokenError> {
+        let now = now_unix();
+        if let Some(k) = self.known().get(h).filter(|k| k.checked.elapsed() < FRESH) {
+            return Ok((!expired(&k.record, now)).then(|| k.record.clone()));
+        }
+        match self.state.get_token(h).await? {
+            Some(r) if !expired(&r, now) => {
+                self.remember(r.clone());
+                Ok(Some(r))
+            }
+            _ => {
+                self.known().remove(h);
+                Ok(None)
+            }
+        }
     }
 
     /// A digest of a presented token for the audit log: 16 hex digits of
@@ -392,38 +394,38 @@ impl TokenStore {
     /// from the hash the store keeps, so the audit log never holds anything
     /// that finds or unlocks a token.
     pub fn audit_digest(&self, token: &str) -> String {
-        let state = self.lock();
         let mut ctx = digest::Context::new(&digest::SHA256);
         ctx.update(b"tresor audit token digest\0");
-        ctx.update(&state.salt);
+        ctx.update(&self.salt);
         ctx.update(token.as_bytes());
         hex::encode(&ctx.finish().as_ref()[..8])
     }
 
     /// The live token with this accessor, or `None`.
-    pub fn lookup_accessor(&self, accessor: &str) -> Option<TokenInfo> {
+    pub async fn lookup_accessor(&self, accessor: &str) -> Result<Option<TokenInfo>, TokenError> {
         let now = now_unix();
-        self.lock()
-            .tokens
-            .values()
-            .find(|r| r.accessor == accessor && !r.expired(now))
-            .map(Record::info)
+        Ok(self
+            .state
+            .token_by_accessor(accessor)
+            .await?
+            .filter(|r| !expired(r, now))
+            .map(|r| info(&r)))
+    }
+
+    async fn find(&self, which: TokenRef<'_>) -> Result<Option<TokenRecord>, TokenError> {
+        let now = now_unix();
+        let found = match which {
+            TokenRef::Token(token) => self.state.get_token(&hash(&self.salt, token)).await?,
+            TokenRef::Accessor(accessor) => self.state.token_by_accessor(accessor).await?,
+        };
+        Ok(found.filter(|r| !expired(r, now)))
     }
 
     /// Renew a live token: it now expires `increment` seconds from now (its
     /// creation TTL when `increment` is 0), but never after its maximum
     /// lifetime. `Ok(None)` when no live token matches.
-    pub fn renew(&self, which: TokenRef<'_>, increment: u64) -> Result<Option<TokenInfo>, TokenError> {
-        let now = now_unix();
-        let mut state = self.lock();
-        let key = match which {
-            TokenRef::Token(token) => hash(&state.salt, token),
-            TokenRef::Accessor(accessor) => match state.tokens.values().find(|r| r.accessor == accessor) {
-                Some(r) => r.hash.clone(),
-                None => return Ok(None),
-            },
-        };
-        let Some(record) = state.tokens.get_mut(&key).filter(|r| !r.expired(now)) else {
+    pub async fn renew(&self, which: TokenRef<'_>, increment: u64) -> Result<Option<TokenInfo>, TokenError> {
+        let Some(mut record) = self.find(which).await? else {
             return Ok(None);
         };
         if record.ttl_seconds == 0 {
@@ -431,81 +433,87 @@ impl TokenStore {
                 "this token never expires: there is nothing to renew".into(),
             ));
         }
+        let now = now_unix();
         let wanted = now.saturating_add(if increment == 0 { record.ttl_seconds } else { increment });
-        let expires = record.max_expires_unix.map_or(wanted, |max| wanted.min(max));
-        let before = record.expires_unix.replace(expires);
-        let info = record.info();
-        if let Err(e) = persist(&self.path, &state) {
-            // Not persisted: not renewed either.
-            if let Some(r) = state.tokens.get_mut(&key) {
-                r.expires_unix = before;
-            }
-            return Err(e);
-        }
+        record.expires_unix = Some(record.max_expires_unix.map_or(wanted, |max| wanted.min(max)));
+        self.state.put_token(record.clone()).await?;
+        let info = info(&record);
+        self.remember(record);
         Ok(Some(info))
     }
 
     /// Revoke a token; `false` when it was not live.
-    pub fn revoke(&self, token: &str) -> Result<bool, TokenError> {
-        let mut state = self.lock();
-        let h = hash(&state.salt, token);
-        self.remove_where(&mut state, |r| r.hash == h)
+    pub async fn revoke(&self, token: &str) -> Result<bool, TokenError> {
+        let found = self.find(TokenRef::Token(token)).await?;
+        self.forget(hash(&self.salt, token), found.is_some()).await
     }
 
     /// Revoke the token with this accessor; `false` when it was not live.
-    pub fn revoke_accessor(&self, accessor: &str) -> Result<bool, TokenError> {
-        let mut state = self.lock();
-        self.remove_where(&mut state, |r| r.accessor == accessor)
+    pub async fn revoke_accessor(&self, accessor: &str) -> Result<bool, TokenError> {
+        let Some(found) = self.state.token_by_accessor(accessor).await? else {
+            return Ok(false);
+        };
+        let live = !expired(&found, now_unix());
+        self.forget(found.hash, live).await
+    }
+
+    async fn forget(&self, h: String, live: bool) -> Result<bool, TokenError> {
+        self.known().remove(&h);
+        let existed = self.state.delete_token(&h).await?;
+        Ok(existed && live)
     }
 
     /// Revoke every bootstrap root token (the dev server does this before
-    /// printing a new one). Returns how many were revoked.
-    pub fn revoke_bootstrap(&self) -> Result<usize, TokenError> {
-        let mut state = self.lock();
-        let before = state.tokens.len();
-        let now = now_unix();
-        let kept: HashMap<String, Record> = state
-            .tokens
-            .drain()
-            .filter(|(_, r)| !r.bootstrap && !r.expired(now))
-            .collect();
-        let removed = before - kept.len();
-        state.tokens = kept;
-        persist(&self.path, &state)?;
-        Ok(removed)
-    }
-
-    /// Number of live tokens.
-    pub fn len(&self) -> usize {
-        let now = now_unix();
-        self.lock().tokens.values().filter(|r| !r.expired(now)).count()
+    /// printing a new one), and forget expired tokens. Returns how many
+    /// bootstrap tokens were revoked.
+    pub async fn revoke_bootstrap(&self) -> Result<usize, TokenError> {
+        let n = self.state.delete_bootstrap_tokens(now_unix()).await?;
+        self.known().clear();
+        Ok(n)
     }
 
     /// True when no live token exists.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    pub async fn is_empty(&self) -> Result<bool, TokenError> {
+        Ok(self.state.live_tokens(now_unix()).await? == 0)
     }
+}
 
-    fn remove_where(&self, state: &mut State, matches: impl Fn(&Record) -> bool) -> Result<bool, TokenError> {
-        let now = now_unix();
-        let Some(key) = state
-            .tokens
-            .iter()
-            .find(|(_, r)| matches(r))
-            .map(|(k, r)| (k.clone(), r.expired(now)))
-        else {
-            return Ok(false);
-        };
-        let record = state.tokens.remove(&key.0);
-        state.tokens.retain(|_, r| !r.expired(now));
-        if let Err(e) = persist(&self.path, state) {
-            if let Some(r) = record {
-                state.tokens.insert(key.0, r);
-            }
-            return Err(e);
+/// The tokens of an earlier version's file, if there is one.
+fn read_legacy(path: &Path) -> Result<Option<LegacyFile>, TokenError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(TokenError::Io {
+                path: path.into(),
+                what: "reading",
+                source,
+            })
         }
-        Ok(!key.1)
+    };
+    let file: LegacyFile = serde_json::from_slice(&bytes).map_err(|e| TokenError::Damaged {
+        path: path.into(),
+        // Position and kind only: serde's message can quote file contents.
+        detail: format!(
+            "unreadable JSON ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ),
+    })?;
+    if file.format != FILE_FORMAT {
+        return Err(TokenError::Damaged {
+            path: path.into(),
+            detail: format!("format {} (this Tresor reads format {FILE_FORMAT})", file.format),
+        });
     }
+    if hex::decode(&file.salt).map(|s| s.len()) != Ok(32) {
+        return Err(TokenError::Damaged {
+            path: path.into(),
+            detail: "the salt is not 64 hex digits".into(),
+        });
+    }
+    Ok(Some(file))
 }
 
 fn hash(salt: &[u8], token: &str) -> String {
@@ -513,47 +521,6 @@ fn hash(salt: &[u8], token: &str) -> String {
     ctx.update(salt);
     ctx.update(token.as_bytes());
     hex::encode(ctx.finish())
-}
-
-/// Write the store through a synced temporary file renamed over the old one.
-fn persist(path: &Path, state: &State) -> Result<(), TokenError> {
-    let io_err = |what, source| TokenError::Io {
-        path: path.into(),
-        what,
-        source,
-    };
-    let mut tokens: Vec<Record> = state.tokens.values().cloned().collect();
-    tokens.sort_by(|a, b| (a.created_unix, &a.accessor).cmp(&(b.created_unix, &b.accessor)));
-    let file = StoreFile {
-        format: FILE_FORMAT,
-        salt: hex::encode(&state.salt),
-        tokens,
-    };
-    let bytes = serde_json::to_vec_pretty(&file).map_err(|e| io_err("encoding", io::Error::other(e)))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| {
-        let mut f = crate::files::owner_only()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        crate::files::sync_dir(dir)
-    })();
-    written.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io_err("writing", e)
-    })
 }
 
 #[cfg(test)]
@@ -573,130 +540,166 @@ mod tests {
         }
     }
 
-    #[test]
-    fn create_lookup_revoke_persist() {
+    async fn store_in(dir: &Path) -> TokenStore {
+        let state = StateStore::open_embedded(&dir.join("state.db")).unwrap();
+        TokenStore::open(state, Some(&dir.join("tokens.json"))).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn create_lookup_revoke_persist() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tokens.json");
-        let store = TokenStore::open(&path).unwrap();
-        let (token, info) = store.create(&spec("bot", 3600)).unwrap();
+        let store = store_in(dir.path()).await;
+        let (token, info) = store.create(&spec("bot", 3600)).await.unwrap();
         assert!(token.starts_with(TOKEN_PREFIX) && token.len() == TOKEN_PREFIX.len() + 43);
-        assert_eq!(store.lookup(&token).unwrap().principal.name, "bot");
+        assert_eq!(store.lookup(&token).await.unwrap().unwrap().principal.name, "bot");
         assert_eq!(
-            store.lookup_accessor(&info.accessor).unwrap().principal.groups,
+            store
+                .lookup_accessor(&info.accessor)
+                .await
+                .unwrap()
+                .unwrap()
+                .principal
+                .groups,
             vec!["apps"]
         );
-        assert!(store.lookup("tvs.nope").is_none());
+        assert!(store.lookup("tvs.nope").await.unwrap().is_none());
 
-        // The file holds hashes, never the token; it is private.
-        let text = fs::read_to_string(&path).unwrap();
-        assert!(!text.contains(&token[TOKEN_PREFIX.len()..]));
-        #[cfg(unix)]
-        {
-            let mode = fs::metadata(&path).unwrap().permissions();
-            assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
-        }
+        // The store holds hashes, never the token.
+        let mut db = fs::read(dir.path().join("state.db")).unwrap();
+        db.extend(fs::read(dir.path().join("state.db-wal")).unwrap_or_default());
+        assert!(db.windows(info.accessor.len()).any(|w| w == info.accessor.as_bytes()));
+        let secret = &token.as_bytes()[TOKEN_PREFIX.len()..];
+        assert!(!db.windows(secret.len()).any(|w| w == secret));
 
         // Reopened, the token still works; revoked, it does not.
         drop(store);
-        let store = TokenStore::open(&path).unwrap();
-        assert_eq!(store.lookup(&token).unwrap(), info);
-        assert!(store.revoke(&token).unwrap());
-        assert!(!store.revoke(&token).unwrap());
-        assert!(store.lookup(&token).is_none());
+        let store = store_in(dir.path()).await;
+        assert_eq!(store.lookup(&token).await.unwrap().unwrap(), info);
+        assert!(store.revoke(&token).await.unwrap());
+        assert!(!store.revoke(&token).await.unwrap());
+        assert!(store.lookup(&token).await.unwrap().is_none());
         drop(store);
-        assert!(TokenStore::open(&path).unwrap().lookup(&token).is_none());
+        assert!(store_in(dir.path()).await.lookup(&token).await.unwrap().is_none());
     }
 
-    #[test]
-    fn expired_tokens_are_refused_and_bootstrap_tokens_replaced() {
+    #[tokio::test]
+    async fn a_revocation_through_another_store_is_seen_within_fresh() {
         let dir = tempfile::tempdir().unwrap();
-        let store = TokenStore::open(&dir.path().join("t.json")).unwrap();
-        let (token, _) = store.create(&spec("short", 1)).unwrap();
-        assert!(store.lookup(&token).is_some());
-        std::thread::sleep(std::time::Duration::from_millis(2100));
-        assert!(store.lookup(&token).is_none());
+        let state = StateStore::open_embedded(&dir.path().join("state.db")).unwrap();
+        let one = TokenStore::open(state.clone(), None).await.unwrap();
+        let two = TokenStore::open(state, None).await.unwrap();
+        let (token, info) = one.create(&spec("bot", 0)).await.unwrap();
+        // Made on one, known at once by the other.
+        assert!(two.lookup(&token).await.unwrap().is_some());
+        assert!(two.revoke_accessor(&info.accessor).await.unwrap());
+        tokio::time::sleep(FRESH + Duration::from_millis(50)).await;
+        assert!(one.lookup(&token).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn expired_tokens_are_refused_and_bootstrap_tokens_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(dir.path()).await;
+        let (token, _) = store.create(&spec("short", 1)).await.unwrap();
+        assert!(store.lookup(&token).await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert!(store.lookup(&token).await.unwrap().is_none());
 
         let root = TokenSpec {
             bootstrap: true,
             ..spec("root", 0)
         };
-        let (old, _) = store.create(&root).unwrap();
+        let (old, _) = store.create(&root).await.unwrap();
         let chosen = "dev-root-token-0123456789";
-        store.create_with_id(chosen, &spec("other", 0)).unwrap();
-        assert_eq!(store.revoke_bootstrap().unwrap(), 1);
-        assert!(store.lookup(&old).is_none());
-        assert_eq!(store.lookup(chosen).unwrap().principal.name, "other");
-        assert!(store.create_with_id("short", &spec("x", 0)).is_err());
+        store.create_with_id(chosen, &spec("other", 0)).await.unwrap();
+        assert_eq!(store.revoke_bootstrap().await.unwrap(), 1);
+        assert!(store.lookup(&old).await.unwrap().is_none());
+        assert_eq!(store.lookup(chosen).await.unwrap().unwrap().principal.name, "other");
+        assert!(store.create_with_id("short", &spec("x", 0)).await.is_err());
+        assert!(!store.is_empty().await.unwrap());
     }
 
-    #[test]
-    fn renewal_extends_a_live_token_up_to_its_maximum_lifetime() {
+    #[tokio::test]
+    async fn renewal_extends_a_live_token_up_to_its_maximum_lifetime() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.json");
-        let store = TokenStore::open(&path).unwrap();
+        let store = store_in(dir.path()).await;
         let capped = TokenSpec {
             max_ttl_seconds: 7200,
             ..spec("capped", 60)
         };
-        let (token, info) = store.create(&capped).unwrap();
+        let (token, info) = store.create(&capped).await.unwrap();
         let created = info.created_unix;
         assert_eq!(info.expires_unix, Some(created + 60));
         assert_eq!(info.max_expires_unix, Some(created + 7200));
         assert!(info.renewable());
 
         // By the token, with an increment: an hour from now.
-        let renewed = store.renew(TokenRef::Token(&token), 3600).unwrap().unwrap();
+        let renewed = store.renew(TokenRef::Token(&token), 3600).await.unwrap().unwrap();
         let expires = renewed.expires_unix.unwrap();
         assert!((created + 3600..=created + 3602).contains(&expires), "{expires}");
         // By accessor, asking for more than the maximum: capped, and no longer renewable.
         let renewed = store
             .renew(TokenRef::Accessor(&info.accessor), 86_400)
+            .await
             .unwrap()
             .unwrap();
         assert_eq!(renewed.expires_unix, Some(created + 7200));
         assert!(!renewed.renewable());
         // Persisted: a reopened store has the new expiry.
         drop(store);
-        let store = TokenStore::open(&path).unwrap();
-        assert_eq!(store.lookup(&token).unwrap().expires_unix, Some(created + 7200));
+        let store = store_in(dir.path()).await;
+        assert_eq!(
+            store.lookup(&token).await.unwrap().unwrap().expires_unix,
+            Some(created + 7200)
+        );
 
         // Without an increment, the creation TTL again (shortening is allowed, as in Vault).
-        let renewed = store.renew(TokenRef::Token(&token), 0).unwrap().unwrap();
+        let renewed = store.renew(TokenRef::Token(&token), 0).await.unwrap().unwrap();
         assert!(renewed.expires_unix.unwrap() <= now_unix() + 60);
 
         // Unknown, expired or never-expiring tokens.
-        assert!(store.renew(TokenRef::Token("tvs.nope"), 60).unwrap().is_none());
-        assert!(store.renew(TokenRef::Accessor("nope"), 60).unwrap().is_none());
-        let (forever, _) = store.create(&spec("forever", 0)).unwrap();
-        let err = store.renew(TokenRef::Token(&forever), 60).unwrap_err();
+        assert!(store.renew(TokenRef::Token("tvs.nope"), 60).await.unwrap().is_none());
+        assert!(store.renew(TokenRef::Accessor("nope"), 60).await.unwrap().is_none());
+        let (forever, _) = store.create(&spec("forever", 0)).await.unwrap();
+        let err = store.renew(TokenRef::Token(&forever), 60).await.unwrap_err();
         assert!(err.to_string().contains("never expires"), "{err}");
-        let (short, _) = store.create(&spec("short", 1)).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(2100));
-        assert!(store.renew(TokenRef::Token(&short), 60).unwrap().is_none());
-        assert!(store.lookup(&short).is_none());
     }
 
-    #[test]
-    fn one_store_per_file_at_a_time() {
+    #[tokio::test]
+    async fn tokens_of_an_earlier_token_file_keep_working() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state/tokens.json");
-        let first = TokenStore::open(&path).unwrap();
-        let (token, _) = first.create(&spec("bot", 0)).unwrap();
-        let err = TokenStore::open(&path).unwrap_err();
-        assert!(matches!(err, TokenError::Locked { .. }), "{err:?}");
-        assert!(err.to_string().contains("in use by another Tresor server"), "{err}");
-        // The refused open changed nothing; once the first is gone, it works.
-        assert!(first.lookup(&token).is_some());
-        drop(first);
-        assert!(TokenStore::open(&path).unwrap().lookup(&token).is_some());
+        let salt = "ab".repeat(32);
+        let token = "tvs.an-old-token-from-tokens-json";
+        let file = serde_json::json!({
+            "format": 1,
+            "salt": salt,
+            "tokens": [{
+                "hash": hash(&hex::decode(&salt).unwrap(), token),
+                "accessor": "old-accessor",
+                "principal": "legacy-bot",
+                "groups": ["apps"],
+                "created_unix": now_unix(),
+            }],
+        });
+        fs::write(dir.path().join("tokens.json"), file.to_string()).unwrap();
+        let store = store_in(dir.path()).await;
+        assert_eq!(store.lookup(token).await.unwrap().unwrap().principal.name, "legacy-bot");
+        assert!(!dir.path().join("tokens.json").exists());
+        assert!(dir.path().join("tokens.json.imported").exists());
+        // Imported once: the state store has it after a restart.
+        drop(store);
+        assert!(store_in(dir.path()).await.lookup(token).await.unwrap().is_some());
     }
 
-    #[test]
-    fn damaged_store_is_refused() {
+    #[tokio::test]
+    async fn a_damaged_token_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.json");
-        fs::write(&path, "{not json").unwrap();
-        let e = TokenStore::open(&path).unwrap_err().to_string();
+        fs::write(dir.path().join("tokens.json"), "{not json").unwrap();
+        let state = StateStore::open_embedded(&dir.path().join("state.db")).unwrap();
+        let e = TokenStore::open(state, Some(&dir.path().join("tokens.json")))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("damaged"), "{e}");
     }
 }

@@ -80,12 +80,16 @@ async fn serve(args: ServerArgs) -> Result<(), String> {
 
     let host = Arc::new(Host::start(config.clone()).await.map_err(|e| e.to_string())?);
     let token_file = config.server.token_file(&config.state_dir);
-    let tokens = Arc::new(TokenStore::open(&token_file).map_err(|e| e.to_string())?);
+    let tokens = Arc::new(
+        TokenStore::open(host.state().clone(), Some(&token_file))
+            .await
+            .map_err(|e| e.to_string())?,
+    );
     let root = if args.dev {
-        tokens.revoke_bootstrap().map_err(|e| e.to_string())?;
-        Some(create_root(&tokens, args.dev_root_token_id.as_deref())?)
-    } else if config.server.tokens.bootstrap_root_token && tokens.is_empty() {
-        Some(create_root(&tokens, None)?)
+        tokens.revoke_bootstrap().await.map_err(|e| e.to_string())?;
+        Some(create_root(&tokens, args.dev_root_token_id.as_deref()).await?)
+    } else if config.server.tokens.bootstrap_root_token && tokens.is_empty().await.map_err(|e| e.to_string())? {
+        Some(create_root(&tokens, None).await?)
     } else {
         None
     };
@@ -155,7 +159,7 @@ fn stop_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     })
 }
 
-fn create_root(tokens: &TokenStore, chosen: Option<&str>) -> Result<zeroize::Zeroizing<String>, String> {
+async fn create_root(tokens: &TokenStore, chosen: Option<&str>) -> Result<zeroize::Zeroizing<String>, String> {
     let spec = TokenSpec {
         principal: root_principal(),
         ttl_seconds: 0,
@@ -164,10 +168,10 @@ fn create_root(tokens: &TokenStore, chosen: Option<&str>) -> Result<zeroize::Zer
     };
     match chosen {
         Some(id) => {
-            tokens.create_with_id(id, &spec).map_err(|e| e.to_string())?;
+            tokens.create_with_id(id, &spec).await.map_err(|e| e.to_string())?;
             Ok(zeroize::Zeroizing::new(id.to_string()))
         }
-        None => tokens.create(&spec).map(|(t, _)| t).map_err(|e| e.to_string()),
+        None => tokens.create(&spec).await.map(|(t, _)| t).map_err(|e| e.to_string()),
     }
 }
 

@@ -8,7 +8,8 @@
 //! shutdown_grace_ms = 30000              # in-flight requests get this long on SIGTERM
 //!
 //! [server.tokens]
-//! file = "tokens.json"                   # relative to state_dir; salted hashes only
+//! # tokens live in the host state store ([state]); `file` names an earlier
+//! # version's token file, imported at start (default tokens.json)
 //! default_ttl = "768h"                   # for tokens created without a ttl
 //! max_ttl = "8760h"                      # longer requests are capped
 //! bootstrap_root_token = true            # print a root token once when the store is empty
@@ -127,8 +128,9 @@ impl ListenerConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
-    /// Token file; default `<state_dir>/tokens.json`. Holds salted SHA-256
-    /// hashes of tokens, never a token itself.
+    /// The token file of an earlier Tresor (default `<state_dir>/tokens.json`):
+    /// its tokens are imported into the state store at start and the file
+    /// renamed `<file>.imported`. Tokens now live in the state store.
     #[serde(default)]
     pub file: Option<PathBuf>,
     /// Lifetime of tokens created without a `ttl` (`"768h"`, `"30m"`, `"3600"`).

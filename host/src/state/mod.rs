@@ -88,6 +88,32 @@ pub struct LeaseRecord {
     pub last_error: Option<String>,
 }
 
+/// One API token as the state store keeps it: its salted hash, never the
+/// token (see [`crate::auth::TokenStore`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Hex SHA-256 of the store's token salt ‖ token.
+    pub hash: String,
+    /// The token's non-secret handle.
+    pub accessor: String,
+    /// The principal's name.
+    pub principal: String,
+    /// The principal's groups.
+    pub groups: Vec<String>,
+    /// The principal's attributes.
+    pub attributes: std::collections::BTreeMap<String, String>,
+    /// Creation time, unix seconds.
+    pub created_unix: u64,
+    /// Lifetime it was created with, seconds (0: no expiry).
+    pub ttl_seconds: u64,
+    /// Expiry, unix seconds.
+    pub expires_unix: Option<u64>,
+    /// The latest expiry renewals may reach, unix seconds.
+    pub max_expires_unix: Option<u64>,
+    /// A bootstrap root token made by the server at start.
+    pub bootstrap: bool,
+}
+
 /// What can go wrong with the state store. Messages say what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -146,6 +172,23 @@ pub trait StateBackend: Send + Sync + 'static {
     /// The soonest time the sweeper has work (an active lease's end or a
     /// pending lease's next attempt), if any.
     async fn next_due(&self) -> Result<Option<u64>, StateError>;
+
+    /// The salt of token hashes: the stored one, or `candidate` stored now
+    /// when there is none (the first host to ask sets it for all).
+    async fn token_salt(&self, candidate: &str) -> Result<String, StateError>;
+    /// Insert a token, or replace the token with the same hash.
+    async fn put_token(&self, token: &TokenRecord) -> Result<(), StateError>;
+    /// The token with this hash.
+    async fn get_token(&self, hash: &str) -> Result<Option<TokenRecord>, StateError>;
+    /// The token with this accessor.
+    async fn token_by_accessor(&self, accessor: &str) -> Result<Option<TokenRecord>, StateError>;
+    /// Forget a token; true when it existed.
+    async fn delete_token(&self, hash: &str) -> Result<bool, StateError>;
+    /// Forget every bootstrap token and every token expired at `now_unix`;
+    /// how many bootstrap tokens there were.
+    async fn delete_bootstrap_tokens(&self, now_unix: u64) -> Result<usize, StateError>;
+    /// How many tokens are live (unexpired) at `now_unix`.
+    async fn live_tokens(&self, now_unix: u64) -> Result<usize, StateError>;
 }
 
 /// The host state store. Clone it freely: clones share one backend.
@@ -214,4 +257,51 @@ impl StateStore {
     pub async fn next_due(&self) -> Result<Option<u64>, StateError> {
         self.backend.next_due().await
     }
+
+    /// The token salt (set by the first caller, `candidate`).
+    pub async fn token_salt(&self, candidate: &str) -> Result<String, StateError> {
+        self.backend.token_salt(candidate).await
+    }
+
+    /// Record a token durably (insert or replace).
+    pub async fn put_token(&self, token: TokenRecord) -> Result<(), StateError> {
+        self.backend.put_token(&token).await
+    }
+
+    /// The token with this hash.
+    pub async fn get_token(&self, hash: &str) -> Result<Option<TokenRecord>, StateError> {
+        self.backend.get_token(hash).await
+    }
+
+    /// The token with this accessor.
+    pub async fn token_by_accessor(&self, accessor: &str) -> Result<Option<TokenRecord>, StateError> {
+        self.backend.token_by_accessor(accessor).await
+    }
+
+    /// Forget a token; true when it existed.
+    pub async fn delete_token(&self, hash: &str) -> Result<bool, StateError> {
+        self.backend.delete_token(hash).await
+    }
+
+    /// Forget the bootstrap tokens (and expired ones); how many bootstrap ones.
+    pub async fn delete_bootstrap_tokens(&self, now_unix: u64) -> Result<usize, StateError> {
+        self.backend.delete_bootstrap_tokens(now_unix).await
+    }
+
+    /// How many tokens are live at `now_unix`.
+    pub async fn live_tokens(&self, now_unix: u64) -> Result<usize, StateError> {
+        self.backend.live_tokens(now_unix).await
+    }
+}
+
+/// A token's groups or attributes as stored (JSON text).
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("strings serialize")
+}
+
+/// Stored JSON text back into groups or attributes.
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StateError> {
+    serde_json::from_str(text).map_err(|e| StateError::Damaged {
+        detail: format!("a token's principal does not parse: {e}"),
+    })
 }

@@ -13,13 +13,14 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{NoTls, Row};
 
-use super::{LeaseRecord, LeaseState, StateBackend, StateError};
+use super::{from_json, to_json, LeaseRecord, LeaseState, StateBackend, StateError, TokenRecord};
 
 /// The newest schema this build knows.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 /// Each step brings the schema from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE tresor_leases (
         id              TEXT COLLATE \"C\" PRIMARY KEY,
         mount           TEXT NOT NULL,
@@ -41,7 +42,29 @@ const MIGRATIONS: &[&str] = &["
     CREATE INDEX tresor_leases_by_expiry ON tresor_leases (state, expires_ms);
     CREATE INDEX tresor_leases_by_attempt ON tresor_leases (state, next_attempt_ms);
     CREATE INDEX tresor_leases_by_token ON tresor_leases (token_accessor);
-"];
+",
+    "
+    CREATE TABLE tresor_meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE tresor_tokens (
+        hash             TEXT PRIMARY KEY,
+        accessor         TEXT NOT NULL UNIQUE,
+        principal        TEXT NOT NULL,
+        groups           TEXT NOT NULL,
+        attributes       TEXT NOT NULL,
+        created_unix     BIGINT NOT NULL,
+        ttl_seconds      BIGINT NOT NULL,
+        expires_unix     BIGINT,
+        max_expires_unix BIGINT,
+        bootstrap        BOOLEAN NOT NULL
+    );
+",
+];
+
+const TOKEN_COLUMNS: &str = "hash, accessor, principal, groups, attributes, created_unix, ttl_seconds, \
+     expires_unix, max_expires_unix, bootstrap";
 
 /// Key of the advisory lock migrations hold (`tresor` in ASCII).
 const MIGRATION_LOCK: i64 = 0x7472_6573_6f72;
@@ -220,6 +243,37 @@ fn lease_from_row(row: &Row) -> Result<LeaseRecord, StateError> {
     })
 }
 
+fn token_from_row(row: &Row) -> Result<TokenRecord, StateError> {
+    let damaged = |e: tokio_postgres::Error| StateError::Damaged { detail: e.to_string() };
+    let u = |v: i64| v.max(0) as u64;
+    Ok(TokenRecord {
+        hash: row.try_get(0).map_err(damaged)?,
+        accessor: row.try_get(1).map_err(damaged)?,
+        principal: row.try_get(2).map_err(damaged)?,
+        groups: from_json(&row.try_get::<_, String>(3).map_err(damaged)?)?,
+        attributes: from_json(&row.try_get::<_, String>(4).map_err(damaged)?)?,
+        created_unix: u(row.try_get(5).map_err(damaged)?),
+        ttl_seconds: u(row.try_get(6).map_err(damaged)?),
+        expires_unix: row.try_get::<_, Option<i64>>(7).map_err(damaged)?.map(u),
+        max_expires_unix: row.try_get::<_, Option<i64>>(8).map_err(damaged)?.map(u),
+        bootstrap: row.try_get(9).map_err(damaged)?,
+    })
+}
+
+impl PostgresBackend {
+    async fn token_where(&self, column: &str, value: &str) -> Result<Option<TokenRecord>, StateError> {
+        let client = self.client("reading a token").await?;
+        let rows = client
+            .query(
+                &format!("SELECT {TOKEN_COLUMNS} FROM tresor_tokens WHERE {column} = $1"),
+                &[&value],
+            )
+            .await
+            .map_err(io("reading a token"))?;
+        rows.first().map(token_from_row).transpose()
+    }
+}
+
 /// `prefix` as a LIKE pattern matching it literally, then anything.
 fn like_prefix(prefix: &str) -> String {
     let mut out = String::with_capacity(prefix.len() + 1);
@@ -341,6 +395,98 @@ impl StateBackend for PostgresBackend {
             .await
             .map_err(io("finding the next due lease"))?;
         Ok(row.get::<_, Option<i64>>(0).map(|t| t.max(0) as u64))
+    }
+
+    async fn token_salt(&self, candidate: &str) -> Result<String, StateError> {
+        let client = self.client("reading the token salt").await?;
+        client
+            .execute(
+                "INSERT INTO tresor_meta (key, value) VALUES ('token_salt', $1) ON CONFLICT (key) DO NOTHING",
+                &[&candidate],
+            )
+            .await
+            .map_err(io("setting the token salt"))?;
+        let row = client
+            .query_one("SELECT value FROM tresor_meta WHERE key = 'token_salt'", &[])
+            .await
+            .map_err(io("reading the token salt"))?;
+        Ok(row.get(0))
+    }
+
+    async fn put_token(&self, t: &TokenRecord) -> Result<(), StateError> {
+        let client = self.client("recording a token").await?;
+        let opt = |v: Option<u64>| v.map(ms);
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO tresor_tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     ON CONFLICT (hash) DO UPDATE SET accessor = EXCLUDED.accessor, principal = EXCLUDED.principal, \
+                     groups = EXCLUDED.groups, attributes = EXCLUDED.attributes, created_unix = EXCLUDED.created_unix, \
+                     ttl_seconds = EXCLUDED.ttl_seconds, expires_unix = EXCLUDED.expires_unix, \
+                     max_expires_unix = EXCLUDED.max_expires_unix, bootstrap = EXCLUDED.bootstrap"
+                ),
+                &[
+                    &t.hash,
+                    &t.accessor,
+                    &t.principal,
+                    &to_json(&t.groups),
+                    &to_json(&t.attributes),
+                    &ms(t.created_unix),
+                    &ms(t.ttl_seconds),
+                    &opt(t.expires_unix),
+                    &opt(t.max_expires_unix),
+                    &t.bootstrap,
+                ],
+            )
+            .await
+            .map(|_| ())
+            .map_err(io("recording a token"))
+    }
+
+    async fn get_token(&self, hash: &str) -> Result<Option<TokenRecord>, StateError> {
+        self.token_where("hash", hash).await
+    }
+
+    async fn token_by_accessor(&self, accessor: &str) -> Result<Option<TokenRecord>, StateError> {
+        self.token_where("accessor", accessor).await
+    }
+
+    async fn delete_token(&self, hash: &str) -> Result<bool, StateError> {
+        let client = self.client("deleting a token").await?;
+        client
+            .execute("DELETE FROM tresor_tokens WHERE hash = $1", &[&hash])
+            .await
+            .map(|n| n > 0)
+            .map_err(io("deleting a token"))
+    }
+
+    async fn delete_bootstrap_tokens(&self, now_unix: u64) -> Result<usize, StateError> {
+        let mut client = self.client("deleting bootstrap tokens").await?;
+        let tx = client.transaction().await.map_err(io("deleting bootstrap tokens"))?;
+        let n = tx
+            .execute("DELETE FROM tresor_tokens WHERE bootstrap", &[])
+            .await
+            .map_err(io("deleting bootstrap tokens"))?;
+        tx.execute(
+            "DELETE FROM tresor_tokens WHERE expires_unix IS NOT NULL AND expires_unix <= $1",
+            &[&ms(now_unix)],
+        )
+        .await
+        .map_err(io("deleting expired tokens"))?;
+        tx.commit().await.map_err(io("deleting bootstrap tokens"))?;
+        Ok(n as usize)
+    }
+
+    async fn live_tokens(&self, now_unix: u64) -> Result<usize, StateError> {
+        let client = self.client("counting tokens").await?;
+        let row = client
+            .query_one(
+                "SELECT COUNT(*) FROM tresor_tokens WHERE expires_unix IS NULL OR expires_unix > $1",
+                &[&ms(now_unix)],
+            )
+            .await
+            .map_err(io("counting tokens"))?;
+        Ok(row.get::<_, i64>(0).max(0) as usize)
     }
 }
 

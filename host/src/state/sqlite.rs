@@ -10,13 +10,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{LeaseRecord, LeaseState, StateBackend, StateError};
+use super::{from_json, to_json, LeaseRecord, LeaseState, StateBackend, StateError, TokenRecord};
 
 /// The newest schema this build knows.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Each step brings the schema from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE leases (
         id              TEXT PRIMARY KEY,
         mount           TEXT NOT NULL,
@@ -38,7 +39,29 @@ const MIGRATIONS: &[&str] = &["
     CREATE INDEX leases_by_expiry ON leases (state, expires_ms);
     CREATE INDEX leases_by_attempt ON leases (state, next_attempt_ms);
     CREATE INDEX leases_by_token ON leases (token_accessor);
-"];
+",
+    "
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE tokens (
+        hash             TEXT PRIMARY KEY,
+        accessor         TEXT NOT NULL UNIQUE,
+        principal        TEXT NOT NULL,
+        groups           TEXT NOT NULL,
+        attributes       TEXT NOT NULL,
+        created_unix     INTEGER NOT NULL,
+        ttl_seconds      INTEGER NOT NULL,
+        expires_unix     INTEGER,
+        max_expires_unix INTEGER,
+        bootstrap        INTEGER NOT NULL
+    ) STRICT;
+",
+];
+
+const TOKEN_COLUMNS: &str = "hash, accessor, principal, groups, attributes, created_unix, ttl_seconds, \
+     expires_unix, max_expires_unix, bootstrap";
 
 const COLUMNS: &str = "id, mount, role, principal, token_accessor, revoke_handle, issued_ms, renewed_ms, \
      expires_ms, max_expires_ms, renewable, revocable, state, attempts, next_attempt_ms, last_error";
@@ -110,6 +133,69 @@ impl StateBackend for SqliteBackend {
 
     async fn next_due(&self) -> Result<Option<u64>, StateError> {
         self.run(|db| db.next_due()).await
+    }
+
+    async fn token_salt(&self, candidate: &str) -> Result<String, StateError> {
+        let candidate = candidate.to_string();
+        self.run(move |db| db.token_salt(&candidate)).await
+    }
+
+    async fn put_token(&self, token: &TokenRecord) -> Result<(), StateError> {
+        let token = token.clone();
+        self.run(move |db| db.put_token(&token)).await
+    }
+
+    async fn get_token(&self, hash: &str) -> Result<Option<TokenRecord>, StateError> {
+        let hash = hash.to_string();
+        self.run(move |db| db.token_where("hash", &hash)).await
+    }
+
+    async fn token_by_accessor(&self, accessor: &str) -> Result<Option<TokenRecord>, StateError> {
+        let accessor = accessor.to_string();
+        self.run(move |db| db.token_where("accessor", &accessor)).await
+    }
+
+    async fn delete_token(&self, hash: &str) -> Result<bool, StateError> {
+        let hash = hash.to_string();
+        self.run(move |db| {
+            db.conn()
+                .execute("DELETE FROM tokens WHERE hash = ?1", [hash])
+                .map(|n| n > 0)
+                .map_err(io("deleting a token"))
+        })
+        .await
+    }
+
+    async fn delete_bootstrap_tokens(&self, now_unix: u64) -> Result<usize, StateError> {
+        self.run(move |db| {
+            let mut conn = db.conn();
+            let tx = conn.transaction().map_err(io("deleting bootstrap tokens"))?;
+            let n = tx
+                .execute("DELETE FROM tokens WHERE bootstrap = 1", [])
+                .map_err(io("deleting bootstrap tokens"))?;
+            tx.execute(
+                "DELETE FROM tokens WHERE expires_unix IS NOT NULL AND expires_unix <= ?1",
+                [ms(now_unix)],
+            )
+            .map_err(io("deleting expired tokens"))?;
+            tx.commit().map_err(io("deleting bootstrap tokens"))?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn live_tokens(&self, now_unix: u64) -> Result<usize, StateError> {
+        self.run(move |db| {
+            db.conn()
+                .query_row(
+                    "SELECT COUNT(*) FROM tokens WHERE expires_unix IS NULL OR expires_unix > ?1",
+                    [ms(now_unix)],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|n| n.max(0) as usize)
+                .map_err(io("counting tokens"))
+        })
+        .await
     }
 }
 
@@ -220,6 +306,80 @@ fn prefix_end(prefix: &str) -> Option<String> {
 }
 
 impl SqliteDb {
+    fn token_salt(&self, candidate: &str) -> Result<String, StateError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('token_salt', ?1)",
+            [candidate],
+        )
+        .map_err(io("setting the token salt"))?;
+        conn.query_row("SELECT value FROM meta WHERE key = 'token_salt'", [], |r| r.get(0))
+            .map_err(io("reading the token salt"))
+    }
+
+    fn put_token(&self, t: &TokenRecord) -> Result<(), StateError> {
+        let opt = |v: Option<u64>| v.map(ms);
+        self.conn()
+            .execute(
+                &format!(
+                    "INSERT OR REPLACE INTO tokens ({TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                ),
+                params![
+                    t.hash,
+                    t.accessor,
+                    t.principal,
+                    to_json(&t.groups),
+                    to_json(&t.attributes),
+                    ms(t.created_unix),
+                    ms(t.ttl_seconds),
+                    opt(t.expires_unix),
+                    opt(t.max_expires_unix),
+                    t.bootstrap,
+                ],
+            )
+            .map(|_| ())
+            .map_err(io("recording a token"))
+    }
+
+    fn token_where(&self, column: &str, value: &str) -> Result<Option<TokenRecord>, StateError> {
+        let row = self
+            .conn()
+            .query_row(
+                &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE {column} = ?1"),
+                [value],
+                |r| {
+                    let u = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+                    let opt = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(|v| v.max(0) as u64));
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        (u(5)?, u(6)?, opt(7)?, opt(8)?),
+                        r.get::<_, bool>(9)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(io("reading a token"))?;
+        let Some((hash, accessor, principal, groups, attributes, (created, ttl, expires, max), bootstrap)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(TokenRecord {
+            hash,
+            accessor,
+            principal,
+            groups: from_json(&groups)?,
+            attributes: from_json(&attributes)?,
+            created_unix: created,
+            ttl_seconds: ttl,
+            expires_unix: expires,
+            max_expires_unix: max,
+            bootstrap,
+        }))
+    }
+
     fn put_lease(&self, l: &LeaseRecord) -> Result<(), StateError> {
         self.conn()
             .execute(
