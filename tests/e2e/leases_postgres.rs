@@ -331,3 +331,56 @@ async fn leases_live_in_a_postgresql_state_store_across_restarts() {
         "0"
     );
 }
+
+/// Two hosts on one PostgreSQL state store: one sweeps (it holds the
+/// sweeper's advisory lock); when it stops, the other takes over and
+/// revokes a lease that ends afterwards, on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_of_two_hosts_sweeps_and_the_other_takes_over() {
+    let pg = prepared();
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("state-password");
+    std::fs::write(&password_file, &pg.password).unwrap();
+    let extra = format!(
+        "{}\n[state]\npostgres = \"postgresql://postgres@127.0.0.1:{}/postgres?sslmode=disable\"\npassword_file = '{}'\n",
+        pg.db_mount(&pg.authority(), pg.port),
+        pg.port,
+        password_file.display()
+    );
+    let one = start(POLICIES, &extra).await;
+    let two = start(POLICIES, &extra).await;
+    let sweepers = || pg.psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted");
+    assert!(
+        eventually(Duration::from_secs(5), || async { sweepers() == "1" }).await,
+        "exactly one host leads the sweeper: {} advisory locks held",
+        sweepers()
+    );
+
+    let job = tresor::lease::sweeper::SWEEPER_JOB;
+    let one_leads = one.host.state().lead(job).await.unwrap();
+    let two_leads = two.host.state().lead(job).await.unwrap();
+    assert_ne!(one_leads, two_leads, "one host leads, the other does not");
+    let (leader, follower) = if one_leads { (one, two) } else { (two, one) };
+
+    // A lease issued through the follower, ending in 3 s.
+    let app = caller("billing", &["apps"]);
+    let issued = follower.host.issue(&app, "db/ro", Some(3)).await.expect("issue");
+    let user = field(&issued, "username");
+    assert_eq!(pg.roles("v-"), vec![user.clone()]);
+
+    // The leader stops.
+    drop(leader);
+    let ended = Instant::now() + Duration::from_secs(3);
+    assert!(
+        eventually(Duration::from_secs(15), || async { pg.roles("v-").is_empty() }).await,
+        "no host revoked {user} after the leader stopped"
+    );
+    let late = Instant::now().saturating_duration_since(ended);
+    assert!(late <= Duration::from_secs(5), "revoked {late:?} after the lease ended");
+    assert!(
+        follower.host.state().lead(job).await.unwrap(),
+        "the other host leads now"
+    );
+    assert_eq!(sweepers(), "1");
+    drop(follower);
+}

@@ -3,6 +3,10 @@
 //! store, so after a restart it revokes at once every lease that ended while
 //! the host was down.
 //!
+//! Of several hosts sharing one state store (PostgreSQL), one sweeps: the
+//! one that leads the [`SWEEPER_JOB`] (see [`crate::state::StateStore::lead`]);
+//! when it stops, another takes over within a sweep interval.
+//!
 //! Each revocation it makes is audited like any access (principal
 //! `tresor:lease-sweeper`, action `revoke`), decided by the built-in rule
 //! `builtin:lease-expiry` rather than by Cedar: an ended lease must be
@@ -16,6 +20,9 @@ use super::{now_ms, Leases};
 use crate::access::{Caller, FrontDoor, Guard, Target};
 use crate::audit::AuditLog;
 use crate::policy::{Action, PolicyEngine, Principal};
+
+/// The singleton job the sweeper is, among hosts sharing a state store.
+pub const SWEEPER_JOB: &str = "lease-sweeper";
 
 /// Leases handled per sweep at most (the next sweep takes the rest).
 const BATCH: usize = 128;
@@ -38,7 +45,12 @@ pub(crate) fn start(
                 else {
                     return;
                 };
-                sweep(&leases, &policy, &audit, &caller).await;
+                // Of the hosts sharing a state store, one sweeps.
+                match leases.state().lead(SWEEPER_JOB).await {
+                    Ok(true) => sweep(&leases, &policy, &audit, &caller).await,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "lease sweeper: cannot reach the state store; retrying"),
+                }
                 leases.policy().sweep_interval
             };
             tokio::time::sleep(interval).await;

@@ -189,6 +189,13 @@ pub trait StateBackend: Send + Sync + 'static {
     async fn delete_bootstrap_tokens(&self, now_unix: u64) -> Result<usize, StateError>;
     /// How many tokens are live (unexpired) at `now_unix`.
     async fn live_tokens(&self, now_unix: u64) -> Result<usize, StateError>;
+
+    /// Whether this host leads the singleton job `job` (the lease sweeper,
+    /// ...): taken when no other host holds it, kept for as long as this
+    /// host lives and reaches the store. A host that stops or loses the
+    /// store gives the job up, and another takes it on its next call. One
+    /// host alone (the embedded store) always leads.
+    async fn lead(&self, job: &str) -> Result<bool, StateError>;
 }
 
 /// The host state store. Clone it freely: clones share one backend.
@@ -291,6 +298,12 @@ impl StateStore {
     /// How many tokens are live at `now_unix`.
     pub async fn live_tokens(&self, now_unix: u64) -> Result<usize, StateError> {
         self.backend.live_tokens(now_unix).await
+    }
+
+    /// Whether this host leads the singleton job `job` (see
+    /// [`StateBackend::lead`]); call it before each round of the job.
+    pub async fn lead(&self, job: &str) -> Result<bool, StateError> {
+        self.backend.lead(job).await
     }
 }
 

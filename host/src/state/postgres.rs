@@ -80,6 +80,16 @@ pub struct PostgresBackend {
     pool: Pool,
     /// `host:port/database`, for messages (never the password).
     target: String,
+    /// For the sessions that hold singleton jobs.
+    config: tokio_postgres::Config,
+    /// One session per singleton job, holding (or trying for) its advisory lock.
+    leads: tokio::sync::Mutex<std::collections::HashMap<String, Lead>>,
+}
+
+/// The session a host keeps for one singleton job.
+struct Lead {
+    client: tokio_postgres::Client,
+    held: bool,
 }
 
 impl PostgresBackend {
@@ -98,7 +108,7 @@ impl PostgresBackend {
         config.application_name("tresor");
         let target = describe(&config);
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -115,7 +125,12 @@ impl PostgresBackend {
                 path: target.clone(),
                 detail: e.to_string(),
             })?;
-        let backend = PostgresBackend { pool, target };
+        let backend = PostgresBackend {
+            pool,
+            target,
+            config,
+            leads: Default::default(),
+        };
         backend.migrate().await?;
         Ok(backend)
     }
@@ -174,6 +189,21 @@ impl PostgresBackend {
         .await
         .map_err(|e| open_err(e.to_string()))?;
         tx.commit().await.map_err(|e| open_err(e.to_string()))
+    }
+
+    /// A session of its own (not from the pool: a singleton job's lock lives
+    /// as long as the session).
+    async fn session(&self) -> Result<tokio_postgres::Client, StateError> {
+        let (client, connection) = self.config.connect(NoTls).await.map_err(|e| StateError::Io {
+            what: "opening a session for a singleton job",
+            detail: format!("cannot reach PostgreSQL at {}: {e}", self.target),
+        })?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "state store: a singleton job's session ended");
+            }
+        });
+        Ok(client)
     }
 
     async fn leases(
@@ -475,6 +505,38 @@ impl StateBackend for PostgresBackend {
         .map_err(io("deleting expired tokens"))?;
         tx.commit().await.map_err(io("deleting bootstrap tokens"))?;
         Ok(n as usize)
+    }
+
+    async fn lead(&self, job: &str) -> Result<bool, StateError> {
+        let mut leads = self.leads.lock().await;
+        if leads.get(job).is_some_and(|l| l.client.is_closed()) {
+            leads.remove(job);
+        }
+        if let Some(lead) = leads.get(job).filter(|l| l.held) {
+            // Still connected: the session's lock is still ours.
+            if lead.client.simple_query("").await.is_ok() {
+                return Ok(true);
+            }
+            leads.remove(job);
+        }
+        let lead = match leads.remove(job) {
+            Some(lead) => lead,
+            None => Lead {
+                client: self.session().await?,
+                held: false,
+            },
+        };
+        let held: bool = lead
+            .client
+            .query_one("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", &[&job])
+            .await
+            .map_err(io("taking the lead of a singleton job"))?
+            .get(0);
+        if held {
+            tracing::info!(job, "this host now leads the singleton job");
+        }
+        leads.insert(job.to_string(), Lead { held, ..lead });
+        Ok(held)
     }
 
     async fn live_tokens(&self, now_unix: u64) -> Result<usize, StateError> {

@@ -184,6 +184,11 @@ impl StateBackend for SqliteBackend {
         .await
     }
 
+    /// One host per database file: it always leads.
+    async fn lead(&self, _job: &str) -> Result<bool, StateError> {
+        Ok(true)
+    }
+
     async fn live_tokens(&self, now_unix: u64) -> Result<usize, StateError> {
         self.run(move |db| {
             db.conn()
