@@ -13,6 +13,7 @@ mod audit;
 mod client;
 mod kv;
 mod lease;
+mod operator;
 mod server;
 mod token;
 
@@ -50,6 +51,10 @@ enum Command {
     /// List, look up, renew and revoke leases of dynamic credentials.
     #[command(subcommand)]
     Lease(lease::LeaseCommand),
+    /// The hosts of a deployment: which share the state store, which leads
+    /// each singleton job.
+    #[command(subcommand)]
+    Operator(operator::OperatorCommand),
     /// Work with Cedar policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -143,6 +148,7 @@ impl Cli {
                 remote(|client| async move { lease::creds(&client, &role, ttl, json).await })
             }
             Command::Lease(command) => remote(|client| async move { lease::run(&client, command).await }),
+            Command::Operator(command) => remote(|client| async move { operator::run(&client, command).await }),
             Command::Policy(PolicyCommand::Validate { dir }) => match PolicyEngine::load_dir(&dir) {
                 Ok(engine) => {
                     println!(

@@ -77,6 +77,8 @@ impl Host {
             _policy_watch: watch,
             _sweeper: None,
             _checkpoints: Some(crate::audit::keep_checkpoints(&audit_checkpoints)),
+            member: crate::state::members::this_host(crate::lease::now_ms()),
+            _heartbeat: None,
         };
         let mut generators = BTreeMap::new();
         for m in &config.mounts {
@@ -93,6 +95,10 @@ impl Host {
         let leases = Arc::new(Leases::new(generators, store, lease_policy));
         host._sweeper = Some(crate::lease::sweeper::start(&leases, &host.policy, &host.audit));
         host.leases = leases;
+        host._heartbeat = Some(crate::state::members::keep_reporting(
+            host.state().clone(),
+            host.member.clone(),
+        ));
         tracing::info!(mounts = host.mounts.len(), generator_mounts = host.leases.mounts.len(), policies = host.policy.len(), audit_log = %host.audit.path().display(), "tresor host started");
         Ok(host)
     }

@@ -159,24 +159,6 @@ print(json.dumps(out))
     }
 }
 
-/// The `tresor` binary of this build (cargo builds it with the workspace's
-/// test targets, next to the test executables' directory).
-fn tresor_bin() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join(format!("tresor{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is not built; run the tests with `cargo test --workspace --all-targets` (./tests/run.sh)",
-        bin.display()
-    );
-    bin
-}
-
 async fn tresor(s: &TestServer, args: &[&str]) -> std::process::Output {
     tokio::process::Command::new(tresor_bin())
         .args(args)

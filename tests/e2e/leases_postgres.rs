@@ -308,7 +308,7 @@ async fn leases_live_in_a_postgresql_state_store_across_restarts() {
         )),
         "billing ro"
     );
-    assert_eq!(pg.psql("SELECT version FROM tresor_schema"), "2");
+    assert_eq!(pg.psql("SELECT version FROM tresor_schema"), "3");
     assert!(
         !t.state_dir().join("state.db").exists(),
         "the embedded store was used as well"

@@ -115,7 +115,7 @@ async fn a_postgresql_store_keeps_the_same_contract() {
     for s in starts {
         stores.push(s.await.unwrap().expect("a host connects and migrates"));
     }
-    assert_eq!(pg.psql("SELECT version FROM tresor_schema"), "2");
+    assert_eq!(pg.psql("SELECT version FROM tresor_schema"), "3");
     conformance(&stores[0]).await;
     // What one host wrote, another reads.
     assert_eq!(stores[3].list_leases("").await.unwrap().len(), 5);
@@ -140,7 +140,7 @@ async fn a_postgresql_store_keeps_the_same_contract() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("schema version 99, newer than this Tresor knows (2)"), "{e}");
+    assert!(e.contains("schema version 99, newer than this Tresor knows (3)"), "{e}");
 }
 
 /// Two hosts on one PostgreSQL share their tokens: made on one, a token
@@ -190,6 +190,56 @@ async fn two_hosts_on_one_postgresql_share_tokens() {
         took <= tresor::auth::FRESH + std::time::Duration::from_millis(500),
         "the other host refused it only after {took:?}"
     );
+
+    // Both hosts are members; one of them leads the lease sweeper.
+    let r = one.http("GET", "/v1/sys/members", Some(&one.root_token), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let members = r.json()["data"]["members"].as_array().cloned().unwrap_or_default();
+    assert_eq!(members.len(), 2, "{}", r.text);
+    let leading: Vec<_> = members
+        .iter()
+        .filter(|m| {
+            m["jobs"]
+                .as_array()
+                .is_some_and(|j| j.iter().any(|x| x == "lease-sweeper"))
+        })
+        .collect();
+    assert_eq!(leading.len(), 1, "exactly one host sweeps: {}", r.text);
+    let r = one.http("GET", "/v1/sys/members", Some(&app), None).await;
+    assert_eq!(r.status, 403, "members is an admin read: {}", r.text);
+    let out = std::process::Command::new(tresor_e2e::server::tresor_bin())
+        .args(["operator", "members"])
+        .env("TRESOR_ADDR", two.url())
+        .env("TRESOR_TOKEN", &two.root_token)
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{table}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(table.lines().count(), 3, "a header and two hosts:\n{table}");
+    assert_eq!(table.matches('*').count(), 1, "the answering host is marked:\n{table}");
+    assert_eq!(table.matches("lease-sweeper").count(), 1, "{table}");
+
+    // PostgreSQL down: health says so within about a second, and comes back
+    // with it, without a restart.
+    pg.pause();
+    let asked = std::time::Instant::now();
+    let r = two.http("GET", "/v1/sys/health", None, None).await;
+    let took = asked.elapsed();
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.json()["state_store"], "unavailable");
+    assert!(took < std::time::Duration::from_secs(3), "health took {took:?}");
+    pg.resume();
+    let back = tresor_e2e::eventually(std::time::Duration::from_secs(15), || async {
+        two.http("GET", "/v1/sys/health", None, None).await.status == 200
+    })
+    .await;
+    assert!(back, "health did not recover after PostgreSQL came back");
+    let r = two
+        .http("GET", "/v1/secret/data/apps/db", Some(&two.root_token), None)
+        .await;
+    assert_eq!(r.status, 200, "requests work again: {}", r.text);
     one.stop().await;
     two.stop().await;
 }

@@ -434,3 +434,21 @@ impl Issued {
         (cert, key)
     }
 }
+
+/// The `tresor` binary of this build (cargo builds it with the workspace's
+/// test targets, next to the test executables' directory).
+pub fn tresor_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join(format!("tresor{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is not built; run the tests with `cargo test --workspace --all-targets` (./tests/run.sh)",
+        bin.display()
+    );
+    bin
+}

@@ -160,6 +160,9 @@ pub struct Host {
     pub(crate) _policy_watch: Option<tokio::task::JoinHandle<()>>,
     pub(crate) _sweeper: Option<tokio::task::JoinHandle<()>>,
     pub(crate) _checkpoints: Option<tokio::task::JoinHandle<()>>,
+    /// This host among those sharing its state store.
+    pub(crate) member: crate::state::Member,
+    pub(crate) _heartbeat: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Host {
@@ -171,6 +174,9 @@ impl Drop for Host {
             w.abort();
         }
         if let Some(w) = &self._checkpoints {
+            w.abort();
+        }
+        if let Some(w) = &self._heartbeat {
             w.abort();
         }
         if let Err(e) = self.audit.checkpoint() {
@@ -669,6 +675,23 @@ impl Host {
     /// The host state store (leases, tokens): embedded, or PostgreSQL.
     pub fn state(&self) -> &crate::state::StateStore {
         self.leases.state()
+    }
+
+    /// This host's id among the hosts sharing its state store.
+    pub fn member_id(&self) -> &str {
+        &self.member.id
+    }
+
+    /// The live hosts sharing this host's state store, and the singleton
+    /// jobs each leads. Authorized as action `admin` on `Mount::"sys"`.
+    pub async fn members(&self, caller: &Caller) -> Result<Vec<crate::state::Member>, Error> {
+        let state = self.state().clone();
+        self.admin(caller, "sys", "members/read", || async move {
+            crate::state::members::live(&state, crate::lease::now_ms())
+                .await
+                .map_err(|e| Error::Unavailable(e.to_string()))
+        })
+        .await
     }
 
     /// Record a request that a front door refused before it had a caller

@@ -292,6 +292,8 @@ enum Route {
     /// `sys/seal-status`, `sys/leader`, `sys/init`: unauthenticated, like health.
     Probe(sys::Probe),
     Mounts,
+    /// `sys/members`: the hosts sharing the state store.
+    Members,
     UiMounts(String),
     Token(tokens::TokenRoute),
     Kv(kv::KvRoute),
@@ -304,7 +306,7 @@ impl Route {
         match self {
             Route::Health => "GET, HEAD",
             Route::Probe(_) => "GET",
-            Route::Mounts | Route::UiMounts(_) => "GET",
+            Route::Mounts | Route::Members | Route::UiMounts(_) => "GET",
             Route::Token(t) => t.allow(),
             Route::Kv(k) => k.allow(),
             Route::Lease(l) => l.allow(),
@@ -426,7 +428,7 @@ impl State {
             ));
         }
         match route {
-            Route::Health => return Ok(sys::health(&method)),
+            Route::Health => return Ok(sys::health(&self.host, &method).await),
             Route::Probe(probe) => return Ok(sys::probe(probe)),
             _ => {}
         }
@@ -444,9 +446,10 @@ impl State {
             request_id: rid,
         };
         match route {
-            Route::Health => Ok(sys::health(&method)),
+            Route::Health => Ok(sys::health(&self.host, &method).await),
             Route::Probe(probe) => Ok(sys::probe(probe)),
             Route::Mounts => Ok(sys::mounts(&cx)),
+            Route::Members => sys::members(&cx).await,
             Route::UiMounts(path) => sys::ui_mount(&cx, &path),
             Route::Token(t) => tokens::handle(&cx, t, &body).await,
             Route::Kv(k) => kv::handle(&cx, k, &method, &query, &parts.headers, &body).await,
@@ -468,6 +471,7 @@ impl State {
                 "leader" => Ok(Route::Probe(sys::Probe::Leader)),
                 "init" => Ok(Route::Probe(sys::Probe::Init)),
                 "mounts" => Ok(Route::Mounts),
+                "members" => Ok(Route::Members),
                 _ => match tail
                     .strip_prefix("internal/ui/mounts")
                     .filter(|p| p.is_empty() || p.starts_with('/'))

@@ -11,8 +11,22 @@ use super::error::ApiError;
 use super::wire::{self, Body};
 use super::Ctx;
 
-/// `GET /v1/sys/health` (no token needed): initialized, unsealed, active.
-pub(super) fn health(method: &str) -> Response<Body> {
+/// How long health waits for the state store before calling it unavailable.
+const STATE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `GET /v1/sys/health` (no token needed): initialized, unsealed, active,
+/// and whether the state store answers: 503 within a second when it does
+/// not (a load balancer then sends clients to another host), 200 again as
+/// soon as it does.
+pub(super) async fn health(host: &crate::Host, method: &str) -> Response<Body> {
+    let state = match tokio::time::timeout(STATE_CHECK, host.state().ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {STATE_CHECK:?}")),
+    };
+    if let Err(e) = &state {
+        tracing::warn!(error = %e, "health: the state store is unavailable");
+    }
     let body = json!({
         "initialized": true,
         "sealed": false,
@@ -24,8 +38,14 @@ pub(super) fn health(method: &str) -> Response<Body> {
         "version": concat!("tresor-", env!("CARGO_PKG_VERSION")),
         "cluster_name": "tresor",
         "cluster_id": "",
+        "state_store": if state.is_ok() { "ok" } else { "unavailable" },
     });
-    let mut r = wire::json(StatusCode::OK, &body);
+    let status = if state.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut r = wire::json(status, &body);
     if method == "HEAD" {
         *r.body_mut() = Body::default();
     }
@@ -102,6 +122,30 @@ pub(super) fn mounts(cx: &Ctx<'_>) -> Response<Body> {
         top.extend(table);
     }
     wire::json(StatusCode::OK, &body)
+}
+
+/// `GET /v1/sys/members`: the live hosts sharing this host's state store,
+/// the singleton jobs each leads, and which one answered (Cedar `admin` on
+/// `Mount::"sys"`).
+pub(super) async fn members(cx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    let members = cx.host().members(cx.caller()).await?;
+    let list: Vec<Value> = members
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.id,
+                "name": m.name,
+                "started": wire::rfc3339_ms(m.started_ms),
+                "last_seen": wire::rfc3339_ms(m.last_seen_ms),
+                "jobs": m.jobs,
+            })
+        })
+        .collect();
+    let data = json!({ "members": list, "this_host": cx.host().member_id() });
+    Ok(wire::json(
+        StatusCode::OK,
+        &wire::envelope(cx.request_id, data, Value::Null, &[]),
+    ))
 }
 
 /// `GET /v1/sys/internal/ui/mounts/<path>`: the mount serving `path`.

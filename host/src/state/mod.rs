@@ -9,6 +9,7 @@
 //! hosts sharing one state (`[state] postgres = "..."`). Nothing in the host
 //! assumes there is only one process (ids are random, not counters).
 
+pub mod members;
 mod postgres;
 mod sqlite;
 
@@ -114,6 +115,21 @@ pub struct TokenRecord {
     pub bootstrap: bool,
 }
 
+/// A host of a state store, as it last reported itself (every second).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Member {
+    /// Random per start of a host.
+    pub id: String,
+    /// The machine's name and the process id.
+    pub name: String,
+    /// When it started, ms since the epoch.
+    pub started_ms: u64,
+    /// Its last report, ms since the epoch.
+    pub last_seen_ms: u64,
+    /// The singleton jobs it leads (`lease-sweeper`, ...).
+    pub jobs: Vec<String>,
+}
+
 /// What can go wrong with the state store. Messages say what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -196,12 +212,22 @@ pub trait StateBackend: Send + Sync + 'static {
     /// store gives the job up, and another takes it on its next call. One
     /// host alone (the embedded store) always leads.
     async fn lead(&self, job: &str) -> Result<bool, StateError>;
+
+    /// Record `member`'s report (insert or replace), and forget hosts not
+    /// seen since `forget_before_ms`.
+    async fn heartbeat(&self, member: &Member, forget_before_ms: u64) -> Result<(), StateError>;
+    /// The hosts seen since `since_ms`, oldest first.
+    async fn members(&self, since_ms: u64) -> Result<Vec<Member>, StateError>;
+    /// Answer when the store can be used (for health checks).
+    async fn ping(&self) -> Result<(), StateError>;
 }
 
 /// The host state store. Clone it freely: clones share one backend.
 #[derive(Clone)]
 pub struct StateStore {
     backend: Arc<dyn StateBackend>,
+    /// The singleton jobs this host leads, as [`StateStore::lead`] last found.
+    led: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -215,6 +241,7 @@ impl StateStore {
     pub fn new(backend: impl StateBackend) -> StateStore {
         StateStore {
             backend: Arc::new(backend),
+            led: Default::default(),
         }
     }
 
@@ -303,7 +330,35 @@ impl StateStore {
     /// Whether this host leads the singleton job `job` (see
     /// [`StateBackend::lead`]); call it before each round of the job.
     pub async fn lead(&self, job: &str) -> Result<bool, StateError> {
-        self.backend.lead(job).await
+        let leads = self.backend.lead(job).await;
+        let mut led = self.led.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if matches!(leads, Ok(true)) {
+            led.insert(job.to_string());
+        } else {
+            led.remove(job);
+        }
+        leads
+    }
+
+    /// The singleton jobs this host leads.
+    pub fn led_jobs(&self) -> Vec<String> {
+        let led = self.led.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        led.iter().cloned().collect()
+    }
+
+    /// Report `member` (this host) as alive now.
+    pub async fn heartbeat(&self, member: &Member, forget_before_ms: u64) -> Result<(), StateError> {
+        self.backend.heartbeat(member, forget_before_ms).await
+    }
+
+    /// The hosts seen since `since_ms`.
+    pub async fn members(&self, since_ms: u64) -> Result<Vec<Member>, StateError> {
+        self.backend.members(since_ms).await
+    }
+
+    /// Whether the store can be used now.
+    pub async fn ping(&self) -> Result<(), StateError> {
+        self.backend.ping().await
     }
 }
 

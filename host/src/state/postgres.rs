@@ -13,10 +13,10 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{NoTls, Row};
 
-use super::{from_json, to_json, LeaseRecord, LeaseState, StateBackend, StateError, TokenRecord};
+use super::{from_json, to_json, LeaseRecord, LeaseState, Member, StateBackend, StateError, TokenRecord};
 
 /// The newest schema this build knows.
-const SCHEMA_VERSION: i32 = 2;
+const SCHEMA_VERSION: i32 = 3;
 
 /// Each step brings the schema from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -59,6 +59,15 @@ const MIGRATIONS: &[&str] = &[
         expires_unix     BIGINT,
         max_expires_unix BIGINT,
         bootstrap        BOOLEAN NOT NULL
+    );
+",
+    "
+    CREATE TABLE tresor_members (
+        id           TEXT PRIMARY KEY,
+        name         TEXT NOT NULL,
+        started_ms   BIGINT NOT NULL,
+        last_seen_ms BIGINT NOT NULL,
+        jobs         TEXT NOT NULL
     );
 ",
 ];
@@ -537,6 +546,65 @@ impl StateBackend for PostgresBackend {
         }
         leads.insert(job.to_string(), Lead { held, ..lead });
         Ok(held)
+    }
+
+    async fn heartbeat(&self, m: &Member, forget_before_ms: u64) -> Result<(), StateError> {
+        let client = self.client("recording this host").await?;
+        client
+            .execute(
+                "INSERT INTO tresor_members (id, name, started_ms, last_seen_ms, jobs) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (id) DO UPDATE SET last_seen_ms = EXCLUDED.last_seen_ms, jobs = EXCLUDED.jobs",
+                &[
+                    &m.id,
+                    &m.name,
+                    &ms(m.started_ms),
+                    &ms(m.last_seen_ms),
+                    &to_json(&m.jobs),
+                ],
+            )
+            .await
+            .map_err(io("recording this host"))?;
+        client
+            .execute(
+                "DELETE FROM tresor_members WHERE last_seen_ms < $1",
+                &[&ms(forget_before_ms)],
+            )
+            .await
+            .map(|_| ())
+            .map_err(io("forgetting stopped hosts"))
+    }
+
+    async fn members(&self, since_ms: u64) -> Result<Vec<Member>, StateError> {
+        let client = self.client("listing hosts").await?;
+        let rows = client
+            .query(
+                "SELECT id, name, started_ms, last_seen_ms, jobs FROM tresor_members \
+                 WHERE last_seen_ms >= $1 ORDER BY started_ms, id",
+                &[&ms(since_ms)],
+            )
+            .await
+            .map_err(io("listing hosts"))?;
+        rows.iter()
+            .map(|r| {
+                let damaged = |e: tokio_postgres::Error| StateError::Damaged { detail: e.to_string() };
+                Ok(Member {
+                    id: r.try_get(0).map_err(damaged)?,
+                    name: r.try_get(1).map_err(damaged)?,
+                    started_ms: r.try_get::<_, i64>(2).map_err(damaged)?.max(0) as u64,
+                    last_seen_ms: r.try_get::<_, i64>(3).map_err(damaged)?.max(0) as u64,
+                    jobs: from_json(&r.try_get::<_, String>(4).map_err(damaged)?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StateError> {
+        let client = self.client("checking the state store").await?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map(|_| ())
+            .map_err(io("checking the state store"))
     }
 
     async fn live_tokens(&self, now_unix: u64) -> Result<usize, StateError> {

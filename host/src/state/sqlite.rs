@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{from_json, to_json, LeaseRecord, LeaseState, StateBackend, StateError, TokenRecord};
+use super::{from_json, to_json, LeaseRecord, LeaseState, Member, StateBackend, StateError, TokenRecord};
 
 /// The newest schema this build knows.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Each step brings the schema from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -56,6 +56,15 @@ const MIGRATIONS: &[&str] = &[
         expires_unix     INTEGER,
         max_expires_unix INTEGER,
         bootstrap        INTEGER NOT NULL
+    ) STRICT;
+",
+    "
+    CREATE TABLE members (
+        id           TEXT PRIMARY KEY,
+        name         TEXT NOT NULL,
+        started_ms   INTEGER NOT NULL,
+        last_seen_ms INTEGER NOT NULL,
+        jobs         TEXT NOT NULL
     ) STRICT;
 ",
 ];
@@ -187,6 +196,68 @@ impl StateBackend for SqliteBackend {
     /// One host per database file: it always leads.
     async fn lead(&self, _job: &str) -> Result<bool, StateError> {
         Ok(true)
+    }
+
+    async fn heartbeat(&self, m: &Member, forget_before_ms: u64) -> Result<(), StateError> {
+        let m = m.clone();
+        self.run(move |db| {
+            let conn = db.conn();
+            conn.execute(
+                "INSERT OR REPLACE INTO members (id, name, started_ms, last_seen_ms, jobs) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![m.id, m.name, ms(m.started_ms), ms(m.last_seen_ms), to_json(&m.jobs)],
+            )
+            .map_err(io("recording this host"))?;
+            conn.execute("DELETE FROM members WHERE last_seen_ms < ?1", [ms(forget_before_ms)])
+                .map(|_| ())
+                .map_err(io("forgetting stopped hosts"))
+        })
+        .await
+    }
+
+    async fn members(&self, since_ms: u64) -> Result<Vec<Member>, StateError> {
+        self.run(move |db| {
+            let conn = db.conn();
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, name, started_ms, last_seen_ms, jobs FROM members \
+                     WHERE last_seen_ms >= ?1 ORDER BY started_ms, id",
+                )
+                .map_err(io("listing hosts"))?;
+            let rows = stmt
+                .query_map([ms(since_ms)], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                })
+                .map_err(io("listing hosts"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(io("listing hosts"))?;
+            rows.into_iter()
+                .map(|(id, name, started, seen, jobs)| {
+                    Ok(Member {
+                        id,
+                        name,
+                        started_ms: started.max(0) as u64,
+                        last_seen_ms: seen.max(0) as u64,
+                        jobs: from_json(&jobs)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StateError> {
+        self.run(|db| {
+            db.conn()
+                .query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(io("checking the state store"))
+        })
+        .await
     }
 
     async fn live_tokens(&self, now_unix: u64) -> Result<usize, StateError> {
