@@ -131,6 +131,19 @@ impl MasterKey {
         file.sync_all().map_err(io)
     }
 
+    /// A value that tells master keys apart without revealing them
+    /// (HMAC-SHA256 of a fixed label under a key derived for it alone):
+    /// hosts sharing a state store compare it at start.
+    pub fn check_value(&self) -> String {
+        let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"tresor key check v1");
+        let prk = salt.extract(&self.0[..]);
+        let okm = prk
+            .expand(&[b"key-check"], ring::hmac::HMAC_SHA256)
+            .expect("HKDF output length matches HMAC-SHA256");
+        let key = ring::hmac::Key::from(okm);
+        hex::encode(ring::hmac::sign(&key, b"tresor master key check").as_ref())
+    }
+
     /// The key audit log checkpoints are signed with (HKDF-SHA256, its own
     /// label, so it is independent of every mount's key).
     pub fn audit_checkpoint_key(&self) -> crate::audit::CheckpointKey {

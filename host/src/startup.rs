@@ -53,6 +53,10 @@ impl Host {
             key.audit_checkpoint_key(),
         )?);
         let store = open_state(&config).await?;
+        store
+            .check_master_key(&key.check_value())
+            .await
+            .map_err(|e| StartupError::Key(e.to_string()))?;
         let (default_ttl, max_ttl) = config.lease_limits()?;
         let lease_policy = LeasePolicy {
             default_ttl,

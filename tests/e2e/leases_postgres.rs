@@ -332,6 +332,17 @@ async fn leases_live_in_a_postgresql_state_store_across_restarts() {
     );
 }
 
+/// A host on the shared state store, with the master key the others have.
+async fn start_sharing_key(extra: &str) -> TestHost {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    write_atomically(&dir.path().join("policies/test.cedar"), POLICIES);
+    tresor_e2e::postgres::share_master_key(&dir.path().join("state"));
+    let config = tresor::Config::from_toml(&config_text(dir.path(), extra)).unwrap();
+    let host = tresor::Host::start(config).await.expect("host starts");
+    TestHost { host, dir }
+}
+
 /// Two hosts on one PostgreSQL state store: one sweeps (it holds the
 /// sweeper's advisory lock); when it stops, the other takes over and
 /// revokes a lease that ends afterwards, on time.
@@ -347,8 +358,8 @@ async fn one_of_two_hosts_sweeps_and_the_other_takes_over() {
         pg.port,
         password_file.display()
     );
-    let one = start(POLICIES, &extra).await;
-    let two = start(POLICIES, &extra).await;
+    let one = start_sharing_key(&extra).await;
+    let two = start_sharing_key(&extra).await;
     let sweepers = || pg.psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted");
     assert!(
         eventually(Duration::from_secs(5), || async { sweepers() == "1" }).await,

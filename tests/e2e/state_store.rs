@@ -158,8 +158,13 @@ async fn two_hosts_on_one_postgresql_share_tokens() {
         pg.port,
         password_file.display()
     );
-    let one = start_server_with(tresor_e2e::TEST_POLICIES, &state, |_| String::new()).await;
-    let two = start_server_with(tresor_e2e::TEST_POLICIES, &state, |_| String::new()).await;
+    // Hosts sharing a state store share the master key too.
+    let same_key = |dir: &std::path::Path| {
+        tresor_e2e::postgres::share_master_key(&dir.join("state"));
+        String::new()
+    };
+    let one = start_server_with(tresor_e2e::TEST_POLICIES, &state, same_key).await;
+    let two = start_server_with(tresor_e2e::TEST_POLICIES, &state, same_key).await;
     let body = r#"{"data":{"k":"v"}}"#;
     let r = two
         .http("PUT", "/v1/secret/data/apps/db", Some(&two.root_token), Some(body))
@@ -242,4 +247,47 @@ async fn two_hosts_on_one_postgresql_share_tokens() {
     assert_eq!(r.status, 200, "requests work again: {}", r.text);
     one.stop().await;
     two.stop().await;
+}
+
+/// Hosts sharing a state store need the same master key: one with another
+/// key is refused at start, before it writes anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_with_another_master_key_is_refused() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("pw");
+    std::fs::write(&password_file, &pg.password).unwrap();
+    let config = |name: &str, key: &str| {
+        let host_dir = dir.path().join(name);
+        std::fs::create_dir_all(host_dir.join("policies")).unwrap();
+        tresor_e2e::write_atomically(&host_dir.join("policies/p.cedar"), tresor_e2e::TEST_POLICIES);
+        let key_file = host_dir.join("master.key");
+        tresor_e2e::write_atomically(&key_file, key);
+        #[cfg(unix)]
+        std::fs::set_permissions(&key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let state = format!(
+            "\n[state]\npostgres = \"postgresql://postgres@127.0.0.1:{}/postgres?sslmode=disable\"\npassword_file = '{}'\n",
+            pg.port,
+            password_file.display()
+        );
+        let text = format!(
+            "master_key_file = '{}'\n{}",
+            key_file.display(),
+            tresor_e2e::config_text(&host_dir, &state)
+        );
+        tresor::Config::from_toml(&text).unwrap()
+    };
+    let first = tresor::Host::start(config("one", &"11".repeat(32)))
+        .await
+        .expect("first host");
+    let same = tresor::Host::start(config("two", &"11".repeat(32)))
+        .await
+        .expect("same key");
+    let err = match tresor::Host::start(config("three", &"22".repeat(32))).await {
+        Ok(_) => panic!("a host with another master key joined the state store"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("another master key"), "{err}");
+    assert!(!err.contains(&"22".repeat(32)), "{err}");
+    drop((first, same));
 }

@@ -180,3 +180,17 @@ impl Drop for Postgres {
         let _ = self.pg_ctl(&["stop", "-m", "immediate"]);
     }
 }
+
+/// The master key the tests' hosts share when they share a state store
+/// (hosts with different keys are refused by the store).
+pub const SHARED_MASTER_KEY: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
+
+/// Give the host whose state directory is `state_dir` the shared master key
+/// (before it starts).
+pub fn share_master_key(state_dir: &Path) {
+    std::fs::create_dir_all(state_dir).unwrap();
+    let key = state_dir.join("master.key");
+    std::fs::write(&key, SHARED_MASTER_KEY).unwrap();
+    #[cfg(unix)]
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+}

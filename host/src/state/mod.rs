@@ -159,6 +159,9 @@ pub enum StateError {
         /// What failed.
         detail: String,
     },
+    /// The store belongs to hosts with another master key.
+    #[error("the state store was set up by hosts with another master key; give this host the same master key as the others (the key file, or $TRESOR_MASTER_KEY), or its own state store")]
+    WrongKey,
     /// A stored record does not parse (damage, or a bug).
     #[error("the state store holds a damaged record ({detail}); restore the state directory from a backup")]
     Damaged {
@@ -189,9 +192,10 @@ pub trait StateBackend: Send + Sync + 'static {
     /// pending lease's next attempt), if any.
     async fn next_due(&self) -> Result<Option<u64>, StateError>;
 
-    /// The salt of token hashes: the stored one, or `candidate` stored now
-    /// when there is none (the first host to ask sets it for all).
-    async fn token_salt(&self, candidate: &str) -> Result<String, StateError>;
+    /// The store-wide value of `key` (the token salt, the master key's check
+    /// value): the stored one, or `candidate` stored now when there is none
+    /// (the first host to ask sets it for all).
+    async fn claim_meta(&self, key: &str, candidate: &str) -> Result<String, StateError>;
     /// Insert a token, or replace the token with the same hash.
     async fn put_token(&self, token: &TokenRecord) -> Result<(), StateError>;
     /// The token with this hash.
@@ -294,7 +298,21 @@ impl StateStore {
 
     /// The token salt (set by the first caller, `candidate`).
     pub async fn token_salt(&self, candidate: &str) -> Result<String, StateError> {
-        self.backend.token_salt(candidate).await
+        self.backend.claim_meta("token_salt", candidate).await
+    }
+
+    /// Check that this store was made by hosts with the same master key:
+    /// the first host stores `check` (a value derived from its key, see
+    /// [`crate::keys::MasterKey::check_value`]); a host whose key gives
+    /// another value is refused, before it can write anything sealed with
+    /// the wrong key.
+    pub async fn check_master_key(&self, check: &str) -> Result<(), StateError> {
+        let stored = self.backend.claim_meta("master_key_check", check).await?;
+        if stored == check {
+            Ok(())
+        } else {
+            Err(StateError::WrongKey)
+        }
     }
 
     /// Record a token durably (insert or replace).

@@ -436,19 +436,19 @@ impl StateBackend for PostgresBackend {
         Ok(row.get::<_, Option<i64>>(0).map(|t| t.max(0) as u64))
     }
 
-    async fn token_salt(&self, candidate: &str) -> Result<String, StateError> {
-        let client = self.client("reading the token salt").await?;
+    async fn claim_meta(&self, key: &str, candidate: &str) -> Result<String, StateError> {
+        let client = self.client("reading a store-wide value").await?;
         client
             .execute(
-                "INSERT INTO tresor_meta (key, value) VALUES ('token_salt', $1) ON CONFLICT (key) DO NOTHING",
-                &[&candidate],
+                "INSERT INTO tresor_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &candidate],
             )
             .await
-            .map_err(io("setting the token salt"))?;
+            .map_err(io("setting a store-wide value"))?;
         let row = client
-            .query_one("SELECT value FROM tresor_meta WHERE key = 'token_salt'", &[])
+            .query_one("SELECT value FROM tresor_meta WHERE key = $1", &[&key])
             .await
-            .map_err(io("reading the token salt"))?;
+            .map_err(io("reading a store-wide value"))?;
         Ok(row.get(0))
     }
 

@@ -144,9 +144,9 @@ impl StateBackend for SqliteBackend {
         self.run(|db| db.next_due()).await
     }
 
-    async fn token_salt(&self, candidate: &str) -> Result<String, StateError> {
-        let candidate = candidate.to_string();
-        self.run(move |db| db.token_salt(&candidate)).await
+    async fn claim_meta(&self, key: &str, candidate: &str) -> Result<String, StateError> {
+        let (key, candidate) = (key.to_string(), candidate.to_string());
+        self.run(move |db| db.claim_meta(&key, &candidate)).await
     }
 
     async fn put_token(&self, token: &TokenRecord) -> Result<(), StateError> {
@@ -382,15 +382,15 @@ fn prefix_end(prefix: &str) -> Option<String> {
 }
 
 impl SqliteDb {
-    fn token_salt(&self, candidate: &str) -> Result<String, StateError> {
+    fn claim_meta(&self, key: &str, candidate: &str) -> Result<String, StateError> {
         let conn = self.conn();
         conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('token_salt', ?1)",
-            [candidate],
+            "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+            [key, candidate],
         )
-        .map_err(io("setting the token salt"))?;
-        conn.query_row("SELECT value FROM meta WHERE key = 'token_salt'", [], |r| r.get(0))
-            .map_err(io("reading the token salt"))
+        .map_err(io("setting a store-wide value"))?;
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .map_err(io("reading a store-wide value"))
     }
 
     fn put_token(&self, t: &TokenRecord) -> Result<(), StateError> {
