@@ -61,11 +61,15 @@ struct Banner {
 /// Start `tresor <args>` in `dir` and read its banner up to the `Listening on` line
 /// (and the `Root Token:` line when `expect_root`).
 fn spawn_server(dir: &Path, args: &[&str], expect_root: bool) -> (Server, Banner) {
+    spawn_server_logging(dir, args, expect_root, "warn")
+}
+
+fn spawn_server_logging(dir: &Path, args: &[&str], expect_root: bool, log: &str) -> (Server, Banner) {
     let child = Command::new(BIN)
         .args(args)
         .current_dir(dir)
         .env_remove("TRESOR_DEV_ROOT_TOKEN_ID")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", log)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -272,6 +276,24 @@ fn dev_server_prints_a_root_token_serves_and_stops_on_sigterm() {
         "the root token is stored in the clear"
     );
     assert!(!dir.path().join(".tresor-dev/tokens.json").exists());
+}
+
+// A log written to a file or a pipe is read by people and tools: no
+// terminal colour codes in it.
+#[test]
+fn the_server_log_has_no_colour_codes_when_it_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, _) = spawn_server_logging(
+        dir.path(),
+        &["server", "--dev", "--dev-listen-address", "127.0.0.1:0"],
+        true,
+        "info",
+    );
+    assert!(terminate(&mut server).success());
+    let mut log = String::new();
+    server.0.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    assert!(log.contains("INFO"), "the server logged nothing at info: {log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a piped log:\n{log:?}");
 }
 
 #[test]
