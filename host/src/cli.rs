@@ -13,7 +13,9 @@ mod audit;
 mod client;
 mod kv;
 mod lease;
+mod mask;
 mod operator;
+mod run;
 mod server;
 mod token;
 
@@ -51,6 +53,9 @@ enum Command {
     /// List, look up, renew and revoke leases of dynamic credentials.
     #[command(subcommand)]
     Lease(lease::LeaseCommand),
+    /// Start a program with its secrets as environment variables, its
+    /// output masked: `tresor run --from secret/apps/billing -- ./server`.
+    Run(run::RunArgs),
     /// The hosts of a deployment: which share the state store, which leads
     /// each singleton job.
     #[command(subcommand)]
@@ -149,6 +154,7 @@ impl Cli {
             }
             Command::Lease(command) => remote(|client| async move { lease::run(&client, command).await }),
             Command::Operator(command) => remote(|client| async move { operator::run(&client, command).await }),
+            Command::Run(args) => remote_exit(|client| async move { run::run(&client, args).await }),
             Command::Policy(PolicyCommand::Validate { dir }) => match PolicyEngine::load_dir(&dir) {
                 Ok(engine) => {
                     println!(
@@ -176,6 +182,15 @@ where
     F: FnOnce(client::Client) -> Fut,
     Fut: std::future::Future<Output = Result<(), client::ClientError>>,
 {
+    remote_exit(|client| async move { command(client).await.map(|()| ExitCode::SUCCESS) })
+}
+
+/// Like [`remote`], for a command that decides its own exit code.
+fn remote_exit<F, Fut>(command: F) -> ExitCode
+where
+    F: FnOnce(client::Client) -> Fut,
+    Fut: std::future::Future<Output = Result<ExitCode, client::ClientError>>,
+{
     let client = match client::Client::from_env() {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -185,7 +200,7 @@ where
         Err(e) => return fail(format!("starting the async runtime: {e}")),
     };
     match runtime.block_on(command(client)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => fail(e),
     }
 }

@@ -278,6 +278,150 @@ fn dev_server_prints_a_root_token_serves_and_stops_on_sigterm() {
     assert!(!dir.path().join(".tresor-dev/tokens.json").exists());
 }
 
+// `tresor run` in place of a plaintext .env: the child sees its secrets as
+// variables, its output is masked (a value split across two writes too),
+// its exit status and signals pass through.
+#[test]
+fn tresor_run_passes_secrets_masks_them_and_exits_like_the_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, banner) = spawn_server(
+        dir.path(),
+        &["server", "--dev", "--dev-listen-address", "127.0.0.1:0"],
+        true,
+    );
+    let url = format!("http://{}", banner.addr);
+    let root = banner.root.unwrap();
+    let env = [("TRESOR_ADDR", url.as_str()), ("TRESOR_TOKEN", root.as_str())];
+    for (path, pair) in [
+        ("secret/apps/billing/DB_PASSWORD", "value=hunter22"),
+        ("secret/apps/billing/API_KEY", "value=k3y-abcdef"),
+        ("secret/apps/billing/SMTP", "user=mailer"),
+    ] {
+        let put = client(dir.path(), &env, &["kv", "put", path, pair]);
+        assert!(put.status.success(), "{}", text(&put));
+    }
+    let put = client(
+        dir.path(),
+        &env,
+        &[
+            "kv",
+            "put",
+            "secret/apps/billing/SMTP",
+            "user=mailer",
+            "password=m41l-pw",
+        ],
+    );
+    assert!(put.status.success(), "{}", text(&put));
+
+    // Variables, masking across split writes, the exit code.
+    let script = r#"echo "db=$DB_PASSWORD smtp=$SMTP_USER/$SMTP_PASSWORD"; printf '%s' "${API_KEY%??????}"; sleep 0.2; printf '%s\n' "${API_KEY#????}"; echo "err=$DB_PASSWORD" >&2; exit 7"#;
+    let run = client(
+        dir.path(),
+        &env,
+        &["run", "--from", "secret/apps/billing", "--", "sh", "-c", script],
+    );
+    let (out, err) = (
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
+    );
+    assert_eq!(run.status.code(), Some(7), "{}", text(&run));
+    assert!(out.contains("db=******** smtp=******/*******"), "{out}");
+    assert!(out.contains("**********\n"), "the split API key: {out}");
+    assert!(err.contains("err=********"), "{err}");
+    for value in ["hunter22", "k3y-", "abcdef", "m41l-pw", "mailer"] {
+        assert!(
+            !out.contains(value) && !err.contains(value),
+            "`{value}` shown: {out} {err}"
+        );
+    }
+    // Never on a command line: the child's arguments are its own.
+    let args = client(
+        dir.path(),
+        &env,
+        &[
+            "run",
+            "--from",
+            "secret/apps/billing",
+            "--",
+            "sh",
+            "-c",
+            "cat /proc/$$/cmdline",
+        ],
+    );
+    assert!(!String::from_utf8_lossy(&args.stdout).contains("hunter22"));
+
+    // --no-masking shows values; --map names them.
+    std::fs::write(
+        dir.path().join("vars.map"),
+        "# mine\nDBPW=secret/apps/billing/DB_PASSWORD\nMAIL=secret/apps/billing/SMTP#password\n",
+    )
+    .unwrap();
+    let run = client(
+        dir.path(),
+        &env,
+        &[
+            "run",
+            "--map",
+            "vars.map",
+            "--no-masking",
+            "--",
+            "sh",
+            "-c",
+            "echo $DBPW $MAIL",
+        ],
+    );
+    assert!(run.status.success(), "{}", text(&run));
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "hunter22 m41l-pw");
+
+    // A child ended by a signal: 128 + N, as a shell reports it.
+    let run = client(
+        dir.path(),
+        &env,
+        &[
+            "run",
+            "--from",
+            "secret/apps/billing",
+            "--",
+            "sh",
+            "-c",
+            "kill -TERM $$",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(143), "{}", text(&run));
+
+    // A signal to `tresor run` reaches the child.
+    let mut child = Command::new(BIN)
+        .args(["run", "--from", "secret/apps/billing", "--", "sh", "-c"])
+        .arg("trap 'echo got-term; exit 3' TERM; echo ready; while true; do sleep 0.1; done")
+        .current_dir(dir.path())
+        .envs(env)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "got-term");
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+
+    // What cannot work says so.
+    let run = client(
+        dir.path(),
+        &env,
+        &["run", "--from", "secret/nothing-here", "--", "true"],
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("no secrets under"),
+        "{}",
+        text(&run)
+    );
+    assert!(terminate(&mut server).success());
+}
+
 // A log written to a file or a pipe is read by people and tools: no
 // terminal colour codes in it.
 #[test]

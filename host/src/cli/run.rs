@@ -1,0 +1,372 @@
+//! `tresor run`: start a program with its secrets as environment variables,
+//! in place of a plaintext `.env` file.
+//!
+//! ```sh
+//! tresor run --from secret/apps/billing -- ./server --port 8080
+//! ```
+//!
+//! Every secret under `--from <mount>/<prefix>` becomes a variable named by
+//! the last segment of its path (`secret/apps/billing/DB_PASSWORD` →
+//! `DB_PASSWORD`); a secret with several fields gives one variable per field
+//! (`DB` with `user` and `password` → `DB_USER`, `DB_PASSWORD`). A `--map`
+//! file names variables explicitly, one `NAME=<mount>/<path>[#field]` per
+//! line. Values never appear on a command line. The child's output is
+//! masked (see [`super::mask`]) unless `--no-masking`; signals are passed on
+//! to it, and `tresor run` exits as it does (128 + N when a signal N ended it).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
+
+use clap::Args;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use zeroize::Zeroizing;
+
+use super::client::{api_error, encode_path, Client, ClientError};
+use super::mask::Masker;
+
+/// `tresor run` options.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Make every secret under this `<mount>/<prefix>` a variable (repeatable;
+    /// later prefixes win).
+    #[arg(long = "from", value_name = "MOUNT/PREFIX")]
+    from: Vec<String>,
+    /// A file of `NAME=<mount>/<path>[#field]` lines (`#` comments); these win
+    /// over `--from`.
+    #[arg(long, value_name = "FILE")]
+    map: Option<PathBuf>,
+    /// Show the child's output as it is, values included.
+    #[arg(long)]
+    no_masking: bool,
+    /// The program and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+/// The variables for the child, by name; values are secret.
+type Variables = BTreeMap<String, Zeroizing<String>>;
+
+/// Fetch the secrets, run the child, and exit as it did.
+pub async fn run(client: &Client, args: RunArgs) -> Result<ExitCode, ClientError> {
+    if args.from.is_empty() && args.map.is_none() {
+        return Err(ClientError(
+            "say which secrets to pass: --from <mount>/<prefix> or --map FILE".into(),
+        ));
+    }
+    let mut vars = Variables::new();
+    for prefix in &args.from {
+        from_prefix(client, prefix, &mut vars).await?;
+    }
+    if let Some(file) = &args.map {
+        from_map(client, file, &mut vars).await?;
+    }
+    let masker = (!args.no_masking).then(|| Masker::new(vars.values().map(|v| v.as_str())));
+    let status = spawn(&args.command, &vars, masker).await?;
+    Ok(ExitCode::from(exit_code(status)))
+}
+
+/// The variables of every secret directly under `prefix`.
+async fn from_prefix(client: &Client, prefix: &str, vars: &mut Variables) -> Result<(), ClientError> {
+    let prefix = prefix.trim_matches('/');
+    let (mount, rest) = prefix.split_once('/').unwrap_or((prefix, ""));
+    let list = format!("/v1/{}/metadata/{}?list=true", encode_path(mount), encode_path(rest));
+    let (status, body) = client.send("GET", &list, None).await?;
+    if status == hyper::StatusCode::NOT_FOUND {
+        return Err(ClientError(format!("no secrets under `{prefix}`")));
+    }
+    if !status.is_success() {
+        return Err(api_error(status, &body));
+    }
+    let answer: Value =
+        serde_json::from_slice(&body).map_err(|e| ClientError(format!("the server answered invalid JSON: {e}")))?;
+    let keys: Vec<String> = answer["data"]["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|k| !k.ends_with('/'))
+        .map(str::to_string)
+        .collect();
+    for key in keys {
+        let path = if rest.is_empty() {
+            key.clone()
+        } else {
+            format!("{rest}/{key}")
+        };
+        let data = read(client, mount, &path).await?;
+        add_fields(vars, &key, &data, &format!("{mount}/{path}"))?;
+    }
+    Ok(())
+}
+
+/// The variables a `--map` file names.
+async fn from_map(client: &Client, file: &std::path::Path, vars: &mut Variables) -> Result<(), ClientError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| ClientError(format!("cannot read the map file {}: {e}", file.display())))?;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |why: &str| ClientError(format!("{} line {}: {why}", file.display(), n + 1));
+        let (name, target) = line
+            .split_once('=')
+            .ok_or_else(|| bad("expected NAME=<mount>/<path>[#field]"))?;
+        let name = name.trim();
+        check_name(name).map_err(|e| bad(&e))?;
+        let target = target.trim();
+        if target.starts_with("dynamic:") {
+            return Err(bad(
+                "dynamic credentials are not supported by `tresor run` yet; use `tresor creds`",
+            ));
+        }
+        let (path, field) = match target.split_once('#') {
+            Some((p, f)) => (p, Some(f)),
+            None => (target, None),
+        };
+        let (mount, rest) = path
+            .split_once('/')
+            .filter(|(m, r)| !m.is_empty() && !r.is_empty())
+            .ok_or_else(|| bad("the path must be <mount>/<path>, e.g. secret/apps/db"))?;
+        let data = read(client, mount, rest).await?;
+        let value = match field {
+            Some(f) => match data.get(f) {
+                Some(v) => text_of(v),
+                None => return Err(bad(&format!("`{path}` has no field `{f}`"))),
+            },
+            None => single_value(&data)
+                .ok_or_else(|| bad(&format!("`{path}` has several fields: name one, as `{path}#field`")))?,
+        };
+        vars.insert(name.to_string(), value);
+    }
+    Ok(())
+}
+
+/// The latest version's data of `mount/path`.
+async fn read(client: &Client, mount: &str, path: &str) -> Result<serde_json::Map<String, Value>, ClientError> {
+    let url = format!("/v1/{}/data/{}", encode_path(mount), encode_path(path));
+    let (status, body) = client.send("GET", &url, None).await?;
+    if status == hyper::StatusCode::NOT_FOUND {
+        return Err(ClientError(format!("no value at {mount}/{path}")));
+    }
+    if !status.is_success() {
+        return Err(api_error(status, &body));
+    }
+    let mut answer: Value =
+        serde_json::from_slice(&body).map_err(|e| ClientError(format!("the server answered invalid JSON: {e}")))?;
+    match answer["data"]["data"].take() {
+        Value::Object(m) => Ok(m),
+        _ => Err(ClientError(format!("{mount}/{path} holds no key/value data"))),
+    }
+}
+
+/// One variable for a one-field secret, one per field otherwise.
+fn add_fields(
+    vars: &mut Variables,
+    name: &str,
+    data: &serde_json::Map<String, Value>,
+    path: &str,
+) -> Result<(), ClientError> {
+    let invalid = |n: &str, e: String| ClientError(format!("{path}: variable `{n}`: {e}"));
+    if let Some(value) = single_value(data) {
+        check_name(name).map_err(|e| invalid(name, e))?;
+        vars.insert(name.to_string(), value);
+        return Ok(());
+    }
+    for (field, v) in data {
+        let var = format!(
+            "{name}_{}",
+            field
+                .to_ascii_uppercase()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        );
+        check_name(&var).map_err(|e| invalid(&var, e))?;
+        vars.insert(var, text_of(v));
+    }
+    Ok(())
+}
+
+/// The value of a secret with exactly one field.
+fn single_value(data: &serde_json::Map<String, Value>) -> Option<Zeroizing<String>> {
+    match data.len() {
+        1 => data.values().next().map(text_of),
+        _ => None,
+    }
+}
+
+fn text_of(v: &Value) -> Zeroizing<String> {
+    Zeroizing::new(match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+/// A portable environment variable name: a letter or `_`, then letters,
+/// digits or `_`.
+fn check_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err("not a usable environment variable name (letters, digits and `_`, not starting with a digit)".into())
+    }
+}
+
+/// Run `command` with `vars` added to this environment; pass signals on;
+/// mask its output when a masker is given.
+async fn spawn(
+    command: &[String],
+    vars: &Variables,
+    masker: Option<Masker>,
+) -> Result<std::process::ExitStatus, ClientError> {
+    let mut cmd = tokio::process::Command::new(&command[0]);
+    cmd.args(&command[1..]);
+    for (k, v) in vars {
+        if std::env::var_os(k).is_some() {
+            eprintln!("tresor run: `{k}` from Tresor replaces the variable of the same name");
+        }
+        cmd.env(k, v.as_str());
+    }
+    cmd.stdin(Stdio::inherit());
+    let masked = masker.is_some();
+    if masked {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| ClientError(format!("cannot start `{}`: {e}", command[0])))?;
+    let mut pumps = Vec::new();
+    if let Some(masker) = masker {
+        let values: Vec<Zeroizing<String>> = vars.values().cloned().collect();
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        pumps.push(tokio::spawn(pump(stdout, tokio::io::stdout(), masker)));
+        pumps.push(tokio::spawn(pump(
+            stderr,
+            tokio::io::stderr(),
+            Masker::new(values.iter().map(|v| v.as_str())),
+        )));
+    }
+    let status = forward_signals_until_exit(&mut child).await?;
+    for p in pumps {
+        let _ = p.await;
+    }
+    Ok(status)
+}
+
+/// Copy `from` to `to` through `masker`.
+async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, mut masker: Masker) {
+    let mut buf = Zeroizing::new(vec![0u8; 8192]);
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let out = masker.push(&buf[..n]);
+        if to.write_all(&out).await.is_err() || to.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = to.write_all(&masker.finish()).await;
+    let _ = to.flush().await;
+}
+
+/// Wait for the child, passing on the signals a terminal or a supervisor sends.
+#[cfg(unix)]
+async fn forward_signals_until_exit(
+    child: &mut tokio::process::Child,
+) -> Result<std::process::ExitStatus, ClientError> {
+    use tokio::signal::unix::{signal, Signal, SignalKind};
+    let watch = |k: SignalKind| -> Result<(Signal, i32), ClientError> {
+        signal(k)
+            .map(|s| (s, k.as_raw_value()))
+            .map_err(|e| ClientError(format!("cannot watch signals: {e}")))
+    };
+    let (mut int, n_int) = watch(SignalKind::interrupt())?;
+    let (mut term, n_term) = watch(SignalKind::terminate())?;
+    let (mut hup, n_hup) = watch(SignalKind::hangup())?;
+    let (mut quit, n_quit) = watch(SignalKind::quit())?;
+    let (mut usr1, n_usr1) = watch(SignalKind::user_defined1())?;
+    let (mut usr2, n_usr2) = watch(SignalKind::user_defined2())?;
+    let pid = child.id();
+    loop {
+        let signo = tokio::select! {
+            status = child.wait() => {
+                return status.map_err(|e| ClientError(format!("waiting for the program: {e}")));
+            }
+            _ = int.recv() => n_int,
+            _ = term.recv() => n_term,
+            _ = hup.recv() => n_hup,
+            _ = quit.recv() => n_quit,
+            _ = usr1.recv() => n_usr1,
+            _ = usr2.recv() => n_usr2,
+        };
+        if let Some(pid) = pid {
+            // SAFETY: kill(2) with the child's pid and a signal number.
+            unsafe { libc::kill(pid as libc::pid_t, signo) };
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn forward_signals_until_exit(
+    child: &mut tokio::process::Child,
+) -> Result<std::process::ExitStatus, ClientError> {
+    child
+        .wait()
+        .await
+        .map_err(|e| ClientError(format!("waiting for the program: {e}")))
+}
+
+/// The child's exit code; 128 + N when signal N ended it (as shells do).
+fn exit_code(status: std::process::ExitStatus) -> u8 {
+    if let Some(code) = status.code() {
+        return u8::try_from(code).unwrap_or(1);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return u8::try_from(128 + signal).unwrap_or(255);
+        }
+    }
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_must_be_usable_variables() {
+        assert!(check_name("DB_PASSWORD").is_ok());
+        assert!(check_name("_x1").is_ok());
+        for bad in ["", "1X", "A-B", "A B", "Ä"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn one_field_is_one_variable_several_are_one_each() {
+        let mut vars = Variables::new();
+        let one = serde_json::json!({"value": "s3cret"});
+        add_fields(&mut vars, "API_KEY", one.as_object().unwrap(), "secret/a").unwrap();
+        let two = serde_json::json!({"user": "app", "pass-word": "pw"});
+        add_fields(&mut vars, "DB", two.as_object().unwrap(), "secret/b").unwrap();
+        let got: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+        assert_eq!(
+            got,
+            [
+                ("API_KEY".to_string(), "s3cret".to_string()),
+                ("DB_PASS_WORD".to_string(), "pw".to_string()),
+                ("DB_USER".to_string(), "app".to_string()),
+            ]
+        );
+        let err = add_fields(&mut vars, "bad-name", one.as_object().unwrap(), "secret/c").unwrap_err();
+        assert!(err.0.contains("`bad-name`"), "{}", err.0);
+    }
+}
