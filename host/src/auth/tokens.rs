@@ -19,7 +19,7 @@
 //! re-checks a token it knows once it is that old). A `tokens.json` from an
 //! earlier Tresor is imported at start and renamed `tokens.json.imported`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -148,27 +148,7 @@ impl TokenInfo {
 struct LegacyFile {
     format: u32,
     salt: String,
-    tokens: Vec<LegacyRecord>,
-}
-
-#[derive(Deserialize)]
-struct LegacyRecord {
-    hash: String,
-    accessor: String,
-    principal: String,
-    #[serde(default)]
-    groups: Vec<String>,
-    #[serde(default)]
-    attributes: BTreeMap<String, String>,
-    created_unix: u64,
-    #[serde(default)]
-    ttl_seconds: u64,
-    #[serde(default)]
-    expires_unix: Option<u64>,
-    #[serde(default)]
-    max_expires_unix: Option<u64>,
-    #[serde(default)]
-    bootstrap: bool,
+    tokens: Vec<TokenRecord>,
 }
 
 fn info(r: &TokenRecord) -> TokenInfo {
@@ -260,27 +240,10 @@ impl TokenStore {
 
     async fn import(&self, file: LegacyFile, path: &Path, same_salt: bool) -> Result<(), TokenError> {
         let now = now_unix();
-        let live: Vec<LegacyRecord> = file
-            .tokens
-            .into_iter()
-            .filter(|r| r.expires_unix.is_none_or(|e| e > now))
-            .collect();
+        let live: Vec<TokenRecord> = file.tokens.into_iter().filter(|r| !expired(r, now)).collect();
         if same_salt {
             for r in &live {
-                self.state
-                    .put_token(TokenRecord {
-                        hash: r.hash.clone(),
-                        accessor: r.accessor.clone(),
-                        principal: r.principal.clone(),
-                        groups: r.groups.clone(),
-                        attributes: r.attributes.clone(),
-                        created_unix: r.created_unix,
-                        ttl_seconds: r.ttl_seconds,
-                        expires_unix: r.expires_unix,
-                        max_expires_unix: r.max_expires_unix,
-                        bootstrap: r.bootstrap,
-                    })
-                    .await?;
+                self.state.put_token(r.clone()).await?;
             }
             tracing::info!(path = %path.display(), tokens = live.len(), "imported the tokens of an earlier Tresor into the state store");
         } else {

@@ -90,8 +90,9 @@ pub struct LeaseRecord {
 }
 
 /// One API token as the state store keeps it: its salted hash, never the
-/// token (see [`crate::auth::TokenStore`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// token (see [`crate::auth::TokenStore`]). It reads the records of the token
+/// file of earlier versions as they are.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 pub struct TokenRecord {
     /// Hex SHA-256 of the store's token salt ‖ token.
     pub hash: String,
@@ -100,18 +101,24 @@ pub struct TokenRecord {
     /// The principal's name.
     pub principal: String,
     /// The principal's groups.
+    #[serde(default)]
     pub groups: Vec<String>,
     /// The principal's attributes.
+    #[serde(default)]
     pub attributes: std::collections::BTreeMap<String, String>,
     /// Creation time, unix seconds.
     pub created_unix: u64,
     /// Lifetime it was created with, seconds (0: no expiry).
+    #[serde(default)]
     pub ttl_seconds: u64,
     /// Expiry, unix seconds.
+    #[serde(default)]
     pub expires_unix: Option<u64>,
     /// The latest expiry renewals may reach, unix seconds.
+    #[serde(default)]
     pub max_expires_unix: Option<u64>,
     /// A bootstrap root token made by the server at start.
+    #[serde(default)]
     pub bootstrap: bool,
 }
 
