@@ -14,6 +14,7 @@ mod client;
 mod kv;
 mod lease;
 mod mask;
+mod migrate;
 mod operator;
 mod run;
 mod server;
@@ -53,6 +54,10 @@ enum Command {
     /// List, look up, renew and revoke leases of dynamic credentials.
     #[command(subcommand)]
     Lease(lease::LeaseCommand),
+    /// Move the secrets of a plaintext .env file into a mount: a dry run by
+    /// default; `--apply --to secret/apps/billing` writes, verifies and
+    /// rewrites the file.
+    Migrate(migrate::MigrateArgs),
     /// Start a program with its secrets as environment variables, its
     /// output masked: `tresor run --from secret/apps/billing -- ./server`.
     Run(run::RunArgs),
@@ -155,6 +160,7 @@ impl Cli {
             Command::Lease(command) => remote(|client| async move { lease::run(&client, command).await }),
             Command::Operator(command) => remote(|client| async move { operator::run(&client, command).await }),
             Command::Run(args) => remote_exit(|client| async move { run::run(&client, args).await }),
+            Command::Migrate(args) => remote_exit(|client| migrate::run(client, args)),
             Command::Policy(PolicyCommand::Validate { dir }) => match PolicyEngine::load_dir(&dir) {
                 Ok(engine) => {
                     println!(

@@ -422,6 +422,159 @@ fn tresor_run_passes_secrets_masks_them_and_exits_like_the_child() {
     assert!(terminate(&mut server).success());
 }
 
+// `tresor migrate` on a file with the syntax python-dotenv reads: a dry run
+// writes nothing; --apply writes, verifies, backs up, and rewrites only the
+// migrated lines; a rerun writes no new versions.
+#[test]
+fn tresor_migrate_moves_a_dotenv_file_into_a_mount() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, banner) = spawn_server(
+        dir.path(),
+        &["server", "--dev", "--dev-listen-address", "127.0.0.1:0"],
+        true,
+    );
+    let url = format!("http://{}", banner.addr);
+    let root = banner.root.unwrap();
+    let env = [("TRESOR_ADDR", url.as_str()), ("TRESOR_TOKEN", root.as_str())];
+    let original = "\u{feff}# billing\r\nLOG_LEVEL=INFO\r\nexport DB_PASSWORD='p@ss w0rd'  # rotated monthly\r\n\
+        API_TOKEN=\"line1\\nline2\"\nDATABASE_URL=postgres://app:s3cr3t@db:5432/app\nGREETING=hello world # shown\n\
+        TEMPLATE=${HOME}/x\nEMPTY=\n";
+    std::fs::write(dir.path().join(".env"), original).unwrap();
+
+    // Dry run: the decisions, nothing written.
+    let dry = client(dir.path(), &env, &["migrate", "--to", "secret/apps/billing"]);
+    assert!(dry.status.success(), "{}", text(&dry));
+    let table = String::from_utf8_lossy(&dry.stdout);
+    for (name, decision) in [
+        ("LOG_LEVEL", "keep"),
+        ("DB_PASSWORD", "migrate"),
+        ("API_TOKEN", "migrate"),
+        ("DATABASE_URL", "migrate"),
+        ("GREETING", "keep"),
+    ] {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name}: {table}"));
+        assert!(line.contains(&format!(" {decision} ")), "{line}");
+    }
+    assert!(
+        !table.contains("p@ss") && !table.contains("s3cr3t"),
+        "a value in the table: {table}"
+    );
+    assert!(table.contains("(9 chars, would migrate)"), "{table}");
+    assert_eq!(std::fs::read_to_string(dir.path().join(".env")).unwrap(), original);
+    let get = client(dir.path(), &env, &["kv", "get", "secret/apps/billing/DB_PASSWORD"]);
+    assert!(!get.status.success(), "the dry run wrote: {}", text(&get));
+
+    // Apply: written, verified, backed up, rewritten.
+    let apply = client(
+        dir.path(),
+        &env,
+        &[
+            "migrate",
+            "--apply",
+            "--to",
+            "secret/apps/billing",
+            "--backup",
+            "--json",
+        ],
+    );
+    assert!(apply.status.success(), "{}", text(&apply));
+    let out: serde_json::Value = serde_json::from_slice(&apply.stdout).unwrap();
+    assert_eq!(
+        (out["migrated"].as_u64(), out["verified"].as_u64()),
+        (Some(3), Some(3)),
+        "{out}"
+    );
+    let rewritten = std::fs::read_to_string(dir.path().join(".env")).unwrap();
+    assert_eq!(
+        rewritten,
+        "\u{feff}# billing\r\nLOG_LEVEL=INFO\r\n# DB_PASSWORD - MIGRATED TO TRESOR (secret/apps/billing/DB_PASSWORD)\r\n\
+         # API_TOKEN - MIGRATED TO TRESOR (secret/apps/billing/API_TOKEN)\n\
+         # DATABASE_URL - MIGRATED TO TRESOR (secret/apps/billing/DATABASE_URL)\n\
+         GREETING=hello world # shown\nTEMPLATE=${HOME}/x\nEMPTY=\n"
+    );
+    let backup = dir.path().join(out["backup"].as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), original);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    for (path, value) in [
+        ("DB_PASSWORD", "p@ss w0rd"),
+        ("API_TOKEN", "line1\nline2"),
+        ("DATABASE_URL", "postgres://app:s3cr3t@db:5432/app"),
+    ] {
+        let get = client(
+            dir.path(),
+            &env,
+            &["kv", "get", "--field", "value", &format!("secret/apps/billing/{path}")],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&get.stdout).trim_end_matches('\n'),
+            value,
+            "{}",
+            text(&get)
+        );
+    }
+    let meta = client(
+        dir.path(),
+        &env,
+        &["kv", "metadata", "get", "secret/apps/billing/DB_PASSWORD"],
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).unwrap_or_default();
+    assert_eq!(meta["custom_metadata"]["source"], ".env", "{meta}");
+    assert_eq!(meta["custom_metadata"]["type"], "database_credential", "{meta}");
+    let versions = meta["current_version"].clone();
+
+    // A rerun on the original file (an interrupted first run) writes nothing new.
+    std::fs::write(dir.path().join(".env"), original).unwrap();
+    let again = client(
+        dir.path(),
+        &env,
+        &["migrate", "--apply", "--to", "secret/apps/billing", "--json"],
+    );
+    assert!(again.status.success(), "{}", text(&again));
+    let out: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert!(
+        out["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["secret"] == true)
+            .all(|e| e["status"] == "unchanged"),
+        "{out}"
+    );
+    let meta = client(
+        dir.path(),
+        &env,
+        &["kv", "metadata", "get", "secret/apps/billing/DB_PASSWORD"],
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).unwrap_or_default();
+    assert_eq!(meta["current_version"], versions, "a rerun wrote a new version");
+
+    // A line it cannot read: refused, named, nothing written.
+    std::fs::write(dir.path().join("bad.env"), "OK=1\nthis is not a statement\n").unwrap();
+    let bad = client(
+        dir.path(),
+        &env,
+        &["migrate", "bad.env", "--apply", "--to", "secret/bad"],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("line 2"),
+        "{}",
+        text(&bad)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("bad.env")).unwrap(),
+        "OK=1\nthis is not a statement\n"
+    );
+    assert!(terminate(&mut server).success());
+}
+
 // A log written to a file or a pipe is read by people and tools: no
 // terminal colour codes in it.
 #[test]

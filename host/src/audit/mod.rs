@@ -20,6 +20,7 @@ use std::path::PathBuf;
 
 pub(crate) use checkpoint::keep as keep_checkpoints;
 pub use checkpoint::{read as read_checkpoint, Checkpoint, CheckpointError, CheckpointKey, CHECKPOINT_INTERVAL};
+pub(crate) use log::format_rfc3339_millis;
 pub use log::{verify, verify_with, AuditEvent, AuditLog, BrokenEntry, HeadCheck, Phase, VerifyReport, GENESIS_HASH};
 pub use span::{AccessSpan, ACCESS_SPAN_NAME};
 pub use telemetry::{init_telemetry, otel_layer, otlp_tracer_provider, TelemetryGuard};
