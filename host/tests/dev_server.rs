@@ -575,6 +575,77 @@ fn tresor_migrate_moves_a_dotenv_file_into_a_mount() {
     assert!(terminate(&mut server).success());
 }
 
+// SIGKILL at any moment of a migration leaves the file as it was (or, once
+// everything verified, wholly rewritten), and a rerun finishes the job.
+#[test]
+fn a_migration_killed_at_any_moment_loses_nothing_and_a_rerun_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, banner) = spawn_server(
+        dir.path(),
+        &["server", "--dev", "--dev-listen-address", "127.0.0.1:0"],
+        true,
+    );
+    let url = format!("http://{}", banner.addr);
+    let root = banner.root.unwrap();
+    let env = [("TRESOR_ADDR", url.as_str()), ("TRESOR_TOKEN", root.as_str())];
+    let mut original = String::from("# many\nLOG_LEVEL=debug\n");
+    let mut expected = original.clone();
+    for i in 0..120 {
+        original.push_str(&format!("SERVICE_{i}_TOKEN=tok-{i:04}-q8Zr2LxN0vTb7KpW\n"));
+        expected.push_str(&format!(
+            "# SERVICE_{i}_TOKEN - MIGRATED TO TRESOR (secret/many/SERVICE_{i}_TOKEN)\n"
+        ));
+    }
+    let file = dir.path().join(".env");
+    std::fs::write(&file, &original).unwrap();
+    let args = ["migrate", "--apply", "--to", "secret/many"];
+    for delay_ms in [30u64, 120, 300, 600] {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .envs(env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let now = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            now == original || now == expected,
+            "after SIGKILL at {delay_ms} ms the file is neither the original nor the finished one"
+        );
+        if now == expected {
+            // Finished before the kill: start over from the original.
+            std::fs::write(&file, &original).unwrap();
+        }
+    }
+    let rerun = client(dir.path(), &env, &args);
+    assert!(rerun.status.success(), "{}", text(&rerun));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), expected);
+    let get = client(
+        dir.path(),
+        &env,
+        &["kv", "get", "--field", "value", "secret/many/SERVICE_119_TOKEN"],
+    );
+    assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "tok-0119-q8Zr2LxN0vTb7KpW");
+    // Every secret has its metadata (a run killed between value and metadata
+    // was finished), and none was written twice: a value version and a
+    // metadata version at most.
+    for i in [0, 60, 119] {
+        let meta = client(
+            dir.path(),
+            &env,
+            &["kv", "metadata", "get", &format!("secret/many/SERVICE_{i}_TOKEN")],
+        );
+        let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).unwrap_or_default();
+        assert_eq!(meta["custom_metadata"]["source"], ".env", "{meta}");
+        assert!(meta["current_version"].as_u64().unwrap_or(99) <= 2, "{meta}");
+    }
+    assert!(terminate(&mut server).success());
+}
+
 // A log written to a file or a pipe is read by people and tools: no
 // terminal colour codes in it.
 #[test]

@@ -140,22 +140,33 @@ pub async fn run(client: Client, args: MigrateArgs) -> Result<ExitCode, ClientEr
     Ok(ExitCode::SUCCESS)
 }
 
-/// Write `value` at `target` unless it already holds it; then its metadata.
+/// Write `value` at `target` unless it already holds it, then its metadata
+/// unless it already has it (a run stopped between the two is finished).
 async fn store(client: &Client, target: &str, value: &str, kind: &str) -> Result<&'static str, ClientError> {
-    if read_value(client, target).await?.is_some_and(|v| *v == value) {
-        return Ok("unchanged");
-    }
     let (mount, path) = split(target)?;
-    let body = Zeroizing::new(json!({ "data": { "value": value } }).to_string().into_bytes());
-    let url = format!("/v1/{}/data/{}", encode_path(mount), encode_path(path));
-    let (status, answer) = client.send("POST", &url, Some(body)).await?;
+    let same_value = read_value(client, target).await?.is_some_and(|v| *v == value);
+    if !same_value {
+        let body = Zeroizing::new(json!({ "data": { "value": value } }).to_string().into_bytes());
+        let url = format!("/v1/{}/data/{}", encode_path(mount), encode_path(path));
+        let (status, answer) = client.send("POST", &url, Some(body)).await?;
+        if !status.is_success() {
+            return Err(api_error(status, &answer));
+        }
+    }
+    let wanted = json!({ "source": ".env", "type": kind });
+    let url = format!("/v1/{}/metadata/{}", encode_path(mount), encode_path(path));
+    let (status, answer) = client.send("GET", &url, None).await?;
     if !status.is_success() {
         return Err(api_error(status, &answer));
     }
-    let meta = json!({ "custom_metadata": { "source": ".env", "type": kind } });
-    let url = format!("/v1/{}/metadata/{}", encode_path(mount), encode_path(path));
+    let current: Value = serde_json::from_slice(&answer).unwrap_or_default();
+    let has = |k: &str| current["data"]["custom_metadata"][k] == wanted[k];
+    if has("source") && has("type") {
+        return Ok(if same_value { "unchanged" } else { "written" });
+    }
+    let meta = json!({ "custom_metadata": wanted });
     let (status, answer) = client
-        .send("POST", &url, Some(Zeroizing::new(meta.to_string().into_bytes())))
+        .send("PATCH", &url, Some(Zeroizing::new(meta.to_string().into_bytes())))
         .await?;
     if !status.is_success() {
         return Err(api_error(status, &answer));
