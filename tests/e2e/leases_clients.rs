@@ -211,3 +211,56 @@ async fn the_tresor_cli_issues_lists_renews_and_revokes() {
         "{out:?}"
     );
 }
+
+/// `tresor run` with `NAME=dynamic:<mount>/creds/<role>#field`: the child
+/// gets a credential leased for it (and logs in with it), and the lease is
+/// revoked when the child exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tresor_run_leases_a_credential_for_the_child_and_revokes_it_after() {
+    let pg = Postgres::start();
+    let s = server(&pg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("vars.map");
+    std::fs::write(
+        &map,
+        "DB_USER=dynamic:db/creds/ro#username\nDB_PASS=dynamic:db/creds/ro#password\n",
+    )
+    .unwrap();
+    let script = format!(
+        "echo \"user=$DB_USER\"; PGPASSWORD=\"$DB_PASS\" psql -h 127.0.0.1 -p {} -U \"$DB_USER\" -d postgres -Atc 'SELECT id FROM app_data'",
+        pg.port
+    );
+    let map_arg = map.display().to_string();
+    let out = tresor(
+        &s,
+        &["run", "--map", &map_arg, "--no-masking", "--", "sh", "-c", &script],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let user = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("user="))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        user.starts_with("v-"),
+        "one lease for both fields, a real role: {stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l == "42"),
+        "the child logged in with it: {stdout}"
+    );
+    // Gone once the child exited: the role, and the lease.
+    assert!(
+        pg.roles("v-").is_empty(),
+        "{user} outlived the child: {:?}",
+        pg.roles("v-")
+    );
+    let leases = tresor(&s, &["lease", "list", "db/creds/ro/"]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&leases.stdout).trim(),
+        "",
+        "a lease outlived the child"
+    );
+}

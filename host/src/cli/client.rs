@@ -37,6 +37,7 @@ fn env(tresor: &str, vault: &str) -> Option<String> {
 }
 
 /// Where the server is and how to reach it.
+#[derive(Clone)]
 pub struct Client {
     https: bool,
     host: String,

@@ -10,7 +10,10 @@
 //! `DB_PASSWORD`); a secret with several fields gives one variable per field
 //! (`DB` with `user` and `password` → `DB_USER`, `DB_PASSWORD`). A `--map`
 //! file names variables explicitly, one `NAME=<mount>/<path>[#field]` per
-//! line. Values never appear on a command line. The child's output is
+//! line; `NAME=dynamic:<mount>/creds/<role>#field` issues a dynamic
+//! credential for the child: leased when it starts, renewed while it runs
+//! (when the lease allows), revoked when it exits. Values never appear on a
+//! command line. The child's output is
 //! masked (see [`super::mask`]) unless `--no-masking`; signals are passed on
 //! to it, and `tresor run` exits as it does (128 + N when a signal N ended it).
 
@@ -59,12 +62,97 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<ExitCode, ClientError
     for prefix in &args.from {
         from_prefix(client, prefix, &mut vars).await?;
     }
+    let mut leases = Leases::default();
     if let Some(file) = &args.map {
-        from_map(client, file, &mut vars).await?;
+        if let Err(e) = from_map(client, file, &mut vars, &mut leases).await {
+            leases.revoke_all(client).await;
+            return Err(e);
+        }
     }
     let masker = (!args.no_masking).then(|| Masker::new(vars.values().map(|v| v.as_str())));
-    let status = spawn(&args.command, &vars, masker).await?;
-    Ok(ExitCode::from(exit_code(status)))
+    let renewing = leases.keep_renewing(client);
+    let status = spawn(&args.command, &vars, masker).await;
+    drop(renewing);
+    leases.revoke_all(client).await;
+    Ok(ExitCode::from(exit_code(status?)))
+}
+
+/// The dynamic credentials issued for the child.
+#[derive(Default)]
+struct Leases {
+    /// Lease id, renewable, TTL in seconds.
+    held: Vec<(String, bool, u64)>,
+}
+
+impl Leases {
+    /// Issue a credential from `mount/role`; its fields.
+    async fn issue(
+        &mut self,
+        client: &Client,
+        mount: &str,
+        role: &str,
+    ) -> Result<serde_json::Map<String, Value>, ClientError> {
+        let url = format!("/v1/{}/creds/{}", encode_path(mount), encode_path(role));
+        let (status, body) = client.send("POST", &url, None).await?;
+        if !status.is_success() {
+            return Err(api_error(status, &body));
+        }
+        let mut answer: Value =
+            serde_json::from_slice(&body).map_err(|e| ClientError(format!("the server answered invalid JSON: {e}")))?;
+        let id = answer["lease_id"].as_str().unwrap_or_default().to_string();
+        let renewable = answer["renewable"].as_bool().unwrap_or(false);
+        let ttl = answer["lease_duration"].as_u64().unwrap_or(0);
+        self.held.push((id, renewable, ttl));
+        match answer["data"].take() {
+            Value::Object(m) => Ok(m),
+            _ => Err(ClientError(format!(
+                "{mount}/creds/{role} answered no credential fields"
+            ))),
+        }
+    }
+
+    /// Renew the renewable leases at half their TTL while the child runs;
+    /// the task stops when the handle is dropped.
+    fn keep_renewing(&self, client: &Client) -> Option<AbortOnDrop> {
+        let renewable: Vec<(String, u64)> = self
+            .held
+            .iter()
+            .filter(|(_, r, ttl)| *r && *ttl > 0)
+            .map(|(id, _, ttl)| (id.clone(), *ttl))
+            .collect();
+        let every = renewable.iter().map(|(_, ttl)| *ttl).min()?;
+        let client = client.clone();
+        Some(AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs((every / 2).max(1))).await;
+                for (id, _) in &renewable {
+                    let body = serde_json::json!({ "lease_id": id });
+                    if let Err(e) = client.json("PUT", "/v1/sys/leases/renew", Some(&body)).await {
+                        eprintln!("tresor run: renewing lease {id} failed: {e}");
+                    }
+                }
+            }
+        })))
+    }
+
+    /// Revoke every lease (the child has exited, or could not start).
+    async fn revoke_all(&self, client: &Client) {
+        for (id, _, _) in &self.held {
+            let body = serde_json::json!({ "lease_id": id });
+            if let Err(e) = client.json("PUT", "/v1/sys/leases/revoke", Some(&body)).await {
+                eprintln!("tresor run: revoking lease {id} failed: {e}; revoke it with `tresor lease revoke {id}`");
+            }
+        }
+    }
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The variables of every secret directly under `prefix`.
@@ -102,9 +190,16 @@ async fn from_prefix(client: &Client, prefix: &str, vars: &mut Variables) -> Res
 }
 
 /// The variables a `--map` file names.
-async fn from_map(client: &Client, file: &std::path::Path, vars: &mut Variables) -> Result<(), ClientError> {
+async fn from_map(
+    client: &Client,
+    file: &std::path::Path,
+    vars: &mut Variables,
+    leases: &mut Leases,
+) -> Result<(), ClientError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| ClientError(format!("cannot read the map file {}: {e}", file.display())))?;
+    // One lease per role, whatever number of fields the map takes from it.
+    let mut issued: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -117,11 +212,10 @@ async fn from_map(client: &Client, file: &std::path::Path, vars: &mut Variables)
         let name = name.trim();
         check_name(name).map_err(|e| bad(&e))?;
         let target = target.trim();
-        if target.starts_with("dynamic:") {
-            return Err(bad(
-                "dynamic credentials are not supported by `tresor run` yet; use `tresor creds`",
-            ));
-        }
+        let (dynamic, target) = match target.strip_prefix("dynamic:") {
+            Some(t) => (true, t),
+            None => (false, target),
+        };
         let (path, field) = match target.split_once('#') {
             Some((p, f)) => (p, Some(f)),
             None => (target, None),
@@ -130,7 +224,21 @@ async fn from_map(client: &Client, file: &std::path::Path, vars: &mut Variables)
             .split_once('/')
             .filter(|(m, r)| !m.is_empty() && !r.is_empty())
             .ok_or_else(|| bad("the path must be <mount>/<path>, e.g. secret/apps/db"))?;
-        let data = read(client, mount, rest).await?;
+        let data = if dynamic {
+            let role = rest
+                .strip_prefix("creds/")
+                .ok_or_else(|| bad("a dynamic credential is dynamic:<mount>/creds/<role>#field"))?;
+            match issued.get(path) {
+                Some(d) => d.clone(),
+                None => {
+                    let d = leases.issue(client, mount, role).await?;
+                    issued.insert(path.to_string(), d.clone());
+                    d
+                }
+            }
+        } else {
+            read(client, mount, rest).await?
+        };
         let value = match field {
             Some(f) => match data.get(f) {
                 Some(v) => text_of(v),
