@@ -16,6 +16,7 @@ mod lease;
 mod mask;
 mod migrate;
 mod operator;
+mod render;
 mod run;
 mod server;
 mod token;
@@ -58,6 +59,9 @@ enum Command {
     /// default; `--apply --to secret/apps/billing` writes, verifies and
     /// rewrites the file.
     Migrate(migrate::MigrateArgs),
+    /// Write a config file from a template that names secrets
+    /// (`{{ secret("secret/apps/db").password }}`), mode 0600; `--watch` keeps it current.
+    Render(render::RenderArgs),
     /// Start a program with its secrets as environment variables, its
     /// output masked: `tresor run --from secret/apps/billing -- ./server`.
     Run(run::RunArgs),
@@ -161,6 +165,7 @@ impl Cli {
             Command::Operator(command) => remote(|client| async move { operator::run(&client, command).await }),
             Command::Run(args) => remote_exit(|client| async move { run::run(&client, args).await }),
             Command::Migrate(args) => remote_exit(|client| migrate::run(client, args)),
+            Command::Render(args) => remote(|client| async move { render::run(&client, args).await }),
             Command::Policy(PolicyCommand::Validate { dir }) => match PolicyEngine::load_dir(&dir) {
                 Ok(engine) => {
                     println!(

@@ -646,6 +646,106 @@ fn a_migration_killed_at_any_moment_loses_nothing_and_a_rerun_completes() {
     assert!(terminate(&mut server).success());
 }
 
+// `tresor render`: a template that names secrets becomes a 0600 file; a
+// missing secret or field is an error that writes nothing; --watch keeps the
+// file current and runs its hook after each write.
+#[test]
+fn tresor_render_writes_config_files_from_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, banner) = spawn_server(
+        dir.path(),
+        &["server", "--dev", "--dev-listen-address", "127.0.0.1:0"],
+        true,
+    );
+    let url = format!("http://{}", banner.addr);
+    let root = banner.root.unwrap();
+    let env = [("TRESOR_ADDR", url.as_str()), ("TRESOR_TOKEN", root.as_str())];
+    let put = client(
+        dir.path(),
+        &env,
+        &["kv", "put", "secret/apps/db", "user=app", "password=hunter22"],
+    );
+    assert!(put.status.success(), "{}", text(&put));
+    let tmpl = dir.path().join("app.tmpl");
+    std::fs::write(
+        &tmpl,
+        "[db]\nuser = {{ secret(\"secret/apps/db\").user }}\npassword = {{ secret(\"secret/apps/db\").password }}\n",
+    )
+    .unwrap();
+
+    let out = client(dir.path(), &env, &["render", "app.tmpl", "-o", "app.conf"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let conf = dir.path().join("app.conf");
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "[db]\nuser = app\npassword = hunter22\n"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&conf).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    // A missing secret, or a missing field: an error, and no file.
+    for (template, needle) in [
+        (
+            "x = {{ secret(\"secret/apps/nope\").x }}",
+            "no secret at secret/apps/nope",
+        ),
+        ("x = {{ secret(\"secret/apps/db\").nope }}", "line 1"),
+    ] {
+        std::fs::write(dir.path().join("bad.tmpl"), template).unwrap();
+        let out = client(dir.path(), &env, &["render", "bad.tmpl", "-o", "bad.conf"]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(needle), "{}", text(&out));
+        assert!(!dir.path().join("bad.conf").exists(), "a failed render wrote a file");
+    }
+
+    // --watch: a changed secret is written again, and the hook runs after each write.
+    let mut watch = Command::new(BIN)
+        .args([
+            "render",
+            "app.tmpl",
+            "-o",
+            "watched.conf",
+            "--watch",
+            "--interval",
+            "1s",
+            "--exec",
+            "echo reloaded >> hook.log",
+        ])
+        .current_dir(dir.path())
+        .envs(env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let watched = dir.path().join("watched.conf");
+    let wait_for = |needle: &str| {
+        for _ in 0..100 {
+            if std::fs::read_to_string(&watched).is_ok_and(|t| t.contains(needle)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    };
+    assert!(wait_for("password = hunter22"), "the watched file was not written");
+    let put = client(
+        dir.path(),
+        &env,
+        &["kv", "put", "secret/apps/db", "user=app", "password=rotated33"],
+    );
+    assert!(put.status.success(), "{}", text(&put));
+    assert!(wait_for("password = rotated33"), "the change was not rendered");
+    std::thread::sleep(Duration::from_millis(300));
+    let hooks = std::fs::read_to_string(dir.path().join("hook.log")).unwrap_or_default();
+    assert_eq!(hooks.lines().count(), 2, "one hook run per write: {hooks:?}");
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(terminate(&mut server).success());
+}
+
 // A log written to a file or a pipe is read by people and tools: no
 // terminal colour codes in it.
 #[test]
