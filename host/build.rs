@@ -22,6 +22,8 @@ fn main() {
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.lock").display());
     println!("cargo:rerun-if-changed={}", plugins.join("sdk").display());
+    // The postgres generator's wire client.
+    println!("cargo:rerun-if-changed={}", plugins.join("pgwire").display());
     for (_, dir, _) in PLUGINS {
         println!("cargo:rerun-if-changed={}", plugins.join(dir).display());
     }

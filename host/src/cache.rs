@@ -103,6 +103,7 @@ mod tests {
             created_ms: 0,
             metadata: Default::default(),
             deletion_ms: 0,
+            served_by: "secret".into(),
         }
     }
 

@@ -305,6 +305,11 @@ pub struct MountConfig {
     /// generator plugin (dynamic secrets); one without, a provider.
     #[serde(default)]
     pub roles: BTreeMap<String, RoleConfig>,
+    /// A fallback chain instead of a plugin: the provider mounts to ask, in
+    /// order (`["azure", "dpapi", "env"]`). A read answers with the first
+    /// that has the secret; a write goes to the first writable one.
+    #[serde(default)]
+    pub chain: Vec<String>,
 }
 
 /// Capabilities a mount grants its plugin. The default grants nothing.
@@ -407,6 +412,7 @@ impl Config {
                 }),
                 limits: None,
                 roles: BTreeMap::new(),
+                chain: Vec::new(),
             }],
             server: ServerConfig::default(),
             leases: LeaseConfig::default(),
@@ -443,6 +449,35 @@ impl Config {
     }
 
     /// Reject configurations that cannot work, with a message saying what to change.
+    /// A chain names provider mounts of this config, none a chain, and
+    /// has nothing a plugin mount has.
+    fn check_chain(&self, m: &MountConfig) -> Result<(), StartupError> {
+        let bad = |why: String| Err(StartupError::Config(format!("mount `{}`: {why}", m.path)));
+        if m.plugin.is_some()
+            || m.plugin_path.is_some()
+            || !m.config.is_empty()
+            || !m.roles.is_empty()
+            || m.cache.is_some()
+        {
+            return bad(
+                "a `chain` mount has no plugin, config, roles or cache of its own: set those on its members".into(),
+            );
+        }
+        for member in &m.chain {
+            match self.mounts.iter().find(|o| &o.path == member) {
+                None => return bad(format!("chain member `{member}` is not a mount of this configuration")),
+                Some(o) if !o.chain.is_empty() => return bad(format!("chain member `{member}` is a chain itself")),
+                Some(o) if !o.roles.is_empty() => {
+                    return bad(format!(
+                        "chain member `{member}` serves credentials, not stored secrets"
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
     pub fn check(&self) -> Result<(), StartupError> {
         let bad = |m: &str| Err(StartupError::Config(m.to_string()));
         self.server.check().map_err(StartupError::Config)?;
@@ -463,6 +498,10 @@ impl Config {
             }
             if !seen.insert(m.path.as_str()) {
                 return bad(&format!("mount path `{}` is configured twice", m.path));
+            }
+            if !m.chain.is_empty() {
+                self.check_chain(m)?;
+                continue;
             }
             match (&m.plugin, &m.plugin_path, &m.sha256) {
                 (Some(_), None, None) => {}

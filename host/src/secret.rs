@@ -71,6 +71,9 @@ pub struct Secret {
     /// When its `delete_version_after` setting deletes this version,
     /// milliseconds since the Unix epoch (0: never).
     pub deletion_ms: u64,
+    /// The mount that served it (a fallback chain's answer names the
+    /// member that had it).
+    pub served_by: String,
 }
 
 impl Secret {

@@ -82,10 +82,15 @@ impl Host {
             _sweeper: None,
             _checkpoints: Some(crate::audit::keep_checkpoints(&audit_checkpoints)),
             member: crate::state::members::this_host(crate::lease::now_ms()),
+            chains: BTreeMap::new(),
             _heartbeat: None,
         };
         let mut generators = BTreeMap::new();
         for m in &config.mounts {
+            if !m.chain.is_empty() {
+                host.chains.insert(m.path.clone(), m.chain.clone());
+                continue;
+            }
             let plugin_config = resolve_refs(&host, m).await?;
             match start_mount(&config, m, plugin_config, &runtime, &key).await? {
                 Started::Provider(mount) => {

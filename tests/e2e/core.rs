@@ -425,3 +425,97 @@ config = { prefx = "APP_", token = "s3cr3t-value" }
     );
     assert!(!err.contains("s3cr3t-value") && !err.contains("APP_"), "{err}");
 }
+
+/// A fallback chain of three backends, the first one down: reads are
+/// answered by the first member that has the secret (and say which), each
+/// member access is audited as itself, a secret found nowhere while a
+/// member was down is `unavailable`, never `not-found`, and writes are not
+/// diverted from the first writable member.
+#[tokio::test]
+async fn a_fallback_chain_answers_from_the_first_member_that_has_the_secret() {
+    // SAFETY: set before the host snapshots the allow-listed environment.
+    unsafe { std::env::set_var("APPCHAIN_ONLY_ENV", "from-env") };
+    let down = tresor_e2e::peers::free_port_pair();
+    let extra = format!(
+        "{remote}
+[[mount]]
+path = \"local\"
+plugin = \"file\"
+grants = {{ directory = \"data/local\", clock = true }}
+
+[[mount]]
+path = \"envp\"
+plugin = \"env\"
+config = {{ prefix = \"APPCHAIN_\" }}
+grants = {{ env = [\"APPCHAIN_*\"] }}
+
+[[mount]]
+path = \"app\"
+chain = [\"remote\", \"local\", \"envp\"]
+
+[[mount]]
+path = \"up\"
+chain = [\"local\", \"envp\"]
+",
+        remote = plugin_mount(
+            VAULT_WASM,
+            "remote",
+            &format!(r#"address = "http://127.0.0.1:{down}", token = "unused", timeout_ms = "500""#),
+            &format!(r#"network = ["127.0.0.1:{down}"]"#),
+        ),
+    );
+    let t = start(TEST_POLICIES, &extra).await;
+    let admin = caller("root", &["admins"]);
+    t.host
+        .write(
+            &admin,
+            "local/DB_PASSWORD",
+            &SecretBytes::from("from-local"),
+            &WriteOptions::default(),
+        )
+        .await
+        .unwrap();
+
+    let s = t.host.read(&admin, "app/DB_PASSWORD", None).await.unwrap();
+    assert_eq!((s.value.expose(), s.served_by.as_str()), (&b"from-local"[..], "local"));
+    let s = t.host.read(&admin, "app/ONLY_ENV", None).await.unwrap();
+    assert_eq!((s.value.expose(), s.served_by.as_str()), (&b"from-env"[..], "envp"));
+
+    let err = t.host.read(&admin, "app/NOWHERE", None).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Unavailable(m) if m.contains("remote could not be asked")),
+        "{err:?}"
+    );
+    let err = t.host.read(&admin, "up/NOWHERE", None).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+
+    // A refusal by policy stops the chain: it is not a miss.
+    let err = t
+        .host
+        .read(&caller("mallory", &[]), "up/DB_PASSWORD", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Denied { .. }), "{err:?}");
+
+    // Writes go to the first writable member (down here), never elsewhere.
+    let err = t
+        .host
+        .write(&admin, "app/NEW", &SecretBytes::from("v"), &WriteOptions::default())
+        .await
+        .unwrap_err();
+    assert!(!matches!(err, Error::NotFound(_)), "{err:?}");
+    assert!(matches!(
+        t.host.read(&admin, "local/NEW", None).await,
+        Err(Error::NotFound(_))
+    ));
+
+    // Every member access is in the audit log as itself.
+    let audit = std::fs::read_to_string(t.audit_log()).unwrap();
+    for mount in ["remote", "local", "envp"] {
+        assert!(
+            audit.contains(&format!("\"mount\":\"{mount}\",\"path\":\"DB_PASSWORD\""))
+                || audit.contains(&format!("\"mount\":\"{mount}\",\"path\":\"ONLY_ENV\"")),
+            "no audit entry on {mount}"
+        );
+    }
+}

@@ -12,6 +12,7 @@
 //!    cache or the plugin sandbox, write the audit response entry (fail
 //!    closed), return.
 
+mod chain;
 mod guard;
 mod leases;
 mod settings;
@@ -162,6 +163,8 @@ pub struct Host {
     pub(crate) _checkpoints: Option<tokio::task::JoinHandle<()>>,
     /// This host among those sharing its state store.
     pub(crate) member: crate::state::Member,
+    /// Fallback chains: mount name → the provider mounts it asks, in order.
+    pub(crate) chains: BTreeMap<String, Vec<String>>,
     pub(crate) _heartbeat: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -340,14 +343,28 @@ impl Host {
 
     /// The mounts and what their providers support.
     pub fn mounts(&self) -> Vec<(String, String, Capabilities)> {
-        self.mounts
+        let mut all: Vec<(String, String, Capabilities)> = self
+            .mounts
             .values()
             .map(|m| (m.name.clone(), m.plugin.clone(), m.pool.capabilities()))
-            .collect()
+            .collect();
+        all.extend(
+            self.chains
+                .keys()
+                .map(|name| (name.clone(), "chain".to_string(), self.chain_capabilities(name))),
+        );
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
     /// The one access path (see the module docs).
     async fn access(&self, caller: &Caller, target: &str, op: Op<'_>) -> Result<Reply, Error> {
+        // A fallback chain asks its members, each access authorized and
+        // audited as itself (see `chain`).
+        let (mount_name, rel) = path::split(target);
+        if let Some(members) = self.chains.get(mount_name) {
+            return self.access_chain(caller, mount_name, members, rel, op).await;
+        }
         // 1. Mount and path.
         let (mount, rel) = self.resolve(target, matches!(op, Op::List))?;
         // Writers of one secret take turns from here to the response, so the

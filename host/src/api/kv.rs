@@ -175,15 +175,19 @@ async fn read(cx: &Ctx<'_>, route: &KvRoute, query: &Query) -> Result<Response<B
         Err(Error::NotFound(message)) => return Err(unreadable_version(cx, route, version.as_deref(), message).await),
         Err(e) => return Err(e.into()),
     };
-    let metadata = version_metadata(&VersionInfo {
+    let mut metadata = version_metadata(&VersionInfo {
         version: secret.version.clone(),
         created_ms: secret.created_ms,
         deleted: false,
         destroyed: false,
         deletion_ms: secret.deletion_ms,
         metadata: secret.metadata.clone(),
-    })
-    .to_string();
+    });
+    // A fallback chain's answer says which member had it.
+    if secret.served_by != route.mount {
+        metadata["served_by"] = Value::String(secret.served_by.clone());
+    }
+    let metadata = metadata.to_string();
     let value = value_as_object(&secret.value);
     drop(secret);
     let mut data = Zeroizing::new(Vec::with_capacity(value.len() + metadata.len() + 32));

@@ -328,6 +328,7 @@ impl Checkout {
             created_ms: s.created_ms,
             metadata,
             deletion_ms: s.deletion_ms,
+            served_by: self.pool.mount.clone(),
         })
     }
 
