@@ -1,5 +1,6 @@
 //! Builds the deliberately hostile test plugin (tests/plugins/hostile) and the
-//! third-party-style provider plugins (plugins/dpapi, vault, aws, gcp, azure)
+//! third-party-style provider plugins (plugins/dpapi, vault, aws, gcp, azure,
+//! postgres-kv)
 //! for wasm32-wasip2 in one cargo invocation, and hands their paths to the
 //! tests as `TRESOR_TEST_HOSTILE` and `TRESOR_PLUGIN_<NAME>`.
 
@@ -16,6 +17,8 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.join("plugins/aws").display());
     println!("cargo:rerun-if-changed={}", root.join("plugins/gcp").display());
     println!("cargo:rerun-if-changed={}", root.join("plugins/azure").display());
+    println!("cargo:rerun-if-changed={}", root.join("plugins/postgres-kv").display());
+    println!("cargo:rerun-if-changed={}", root.join("plugins/pgwire").display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
 
     let target_dir = match std::env::var("CARGO_TARGET_DIR") {
@@ -42,6 +45,8 @@ fn main() {
         "tresor-plugin-gcp",
         "-p",
         "tresor-plugin-azure",
+        "-p",
+        "tresor-plugin-postgres-kv",
         "--manifest-path",
     ])
     .arg(root.join("plugins/Cargo.toml"))
@@ -68,7 +73,11 @@ fn main() {
     println!("cargo:rustc-env=TRESOR_PLUGIN_VAULT={}", vault.display());
     let aws = target_dir.join("wasm32-wasip2/release/tresor_plugin_aws.wasm");
     println!("cargo:rustc-env=TRESOR_PLUGIN_AWS={}", aws.display());
-    for (name, var) in [("gcp", "TRESOR_PLUGIN_GCP"), ("azure", "TRESOR_PLUGIN_AZURE")] {
+    for (name, var) in [
+        ("gcp", "TRESOR_PLUGIN_GCP"),
+        ("azure", "TRESOR_PLUGIN_AZURE"),
+        ("postgres_kv", "TRESOR_PLUGIN_POSTGRES_KV"),
+    ] {
         let wasm = target_dir.join(format!("wasm32-wasip2/release/tresor_plugin_{name}.wasm"));
         println!("cargo:rustc-env={var}={}", wasm.display());
     }

@@ -27,6 +27,9 @@ pub const GCP_WASM: &str = env!("TRESOR_PLUGIN_GCP");
 /// Path of the Azure Key Vault provider plugin component (built by build.rs).
 pub const AZURE_WASM: &str = env!("TRESOR_PLUGIN_AZURE");
 
+/// Path of the PostgreSQL provider plugin component (built by build.rs).
+pub const POSTGRES_KV_WASM: &str = env!("TRESOR_PLUGIN_POSTGRES_KV");
+
 /// Policies most tests use: admins do everything; apps read `apps/*` and
 /// list the whole `secret` mount (so listings show filtering); restricted
 /// secrets are for admins only.

@@ -50,7 +50,7 @@
 //! plain Rust over `Read + Write`, so the tests run it natively against a
 //! real server.
 
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 
 #[cfg(target_arch = "wasm32")]
 use tresor_plugin_sdk::export_generator;
@@ -60,7 +60,8 @@ use tresor_plugin_sdk::{Config, Credential, Error, Generator, IssueRequest, Role
 pub mod naming;
 pub mod settings;
 pub mod template;
-pub mod wire;
+/// The wire-protocol client, shared with the `postgres-kv` provider.
+pub use tresor_pgwire::wire;
 
 use settings::{ConnectionSettings, RoleStatements};
 use template::Values;
@@ -97,36 +98,7 @@ impl Postgres {
     /// Opens a fresh session with the mount's credentials.
     fn connect(&self) -> Result<Client<TcpStream>, Error> {
         let s = &self.settings;
-        let address = s.address();
-        let targets: Vec<SocketAddr> = (s.host.as_str(), s.port)
-            .to_socket_addrs()
-            .map_err(|e| {
-                Error::unavailable(format!(
-                    "cannot resolve the PostgreSQL host `{}`: {e}: check connection_url, and that the mount's \
-                     sockets grant names the host as the URL does",
-                    s.host
-                ))
-            })?
-            .collect();
-        let mut last = None;
-        let mut stream = None;
-        for target in &targets {
-            match TcpStream::connect_timeout(target, s.connect_timeout) {
-                Ok(connected) => {
-                    stream = Some(connected);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let stream = stream.ok_or_else(|| {
-            let why = last.map_or_else(|| "the host has no address".to_owned(), |e| e.to_string());
-            Error::unavailable(format!(
-                "cannot connect to PostgreSQL at {address}: {why}: check that the server runs there and that \
-                 the mount grants sockets = [\"{address}\"]"
-            ))
-        })?;
-        let _ = stream.set_nodelay(true);
+        let stream = tresor_pgwire::connect::open(&s.host, s.port, s.connect_timeout)?;
         Client::connect(
             stream,
             Startup {

@@ -6,7 +6,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use tresor_plugin_sdk::{did_you_mean, Config, Error, Role};
+use tresor_pgwire::url::{self, UrlPart};
+use tresor_plugin_sdk::{Config, Error, Role};
 use zeroize::Zeroizing;
 
 use crate::template::{self, Placeholder};
@@ -17,8 +18,8 @@ pub const MOUNT_KEYS: &[&str] = &["connection_url", "username", "password", "con
 /// The role settings this plugin reads.
 pub const ROLE_KEYS: &[&str] = &["creation_statements", "revocation_statements", "renew_statements"];
 
-/// The query parameters of `connection_url` this plugin understands.
-const URL_PARAMETERS: &[&str] = &["sslmode", "connect_timeout", "application_name"];
+/// A valid `connection_url`, shown when the mount's is malformed.
+const EXAMPLE_URL: &str = "postgresql://{{username}}:{{password}}@127.0.0.1:5432/postgres?sslmode=disable";
 
 /// How long connecting may take when the mount does not say.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,7 +62,7 @@ impl ConnectionSettings {
     pub fn from_config(config: &Config) -> Result<Self, Error> {
         config.check_keys(MOUNT_KEYS)?;
         let url = config.require("connection_url")?;
-        let parsed = parse_url(url)?;
+        let parsed = url::parse(url, EXAMPLE_URL)?;
 
         let user = match parsed.user {
             UrlPart::Placeholder | UrlPart::Absent => config
@@ -104,31 +105,8 @@ impl ConnectionSettings {
             }
         };
 
-        let mut connect_timeout = DEFAULT_CONNECT_TIMEOUT;
-        let mut application_name = "tresor".to_owned();
-        let mut sslmode = None;
-        for (key, value) in &parsed.parameters {
-            match key.as_str() {
-                "sslmode" => sslmode = Some(value.clone()),
-                "application_name" => application_name = value.clone(),
-                "connect_timeout" => {
-                    let seconds: u64 = value.parse().map_err(|_| {
-                        Error::invalid_input(
-                            "the `connect_timeout` parameter of connection_url must be a whole number of seconds",
-                        )
-                    })?;
-                    connect_timeout = Duration::from_secs(seconds);
-                }
-                _ => {
-                    return Err(Error::invalid_input(format!(
-                        "unknown connection_url parameter `{key}`{}: the parameters this plugin understands are {}",
-                        did_you_mean(key, URL_PARAMETERS),
-                        URL_PARAMETERS.join(", ")
-                    )))
-                }
-            }
-        }
-        check_sslmode(sslmode.as_deref())?;
+        let mut connect_timeout = parsed.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let application_name = parsed.application_name.unwrap_or_else(|| "tresor".to_owned());
         if let Some(ms) = config.parse::<u64>("connect_timeout_ms", "a whole number of milliseconds")? {
             connect_timeout = Duration::from_millis(ms);
         }
@@ -155,11 +133,7 @@ impl ConnectionSettings {
 
     /// `host:port` (`[v6]:port`), as the mount's `grants.sockets` must list it.
     pub fn address(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        url::address(&self.host, self.port)
     }
 }
 
@@ -257,168 +231,6 @@ fn check_statements(role: &Role, key: &str, statements: &str, allowed: &[Placeho
             role.name
         ))
     })
-}
-
-/// `sslmode` values that allow a plaintext connection are all this plugin
-/// can do for now.
-fn check_sslmode(sslmode: Option<&str>) -> Result<(), Error> {
-    match sslmode {
-        Some("disable") => Ok(()),
-        Some(mode @ ("allow" | "prefer" | "require" | "verify-ca" | "verify-full")) => {
-            Err(Error::unsupported(format!(
-                "connection_url asks for sslmode={mode}, but this plugin does not support TLS yet: \
-             use sslmode=disable on a network you trust (loopback, a private link)"
-            )))
-        }
-        Some(other) => Err(Error::invalid_input(format!(
-            "connection_url has sslmode={other}, which PostgreSQL does not know: use sslmode=disable"
-        ))),
-        None => Err(Error::unsupported(
-            "connection_url sets no sslmode, and PostgreSQL clients then try TLS first (sslmode=prefer), \
-             which this plugin does not support yet: add `?sslmode=disable` to connect without TLS",
-        )),
-    }
-}
-
-/// The user or password part of `connection_url`.
-enum UrlPart {
-    /// `{{username}}` / `{{password}}`: taken from the config key.
-    Placeholder,
-    /// Not in the URL.
-    Absent,
-    /// Given in the URL (percent-decoded).
-    Literal(Zeroizing<String>),
-}
-
-struct ParsedUrl {
-    user: UrlPart,
-    password: UrlPart,
-    host: String,
-    port: u16,
-    database: String,
-    parameters: Vec<(String, String)>,
-}
-
-/// Parses `postgresql://[user[:password]@]host[:port][/database][?k=v&...]`.
-/// Errors describe the problem without quoting the URL (it may hold a
-/// password).
-fn parse_url(url: &str) -> Result<ParsedUrl, Error> {
-    let bad = |what: &str| {
-        Error::invalid_input(format!(
-            "config key `connection_url` {what}: write it as \
-             postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:5432/postgres?sslmode=disable"
-        ))
-    };
-    let rest = url
-        .strip_prefix("postgresql://")
-        .or_else(|| url.strip_prefix("postgres://"))
-        .ok_or_else(|| bad("must start with postgresql://"))?;
-    let (rest, query) = match rest.split_once('?') {
-        Some((rest, query)) => (rest, Some(query)),
-        None => (rest, None),
-    };
-    let (authority, database) = match rest.split_once('/') {
-        Some((authority, database)) => (authority, database),
-        None => (rest, ""),
-    };
-    let (userinfo, hostport) = match authority.rsplit_once('@') {
-        Some((userinfo, hostport)) => (Some(userinfo), hostport),
-        None => (None, authority),
-    };
-    let (user, password) = match userinfo {
-        None => (UrlPart::Absent, UrlPart::Absent),
-        Some(userinfo) => {
-            let (user, password) = match userinfo.split_once(':') {
-                Some((user, password)) => (user, Some(password)),
-                None => (userinfo, None),
-            };
-            let user = match user {
-                "{{username}}" => UrlPart::Placeholder,
-                "" => UrlPart::Absent,
-                literal => UrlPart::Literal(percent_decode(literal).ok_or_else(|| bad("has a malformed user name"))?),
-            };
-            let password = match password {
-                None => UrlPart::Absent,
-                Some("{{password}}") => UrlPart::Placeholder,
-                Some(literal) => {
-                    UrlPart::Literal(percent_decode(literal).ok_or_else(|| bad("has a malformed password"))?)
-                }
-            };
-            (user, password)
-        }
-    };
-    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (host, after) = v6
-            .split_once(']')
-            .ok_or_else(|| bad("has an IPv6 address without `]`"))?;
-        match after {
-            "" => (host, None),
-            _ => (
-                host,
-                Some(
-                    after
-                        .strip_prefix(':')
-                        .ok_or_else(|| bad("has junk after the IPv6 address"))?,
-                ),
-            ),
-        }
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (hostport, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(bad("names no host"));
-    }
-    if host.contains(['{', '}', '/', ' ', ',']) {
-        return Err(bad("has a malformed host (one host only, no placeholders)"));
-    }
-    let port = match port {
-        None => 5432,
-        Some(port) => port
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| bad("has a port that is not a number from 1 to 65535"))?,
-    };
-    let database = percent_decode(database)
-        .ok_or_else(|| bad("has a malformed database name"))?
-        .to_string();
-    let mut parameters = Vec::new();
-    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = percent_decode(key).ok_or_else(|| bad("has a malformed parameter"))?;
-        let value = percent_decode(value).ok_or_else(|| bad("has a malformed parameter"))?;
-        parameters.push((key.to_string(), value.to_string()));
-    }
-    Ok(ParsedUrl {
-        user,
-        password,
-        host: host.to_owned(),
-        port,
-        database,
-        parameters,
-    })
-}
-
-/// Decodes `%XX` escapes; `None` for a malformed escape or non-UTF-8 result.
-fn percent_decode(raw: &str) -> Option<Zeroizing<String>> {
-    let bytes = raw.as_bytes();
-    let mut out = Zeroizing::new(Vec::with_capacity(bytes.len()));
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = raw.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    let text = std::str::from_utf8(&out).ok()?;
-    Some(Zeroizing::new(text.to_owned()))
 }
 
 #[cfg(test)]

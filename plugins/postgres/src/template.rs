@@ -82,17 +82,9 @@ pub fn render(template: &str, values: Values<'_>) -> Zeroizing<String> {
     out
 }
 
-/// Replaces every occurrence of each non-empty secret in `message` with
-/// `********`, so server messages quoting a statement can be shown.
-pub fn mask(message: &str, secrets: &[&str]) -> String {
-    let mut out = message.to_owned();
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        if out.contains(secret) {
-            out = out.replace(secret, "********");
-        }
-    }
-    out
-}
+/// Masking of secrets in server messages, shared with the other
+/// PostgreSQL plugin.
+pub use tresor_pgwire::mask;
 
 fn placeholders(template: &str) -> impl Iterator<Item = &str> {
     let mut rest = template;

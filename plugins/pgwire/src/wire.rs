@@ -1,6 +1,8 @@
 //! A minimal PostgreSQL client over any blocking `Read + Write` stream:
-//! start-up with password authentication (SCRAM-SHA-256, MD5, cleartext)
-//! and simple-protocol queries.
+//! start-up with password authentication (SCRAM-SHA-256, MD5, cleartext),
+//! simple-protocol queries (several statements, no parameters) and
+//! extended-protocol queries (one statement, parameters sent apart from
+//! the SQL, so no value is ever spliced into a statement).
 //!
 //! The framing, the message parsing and SCRAM come from
 //! [`postgres_protocol`]; this module only drives the conversation. It knows
@@ -17,7 +19,9 @@ use std::io::{self, Read, Write};
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::{md5_hash, sasl};
+use postgres_protocol::message::frontend::BindError;
 use postgres_protocol::message::{backend, frontend};
+use postgres_protocol::IsNull;
 use zeroize::{Zeroize, Zeroizing};
 
 /// What the client says in its start-up message.
@@ -115,10 +119,39 @@ impl From<io::Error> for WireError {
 /// One row of a query result, text format; `None` is SQL `NULL`.
 pub type Row = Vec<Option<String>>;
 
+/// A parameter of [`Client::query`]: `$1`, `$2`, ... in the statement.
+///
+/// Parameters travel in their own message, never inside the SQL text, so
+/// they need no quoting or escaping. No `Debug`: a parameter can be a
+/// secret.
+#[derive(Clone, Copy)]
+pub enum Param<'a> {
+    /// SQL `NULL`.
+    Null,
+    /// Text the server reads as the parameter's type: `"42"` for a
+    /// `bigint`, `"{1,2}"` for a `bigint[]`, JSON for `jsonb`.
+    Text(&'a str),
+    /// Raw bytes, sent in binary format: for a `bytea` parameter.
+    Bytes(&'a [u8]),
+}
+
+/// Where the session stands after the last query, as the server reports
+/// it in `ReadyForQuery`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransactionStatus {
+    /// Not in a transaction block.
+    Idle,
+    /// In a transaction block (after `BEGIN`).
+    InTransaction,
+    /// In a failed transaction block: only `ROLLBACK` is accepted.
+    Failed,
+}
+
 /// A logged-in session over `S`.
 pub struct Client<S: Read + Write> {
     stream: S,
     inbox: BytesMut,
+    status: TransactionStatus,
 }
 
 impl<S: Read + Write> Client<S> {
@@ -128,6 +161,7 @@ impl<S: Read + Write> Client<S> {
         let mut client = Client {
             stream,
             inbox: BytesMut::with_capacity(8192),
+            status: TransactionStatus::Idle,
         };
         let mut out = BytesMut::new();
         frontend::startup_message(
@@ -145,6 +179,11 @@ impl<S: Read + Write> Client<S> {
         Ok(client)
     }
 
+    /// Where the session stands after the last query.
+    pub fn transaction_status(&self) -> TransactionStatus {
+        self.status
+    }
+
     /// Runs `sql` (one statement or several separated by `;`) with the
     /// simple query protocol: the server runs them in one implicit
     /// transaction, so either all apply or none. Returns the rows of every
@@ -154,6 +193,50 @@ impl<S: Read + Write> Client<S> {
         let mut out = BytesMut::with_capacity(sql.len() + 8);
         frontend::query(sql, &mut out)?;
         self.send(&mut out)?;
+        self.results()
+    }
+
+    /// Runs one statement with the extended query protocol, `params` bound
+    /// to `$1`, `$2`, ... (their types inferred by the server: cast them in
+    /// the SQL, `$1::bigint`, where the context does not say). Returns its
+    /// rows in text format; an error is returned once the server is ready
+    /// again, and inside a transaction block leaves it failed.
+    pub fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, WireError> {
+        let mut out = BytesMut::with_capacity(sql.len() + 64);
+        frontend::parse("", sql, std::iter::empty(), &mut out)?;
+        let formats = params.iter().map(|p| i16::from(matches!(p, Param::Bytes(_))));
+        frontend::bind(
+            "",
+            "",
+            formats,
+            params.iter(),
+            |param, buf| match param {
+                Param::Null => Ok(IsNull::Yes),
+                Param::Text(text) => {
+                    buf.extend_from_slice(text.as_bytes());
+                    Ok(IsNull::No)
+                }
+                Param::Bytes(bytes) => {
+                    buf.extend_from_slice(bytes);
+                    Ok(IsNull::No)
+                }
+            },
+            std::iter::empty(),
+            &mut out,
+        )
+        .map_err(|e| match e {
+            BindError::Serialization(e) => WireError::Io(e),
+            BindError::Conversion(e) => WireError::Protocol(format!("cannot encode a parameter: {e}")),
+        })?;
+        frontend::execute("", 0, &mut out)?;
+        frontend::sync(&mut out);
+        self.send(&mut out)?;
+        self.results()
+    }
+
+    /// Reads the answers to one query message (simple) or one sync
+    /// (extended) up to `ReadyForQuery`: the rows, or the first error.
+    fn results(&mut self) -> Result<Vec<Row>, WireError> {
         let mut rows = Vec::new();
         let mut failure = None;
         loop {
@@ -166,16 +249,26 @@ impl<S: Read + Write> Client<S> {
                     }
                     failure.get_or_insert(error);
                 }
-                backend::Message::ReadyForQuery(_) => break,
+                backend::Message::ReadyForQuery(body) => {
+                    self.status = match body.status() {
+                        b'T' => TransactionStatus::InTransaction,
+                        b'E' => TransactionStatus::Failed,
+                        _ => TransactionStatus::Idle,
+                    };
+                    break;
+                }
                 backend::Message::RowDescription(_)
                 | backend::Message::CommandComplete(_)
                 | backend::Message::EmptyQueryResponse
+                | backend::Message::ParseComplete
+                | backend::Message::BindComplete
+                | backend::Message::NoData
                 | backend::Message::NoticeResponse(_)
                 | backend::Message::ParameterStatus(_)
                 | backend::Message::NotificationResponse(_) => {}
                 backend::Message::CopyInResponse(_) | backend::Message::CopyOutResponse(_) => {
                     return Err(WireError::Protocol(
-                        "a statement started COPY, which role statements cannot use".into(),
+                        "a statement started COPY, which this client does not support".into(),
                     ))
                 }
                 _ => return Err(WireError::Protocol("unexpected message during a query".into())),
@@ -462,6 +555,65 @@ mod tests {
             other => panic!("expected a server error, got {other:?}"),
         }
         assert_eq!(client.simple_query("SELECT").expect("second query"), Vec::<Row>::new());
+    }
+
+    #[test]
+    fn an_extended_query_binds_text_binary_and_null_parameters() {
+        let mut row = 1u16.to_be_bytes().to_vec();
+        row.extend_from_slice(&1i32.to_be_bytes());
+        row.push(b'7');
+        let stream = server(&[
+            message(b'R', &0i32.to_be_bytes()),
+            message(b'Z', b"I"),
+            message(b'1', b""),
+            message(b'2', b""),
+            message(b'D', &row),
+            message(b'C', b"SELECT 1\x00"),
+            message(b'Z', b"T"),
+        ]);
+        let mut client = Client::connect(stream, STARTUP).expect("login");
+        let params = [Param::Text("7"), Param::Bytes(b"\x00\xff"), Param::Null];
+        let rows = client
+            .query("SELECT $1::bigint, $2::bytea, $3", &params)
+            .expect("query");
+        assert_eq!(rows, vec![vec![Some("7".to_owned())]]);
+        assert_eq!(client.transaction_status(), TransactionStatus::InTransaction);
+        let written = &client.stream.written;
+        // Parse of the unnamed statement, without parameter types.
+        let parse = [&b"\x00SELECT $1::bigint, $2::bytea, $3\x00"[..], &[0, 0]].concat();
+        assert!(written.windows(parse.len()).any(|w| w == parse), "no Parse message");
+        // Bind: formats text, binary, text; values "7", 00 ff, NULL; text results.
+        let mut bind_body = vec![0, 0, 0, 3, 0, 0, 0, 1, 0, 0, 0, 3];
+        bind_body.extend_from_slice(&1i32.to_be_bytes());
+        bind_body.push(b'7');
+        bind_body.extend_from_slice(&2i32.to_be_bytes());
+        bind_body.extend_from_slice(&[0x00, 0xff]);
+        bind_body.extend_from_slice(&(-1i32).to_be_bytes());
+        bind_body.extend_from_slice(&[0, 0]);
+        let bind = message(b'B', &bind_body);
+        assert!(
+            written.windows(bind.len()).any(|w| w == bind),
+            "no Bind message as expected"
+        );
+        // Execute all rows, then Sync.
+        assert!(written.ends_with(&[message(b'E', b"\x00\x00\x00\x00\x00"), message(b'S', b"")].concat()));
+    }
+
+    #[test]
+    fn an_extended_query_error_leaves_the_transaction_failed() {
+        let stream = server(&[
+            message(b'R', &0i32.to_be_bytes()),
+            message(b'Z', b"I"),
+            message(b'1', b""),
+            message(b'E', &error_body("ERROR", "23505", "duplicate key")),
+            message(b'Z', b"E"),
+        ]);
+        let mut client = Client::connect(stream, STARTUP).expect("login");
+        match client.query("INSERT INTO t VALUES ($1)", &[Param::Text("1")]) {
+            Err(WireError::Server(e)) => assert_eq!(e.code, "23505"),
+            other => panic!("expected a server error, got {other:?}"),
+        }
+        assert_eq!(client.transaction_status(), TransactionStatus::Failed);
     }
 
     #[test]
