@@ -168,7 +168,7 @@ fn write_private(file: &Path, text: &str) -> Result<(), ClientError> {
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, file)?;
-        std::fs::File::open(dir)?.sync_all()
+        crate::files::sync_dir(dir)
     })();
     written.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
