@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::policy::{Action, PolicyEngine, Principal, RequestContext, Resource};
 
 mod audit;
-mod client;
+use crate::client;
 mod kv;
 mod lease;
 mod mask;

@@ -20,6 +20,7 @@ pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod files;

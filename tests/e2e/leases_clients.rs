@@ -264,3 +264,64 @@ async fn tresor_run_leases_a_credential_for_the_child_and_revokes_it_after() {
         "a lease outlived the child"
     );
 }
+
+/// The `tresor::client` library: `get_many` answers per path (one denied,
+/// one missing, one read), and `get_dynamic` keeps its credential alive past
+/// its first TTL by renewing it, and revokes it when dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_library_reads_many_and_holds_a_renewing_credential() {
+    use tresor::client::Client;
+    let pg = Postgres::start();
+    let s = server(&pg).await;
+    let root = Client::new(s.url(), &s.root_token).unwrap();
+    let fields = |k: &str, v: &str| serde_json::json!({ k: v }).as_object().unwrap().clone();
+    root.set("secret/apps/a", &fields("k", "va"), None).await.unwrap();
+    root.set("secret/ops/b", &fields("k", "vb"), None).await.unwrap();
+    assert_eq!(root.list("secret/apps").await.unwrap(), ["a"]);
+
+    let app = Client::new(s.url(), &s.token("billing", &["apps"], 3600).await).unwrap();
+    let got = app
+        .get_many(&["secret/apps/a", "secret/ops/b", "secret/apps/missing"])
+        .await;
+    assert_eq!(got[0].0, "secret/apps/a");
+    assert_eq!(got[0].1.as_ref().unwrap()["k"], "va");
+    assert!(
+        got[1].1.as_ref().unwrap_err().0.contains("permission denied"),
+        "{:?}",
+        got[1].1
+    );
+    assert!(got[2].1.as_ref().unwrap_err().0.contains("no secret"), "{:?}", got[2].1);
+
+    // A 2 s lease, kept alive by its handle for twice that, then dropped.
+    let creds = root.get_dynamic("db/ro", Some("2s")).await.unwrap();
+    let (user, password) = (
+        creds.field("username").unwrap().to_string(),
+        creds.field("password").unwrap().to_string(),
+    );
+    assert_eq!(creds.lease_seconds(), 2);
+    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
+    assert_eq!(
+        pg.psql_as(&user, &password, "SELECT id FROM app_data").unwrap(),
+        "42",
+        "the credential died at its first TTL"
+    );
+    let id = creds.lease_id().to_string();
+    assert!(root
+        .json(
+            "PUT",
+            "/v1/sys/leases/lookup",
+            Some(&serde_json::json!({ "lease_id": id }))
+        )
+        .await
+        .is_ok());
+    drop(creds);
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || async {
+            pg.roles("v-").is_empty()
+        })
+        .await,
+        "dropping the handle did not revoke {user}"
+    );
+    root.delete("secret/apps/a").await.unwrap();
+    assert!(root.get("secret/apps/a").await.unwrap_err().0.contains("no secret"));
+}

@@ -1,4 +1,4 @@
-//! `tresor kv ...`: KV v2 secrets on a running server (see [`super::client`]
+//! `tresor kv ...`: KV v2 secrets on a running server (see [`crate::client`]
 //! for where it connects). Values go to stdout, everything else to stderr.
 
 use std::io::Read as _;
@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
-use super::client::{api_error, encode_path, Client, ClientError};
+use crate::client::{api_error, encode_path, Client, ClientError};
 
 /// Work with KV v2 secrets on a server (TRESOR_ADDR, TRESOR_TOKEN).
 #[derive(Debug, Subcommand)]

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use super::client::{api_error, encode_path, Client, ClientError};
+use crate::client::{api_error, encode_path, Client, ClientError};
 
 /// Work with leases on a server.
 #[derive(Debug, Subcommand)]

@@ -4,7 +4,7 @@
 use clap::Subcommand;
 use serde_json::Value;
 
-use super::client::{Client, ClientError};
+use crate::client::{Client, ClientError};
 
 /// Look at the hosts sharing a state store.
 #[derive(Debug, Subcommand)]

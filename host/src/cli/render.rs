@@ -24,7 +24,7 @@ use clap::Args;
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
 use zeroize::Zeroizing;
 
-use super::client::{api_error, encode_path, Client, ClientError};
+use crate::client::{api_error, encode_path, Client, ClientError};
 
 /// `tresor render` options.
 #[derive(Debug, Args)]

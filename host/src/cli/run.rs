@@ -26,8 +26,8 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use zeroize::Zeroizing;
 
-use super::client::{api_error, encode_path, Client, ClientError};
 use super::mask::Masker;
+use crate::client::{api_error, encode_path, Client, ClientError};
 
 /// `tresor run` options.
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use serde_json::{json, Map, Value};
 
-use super::client::{Client, ClientError};
+use crate::client::{Client, ClientError};
 
 /// Work with tokens on a server (TRESOR_ADDR, TRESOR_TOKEN).
 #[derive(Debug, Subcommand)]

@@ -31,7 +31,7 @@ use ring::digest;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use super::client::{api_error, encode_path, Client, ClientError};
+use crate::client::{api_error, encode_path, Client, ClientError};
 
 /// `tresor migrate` options.
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
-//! A small client of the Tresor (Vault-compatible) HTTP API for the
-//! `tresor kv` and `tresor token` commands, on hyper's HTTP/1.1 client.
+//! The transport of [`crate::client`]: requests to the Tresor
+//! (Vault-compatible) HTTP API on hyper's HTTP/1.1 client, for the library
+//! and the `tresor` client commands.
 //!
 //! Where it connects and as whom comes from the environment, the Tresor
 //! name winning over Vault's: `TRESOR_ADDR`/`VAULT_ADDR` (default
@@ -60,6 +61,18 @@ impl Client {
     /// A client configured from the environment.
     pub fn from_env() -> Result<Client, ClientError> {
         let addr = env("TRESOR_ADDR", "VAULT_ADDR").unwrap_or_else(|| "http://127.0.0.1:8200".into());
+        let token = env("TRESOR_TOKEN", "VAULT_TOKEN").map(Zeroizing::new);
+        Client::with(&addr, token)
+    }
+
+    /// A client of the server at `addr` (`http://host:port`, or `https://`
+    /// with the CA from `TRESOR_CACERT`) authenticating with `token`.
+    pub fn new(addr: &str, token: &str) -> Result<Client, ClientError> {
+        Client::with(addr, Some(Zeroizing::new(token.to_string())))
+    }
+
+    fn with(addr: &str, token: Option<Zeroizing<String>>) -> Result<Client, ClientError> {
+        let addr = addr.to_string();
         let uri: hyper::Uri = addr
             .parse()
             .map_err(|_| ClientError(format!("TRESOR_ADDR `{addr}` is not a URL like http://127.0.0.1:8200")))?;
@@ -79,7 +92,6 @@ impl Client {
             .trim_end_matches(']')
             .to_string();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let token = env("TRESOR_TOKEN", "VAULT_TOKEN").map(Zeroizing::new);
         let tls = if https { Some(tls_connector()?) } else { None };
         Ok(Client {
             https,
