@@ -407,6 +407,50 @@ fn tresor_run_passes_secrets_masks_them_and_exits_like_the_child() {
     assert_eq!(lines.next().unwrap().unwrap(), "got-term");
     assert_eq!(child.wait().unwrap().code(), Some(3));
 
+    // --watch: a changed secret restarts the program with the new value.
+    let mut watched = Command::new(BIN)
+        .args([
+            "run",
+            "--from",
+            "secret/apps/billing",
+            "--watch",
+            "--interval",
+            "1s",
+            "--no-masking",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg("echo \"db=$DB_PASSWORD\"; while true; do sleep 0.1; done")
+        .current_dir(dir.path())
+        .envs(env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watched.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "db=hunter22");
+    let put = client(
+        dir.path(),
+        &env,
+        &["kv", "put", "secret/apps/billing/DB_PASSWORD", "value=changed44"],
+    );
+    assert!(put.status.success(), "{}", text(&put));
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "db=changed44",
+        "not restarted with the new value"
+    );
+    Command::new("kill")
+        .args(["-TERM", &watched.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(
+        watched.wait().unwrap().code(),
+        Some(143),
+        "the child ended by the forwarded TERM"
+    );
+
     // What cannot work says so.
     let run = client(
         dir.path(),

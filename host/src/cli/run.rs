@@ -43,6 +43,13 @@ pub struct RunArgs {
     /// Show the child's output as it is, values included.
     #[arg(long)]
     no_masking: bool,
+    /// Look for changed secrets every `--interval`; when one changed, stop
+    /// the child (SIGTERM) and start it again with the new values.
+    #[arg(long)]
+    watch: bool,
+    /// With --watch: how often to look, e.g. `30s`.
+    #[arg(long, default_value = "30s", requires = "watch")]
+    interval: String,
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -64,17 +71,88 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<ExitCode, ClientError
     }
     let mut leases = Leases::default();
     if let Some(file) = &args.map {
-        if let Err(e) = from_map(client, file, &mut vars, &mut leases).await {
+        if let Err(e) = from_map(client, file, &mut vars, Some(&mut leases)).await {
             leases.revoke_all(client).await;
             return Err(e);
         }
     }
-    let masker = (!args.no_masking).then(|| Masker::new(vars.values().map(|v| v.as_str())));
+    let every =
+        crate::config::parse_duration_seconds(&args.interval).map_err(|e| ClientError(format!("--interval: {e}")))?;
     let renewing = leases.keep_renewing(client);
-    let status = spawn(&args.command, &vars, masker).await;
+    let current = std::sync::Arc::new(std::sync::Mutex::new(vars));
+    let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let watching = args.watch.then(|| {
+        watch(
+            client.clone(),
+            args.from.clone(),
+            args.map.clone(),
+            current.clone(),
+            changed.clone(),
+            every,
+        )
+    });
+    let status = loop {
+        let vars = current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let masker = (!args.no_masking).then(|| Masker::new(vars.values().map(|v| v.as_str())));
+        match spawn(&args.command, &vars, masker, &changed).await {
+            Ok(Ended::Changed) => eprintln!("tresor run: a secret changed: the program was restarted"),
+            Ok(Ended::Exited(status)) => break Ok(status),
+            Err(e) => break Err(e),
+        }
+    };
+    drop(watching);
     drop(renewing);
     leases.revoke_all(client).await;
     Ok(ExitCode::from(exit_code(status?)))
+}
+
+/// How a run of the child ended.
+enum Ended {
+    /// It exited (or a signal ended it).
+    Exited(std::process::ExitStatus),
+    /// A secret changed: it was stopped to be started again.
+    Changed,
+}
+
+/// Every `every` seconds, fetch the values again (dynamic credentials keep
+/// theirs); when they differ, store them and say so.
+fn watch(
+    client: Client,
+    from: Vec<String>,
+    map: Option<PathBuf>,
+    current: std::sync::Arc<std::sync::Mutex<Variables>>,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+    every: u64,
+) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(every.max(1))).await;
+            let mut fresh = Variables::new();
+            let mut fetched = Ok(());
+            for prefix in &from {
+                fetched = fetched.and(from_prefix(&client, prefix, &mut fresh).await);
+            }
+            if let (Some(file), Ok(())) = (&map, &fetched) {
+                fetched = from_map(&client, file, &mut fresh, None).await;
+            }
+            if let Err(e) = fetched {
+                eprintln!("tresor run: looking for changed secrets failed: {e}; the program keeps running");
+                continue;
+            }
+            let mut now = current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Dynamic credentials are not fetched again: they keep their lease.
+            for (k, v) in now.iter() {
+                fresh.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            if *now != fresh {
+                *now = fresh;
+                changed.notify_one();
+            }
+        }
+    }))
 }
 
 /// The dynamic credentials issued for the child.
@@ -194,7 +272,7 @@ async fn from_map(
     client: &Client,
     file: &std::path::Path,
     vars: &mut Variables,
-    leases: &mut Leases,
+    mut leases: Option<&mut Leases>,
 ) -> Result<(), ClientError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| ClientError(format!("cannot read the map file {}: {e}", file.display())))?;
@@ -224,6 +302,10 @@ async fn from_map(
             .split_once('/')
             .filter(|(m, r)| !m.is_empty() && !r.is_empty())
             .ok_or_else(|| bad("the path must be <mount>/<path>, e.g. secret/apps/db"))?;
+        if dynamic && leases.is_none() {
+            // A new look for changes: the credential keeps its lease.
+            continue;
+        }
         let data = if dynamic {
             let role = rest
                 .strip_prefix("creds/")
@@ -231,7 +313,11 @@ async fn from_map(
             match issued.get(path) {
                 Some(d) => d.clone(),
                 None => {
-                    let d = leases.issue(client, mount, role).await?;
+                    let d = leases
+                        .as_deref_mut()
+                        .expect("checked above")
+                        .issue(client, mount, role)
+                        .await?;
                     issued.insert(path.to_string(), d.clone());
                     d
                 }
@@ -330,7 +416,8 @@ async fn spawn(
     command: &[String],
     vars: &Variables,
     masker: Option<Masker>,
-) -> Result<std::process::ExitStatus, ClientError> {
+    changed: &tokio::sync::Notify,
+) -> Result<Ended, ClientError> {
     let mut cmd = tokio::process::Command::new(&command[0]);
     cmd.args(&command[1..]);
     for (k, v) in vars {
@@ -359,11 +446,11 @@ async fn spawn(
             Masker::new(values.iter().map(|v| v.as_str())),
         )));
     }
-    let status = forward_signals_until_exit(&mut child).await?;
+    let ended = forward_signals_until_exit(&mut child, changed).await?;
     for p in pumps {
         let _ = p.await;
     }
-    Ok(status)
+    Ok(ended)
 }
 
 /// Copy `from` to `to` through `masker`.
@@ -387,7 +474,8 @@ async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin,
 #[cfg(unix)]
 async fn forward_signals_until_exit(
     child: &mut tokio::process::Child,
-) -> Result<std::process::ExitStatus, ClientError> {
+    changed: &tokio::sync::Notify,
+) -> Result<Ended, ClientError> {
     use tokio::signal::unix::{signal, Signal, SignalKind};
     let watch = |k: SignalKind| -> Result<(Signal, i32), ClientError> {
         signal(k)
@@ -404,7 +492,17 @@ async fn forward_signals_until_exit(
     loop {
         let signo = tokio::select! {
             status = child.wait() => {
-                return status.map_err(|e| ClientError(format!("waiting for the program: {e}")));
+                return status
+                    .map(Ended::Exited)
+                    .map_err(|e| ClientError(format!("waiting for the program: {e}")));
+            }
+            _ = changed.notified() => {
+                if let Some(pid) = pid {
+                    // SAFETY: kill(2) with the child's pid and SIGTERM.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                }
+                child.wait().await.map_err(|e| ClientError(format!("waiting for the program: {e}")))?;
+                return Ok(Ended::Changed);
             }
             _ = int.recv() => n_int,
             _ = term.recv() => n_term,
@@ -423,11 +521,16 @@ async fn forward_signals_until_exit(
 #[cfg(not(unix))]
 async fn forward_signals_until_exit(
     child: &mut tokio::process::Child,
-) -> Result<std::process::ExitStatus, ClientError> {
-    child
-        .wait()
-        .await
-        .map_err(|e| ClientError(format!("waiting for the program: {e}")))
+    changed: &tokio::sync::Notify,
+) -> Result<Ended, ClientError> {
+    let wait_err = |e: std::io::Error| ClientError(format!("waiting for the program: {e}"));
+    tokio::select! {
+        status = child.wait() => status.map(Ended::Exited).map_err(wait_err),
+        _ = changed.notified() => {
+            let _ = child.kill().await;
+            Ok(Ended::Changed)
+        }
+    }
 }
 
 /// The child's exit code; 128 + N when signal N ended it (as shells do).
