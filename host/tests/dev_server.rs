@@ -599,6 +599,40 @@ fn tresor_migrate_moves_a_dotenv_file_into_a_mount() {
     let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).unwrap_or_default();
     assert_eq!(meta["current_version"], versions, "a rerun wrote a new version");
 
+    // --delete asks for a typed yes; anything else keeps the file.
+    let delete = |answer: &str| {
+        std::fs::write(dir.path().join(".env"), original).unwrap();
+        let mut child = Command::new(BIN)
+            .args(["migrate", "--apply", "--to", "secret/apps/billing", "--delete"])
+            .current_dir(dir.path())
+            .envs(env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, err) = delete("no\n");
+    assert!(
+        ok && err.contains("type yes") && err.contains("the 4 entries kept"),
+        "{err}"
+    );
+    assert!(dir.path().join(".env").exists(), "deleted without a yes");
+    let (ok, err) = delete("yes\n");
+    assert!(ok && err.contains("deleted"), "{err}");
+    assert!(!dir.path().join(".env").exists());
+    std::fs::write(dir.path().join(".env"), original).unwrap();
+    let yes = client(
+        dir.path(),
+        &env,
+        &["migrate", "--apply", "--to", "secret/apps/billing", "--delete", "--yes"],
+    );
+    assert!(yes.status.success(), "{}", text(&yes));
+    assert!(!dir.path().join(".env").exists());
+
     // A line it cannot read: refused, named, nothing written.
     std::fs::write(dir.path().join("bad.env"), "OK=1\nthis is not a statement\n").unwrap();
     let bad = client(

@@ -57,6 +57,12 @@ pub struct MigrateArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// After a verified migration, remove the file (asks for a typed `yes`).
+    #[arg(long, requires = "apply")]
+    delete: bool,
+    /// With --delete: do not ask.
+    #[arg(long, requires = "delete")]
+    yes: bool,
 }
 
 /// One entry of the file and what happens to it.
@@ -105,10 +111,19 @@ pub async fn run(client: Client, args: MigrateArgs) -> Result<ExitCode, ClientEr
         if args.backup {
             backup = Some(make_backup(&args.file, text.as_bytes())?);
         }
+        let secrets = rows.iter().filter(|r| r.secret).count() as u64;
+        let progress = indicatif::ProgressBar::new(secrets);
+        progress.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
         for (row, st) in rows.iter_mut().zip(&statements).filter(|(r, _)| r.secret) {
             let target = row.target.clone().expect("--apply requires --to");
+            progress.set_message(row.name.clone());
             row.status = store(&client, &target, &st.value, row.kind).await?;
+            progress.inc(1);
         }
+        progress.finish_and_clear();
         // Read every value back before touching the file.
         for (row, st) in rows.iter().zip(&statements).filter(|(r, _)| r.secret) {
             let target = row.target.as_deref().expect("--apply requires --to");
@@ -137,7 +152,34 @@ pub async fn run(client: Client, args: MigrateArgs) -> Result<ExitCode, ClientEr
         }
     }
     report(&args, &rows, backup.as_deref(), verified);
+    if args.delete {
+        delete_file(&args.file, rows.iter().filter(|r| !r.secret).count(), args.yes)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Remove the migrated file, after a typed `yes` unless `yes` already.
+fn delete_file(file: &Path, kept: usize, yes: bool) -> Result<(), ClientError> {
+    if !yes {
+        eprint!(
+            "delete {}{}? type yes: ",
+            file.display(),
+            if kept > 0 {
+                format!(" and the {kept} entries kept in it")
+            } else {
+                String::new()
+            }
+        );
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if answer.trim() != "yes" {
+            eprintln!("kept {}", file.display());
+            return Ok(());
+        }
+    }
+    std::fs::remove_file(file).map_err(|e| ClientError(format!("deleting {}: {e}", file.display())))?;
+    eprintln!("deleted {}", file.display());
+    Ok(())
 }
 
 /// Write `value` at `target` unless it already holds it, then its metadata
