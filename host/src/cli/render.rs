@@ -24,7 +24,7 @@ use clap::Args;
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
 use zeroize::Zeroizing;
 
-use crate::client::{api_error, encode_path, Client, ClientError};
+use crate::client::{Client, ClientError};
 
 /// `tresor render` options.
 #[derive(Debug, Args)]
@@ -77,7 +77,7 @@ async fn render_once(client: &Client, source: &str, name: &Path) -> Result<Zeroi
     let wanted = paths_used(source).map_err(|e| template_error(name, &e))?;
     let mut fetched = Fetched::new();
     for path in wanted {
-        let data = read(client, &path).await?;
+        let data = client.get(&path).await?;
         fetched.insert(path, data);
     }
     let fetched = Arc::new(fetched);
@@ -123,32 +123,6 @@ fn template_error(name: &Path, e: &Error) -> ClientError {
         name.display(),
         e.kind()
     ))
-}
-
-/// The latest fields of `mount/path`.
-async fn read(client: &Client, target: &str) -> Result<serde_json::Map<String, serde_json::Value>, ClientError> {
-    let (mount, path) = target
-        .split_once('/')
-        .filter(|(m, p)| !m.is_empty() && !p.is_empty())
-        .ok_or_else(|| {
-            ClientError(format!(
-                "secret(\"{target}\"): give <mount>/<path>, e.g. secret/apps/db"
-            ))
-        })?;
-    let url = format!("/v1/{}/data/{}", encode_path(mount), encode_path(path));
-    let (status, body) = client.send("GET", &url, None).await?;
-    if status == hyper::StatusCode::NOT_FOUND {
-        return Err(ClientError(format!("no secret at {target}; nothing was written")));
-    }
-    if !status.is_success() {
-        return Err(api_error(status, &body));
-    }
-    let mut answer: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| ClientError(format!("the server answered invalid JSON: {e}")))?;
-    match answer["data"]["data"].take() {
-        serde_json::Value::Object(m) => Ok(m),
-        _ => Err(ClientError(format!("{target} holds no key/value data"))),
-    }
 }
 
 /// Write `text` to `file` through a synced temporary file (mode 0600) renamed over it.

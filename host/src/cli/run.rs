@@ -261,7 +261,7 @@ async fn from_prefix(client: &Client, prefix: &str, vars: &mut Variables) -> Res
         } else {
             format!("{rest}/{key}")
         };
-        let data = read(client, mount, &path).await?;
+        let data = client.get(&format!("{mount}/{path}")).await?;
         add_fields(vars, &key, &data, &format!("{mount}/{path}"))?;
     }
     Ok(())
@@ -323,7 +323,7 @@ async fn from_map(
                 }
             }
         } else {
-            read(client, mount, rest).await?
+            client.get(path).await?
         };
         let value = match field {
             Some(f) => match data.get(f) {
@@ -336,24 +336,6 @@ async fn from_map(
         vars.insert(name.to_string(), value);
     }
     Ok(())
-}
-
-/// The latest version's data of `mount/path`.
-async fn read(client: &Client, mount: &str, path: &str) -> Result<serde_json::Map<String, Value>, ClientError> {
-    let url = format!("/v1/{}/data/{}", encode_path(mount), encode_path(path));
-    let (status, body) = client.send("GET", &url, None).await?;
-    if status == hyper::StatusCode::NOT_FOUND {
-        return Err(ClientError(format!("no value at {mount}/{path}")));
-    }
-    if !status.is_success() {
-        return Err(api_error(status, &body));
-    }
-    let mut answer: Value =
-        serde_json::from_slice(&body).map_err(|e| ClientError(format!("the server answered invalid JSON: {e}")))?;
-    match answer["data"]["data"].take() {
-        Value::Object(m) => Ok(m),
-        _ => Err(ClientError(format!("{mount}/{path} holds no key/value data"))),
-    }
 }
 
 /// One variable for a one-field secret, one per field otherwise.
