@@ -3,6 +3,11 @@
 //! postgres-kv)
 //! for wasm32-wasip2 in one cargo invocation, and hands their paths to the
 //! tests as `TRESOR_TEST_HOSTILE` and `TRESOR_PLUGIN_<NAME>`.
+//!
+//! Plugins written in other languages (Python with componentize-py,
+//! JavaScript with componentize-js) each have a `build.sh OUT_WASM TOOLS_DIR`
+//! that installs its pinned toolchain into `TOOLS_DIR` when missing and
+//! writes the component to `OUT_WASM`; they are built here too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,6 +25,9 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.join("plugins/postgres-kv").display());
     println!("cargo:rerun-if-changed={}", root.join("plugins/pgwire").display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    for (dir, _, _) in OTHER_LANGUAGES {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
 
     let target_dir = match std::env::var("CARGO_TARGET_DIR") {
         Ok(dir) => Path::new(&dir).join("wasm"),
@@ -81,4 +89,44 @@ fn main() {
         let wasm = target_dir.join(format!("wasm32-wasip2/release/tresor_plugin_{name}.wasm"));
         println!("cargo:rustc-env={var}={}", wasm.display());
     }
+    build_other_languages(&root, &target_dir);
+}
+
+/// Components built from other languages: (folder, file name, env var).
+const OTHER_LANGUAGES: [(&str, &str, &str); 4] = [
+    ("plugins/json-file", "json_file.wasm", "TRESOR_PLUGIN_JSON_FILE"),
+    ("plugins/yaml-file", "yaml_file.wasm", "TRESOR_PLUGIN_YAML_FILE"),
+    ("tests/plugins/hostile-py", "hostile_py.wasm", "TRESOR_TEST_HOSTILE_PY"),
+    ("tests/plugins/hostile-js", "hostile_js.wasm", "TRESOR_TEST_HOSTILE_JS"),
+];
+
+fn build_other_languages(root: &Path, target_dir: &Path) {
+    let out_dir = target_dir.join("other-languages");
+    let tools = target_dir.join("tools");
+    std::fs::create_dir_all(&out_dir).expect("creating the output directory of the other-language plugins");
+    for (dir, file, var) in OTHER_LANGUAGES {
+        let out = out_dir.join(file);
+        println!("cargo:rustc-env={var}={}", out.display());
+        let script = root.join(dir).join("build.sh");
+        if !script.exists() {
+            continue;
+        }
+        let status = Command::new("bash")
+            .arg(&script)
+            .arg(&out)
+            .arg(&tools)
+            .status()
+            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+        assert!(
+            status.success(),
+            "{} failed (see its output above); it needs python3 with pip or node with npm",
+            script.display()
+        );
+    }
+    // Compiled components are shared by every test host, so a large plugin
+    // (a Python interpreter) is compiled once per build, not once per test.
+    println!(
+        "cargo:rustc-env=TRESOR_TEST_COMPILE_CACHE={}",
+        target_dir.join("compiled").display()
+    );
 }

@@ -39,7 +39,7 @@ pub use server::{
 };
 
 /// The whole configuration file.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where the host keeps its own state: the master key file (unless
@@ -50,6 +50,10 @@ pub struct Config {
     /// Master key file; default `<state_dir>/master.key`.
     #[serde(default)]
     pub master_key_file: Option<PathBuf>,
+    /// Where compiled plugins are cached; default `<state_dir>/cache`. Hosts
+    /// on one machine may share one, so a large plugin is compiled once.
+    #[serde(default)]
+    pub compile_cache: Option<PathBuf>,
     /// Policies.
     #[serde(default)]
     pub policy: PolicyConfig,
@@ -74,7 +78,7 @@ pub struct Config {
 }
 
 /// Leases of dynamic secrets (`[leases]`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LeaseConfig {
     /// TTL of a lease when neither the request nor the role gives one.
@@ -139,7 +143,7 @@ impl Default for LeaseConfig {
 /// postgres = "postgresql://tresor@db.internal:5432/tresor"
 /// password_file = "/etc/tresor/state-password"   # or $TRESOR_STATE_PASSWORD
 /// ```
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     /// Path of the embedded database; default `<state_dir>/state.db`.
@@ -177,7 +181,7 @@ impl StateConfig {
 
 /// One role of a generator mount (`[mount.roles.<name>]`): TTLs the host
 /// enforces, and settings for the plugin (creation statements, policies, ...).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
 pub struct RoleConfig {
     /// TTL when the request gives none; default the server's `[leases] default_ttl`.
     #[serde(default)]
@@ -196,7 +200,7 @@ fn default_state_dir() -> PathBuf {
 }
 
 /// Where policies come from.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Directory of `*.cedar` files.
@@ -224,7 +228,7 @@ impl Default for PolicyConfig {
 }
 
 /// The local audit log.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// Path of the log; default `<state_dir>/audit.log`.
@@ -233,7 +237,7 @@ pub struct AuditConfig {
 }
 
 /// Per-call sandbox limits.
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Deadline of one plugin call in milliseconds; a call past it is interrupted.
@@ -275,7 +279,7 @@ impl Limits {
 }
 
 /// One mount: a path prefix served by a plugin.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MountConfig {
     /// The first path segment this mount serves (`secret` serves `secret/...`).
@@ -313,7 +317,7 @@ pub struct MountConfig {
 }
 
 /// Capabilities a mount grants its plugin. The default grants nothing.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grants {
     /// A host directory preopened for the plugin, visible inside as `/data`.
@@ -345,7 +349,7 @@ pub struct Grants {
 }
 
 /// A mount's read cache.
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     /// How long a value may be served from memory, in milliseconds.
@@ -389,6 +393,7 @@ impl Config {
         Config {
             state_dir: state_dir.into(),
             master_key_file: None,
+            compile_cache: None,
             policy: PolicyConfig {
                 dir: policy_dir.into(),
                 reload_interval_ms: default_reload_ms(),
@@ -585,7 +590,14 @@ impl Config {
             .unwrap_or_else(|| self.state_dir.join("state.db"))
     }
 
-    /// The master key file in effect.
+    /// The compiled-plugin cache in effect.
+    pub fn compile_cache_path(&self) -> PathBuf {
+        self.compile_cache
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("cache"))
+    }
+
+    /// The master key file.
     pub fn master_key_path(&self) -> PathBuf {
         self.master_key_file
             .clone()

@@ -105,6 +105,15 @@ pub enum Error {
     /// operation did not happen.
     #[error("state store unavailable: {0}")]
     StateUnavailable(String),
+    /// A configuration reload was refused; the previous configuration keeps
+    /// serving unchanged.
+    #[error("configuration reload refused{}: {reason}; the previous configuration keeps serving", mount.as_ref().map(|m| format!(" for mount `{m}`")).unwrap_or_default())]
+    ReloadRefused {
+        /// The mount that could not be started as configured, if one.
+        mount: Option<String>,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// An internal error in a plugin or the host.
     #[error("internal error: {0}")]
     Internal(String),
@@ -133,6 +142,7 @@ impl Error {
             Error::Plugin { failure, .. } => failure.as_str(),
             Error::AuditUnavailable(_) => "audit-unavailable",
             Error::StateUnavailable(_) => "state-unavailable",
+            Error::ReloadRefused { .. } => "reload-refused",
             Error::Internal(_) => "internal",
         }
     }

@@ -15,6 +15,7 @@ use crate::config::{parse_duration_seconds, Config, MountConfig};
 use crate::error::StartupError;
 use crate::keys::MasterKey;
 use crate::lease::{GeneratorMount, LeasePolicy, Leases, Role};
+use crate::mounts::MountTable;
 use crate::policy::PolicyEngine;
 use crate::policy::Principal;
 use crate::runtime::{compile, GenRole, MountPool, NetworkGrant, Runtime, Sandbox, SocketGrant, World};
@@ -43,7 +44,7 @@ impl Host {
             path: state.clone(),
             source,
         })?;
-        let key = MasterKey::load_or_create(&config.master_key_path())?;
+        let key = Arc::new(MasterKey::load_or_create(&config.master_key_path())?);
 
         let policy = Arc::new(PolicyEngine::load_dir(&config.policy.dir)?);
         let watch = (config.policy.reload_interval_ms > 0)
@@ -67,13 +68,13 @@ impl Host {
             max_attempts: config.leases.max_revoke_attempts.max(1),
         };
 
-        let runtime = Runtime::new(state.join("cache"))
+        let runtime = Runtime::new(config.compile_cache_path())
             .map_err(|e| StartupError::Config(format!("starting the wasm engine: {e:#}")))?;
         // Mounts start in configuration order, so a mount's `ref:` values can
         // be read from the mounts configured before it, through the access path.
         let audit_checkpoints = audit.clone();
         let mut host = Host {
-            mounts: BTreeMap::new(),
+            mounts: Default::default(),
             policy,
             audit,
             write_locks: crate::locks::PathLocks::new(256),
@@ -82,24 +83,26 @@ impl Host {
             _sweeper: None,
             _checkpoints: Some(crate::audit::keep_checkpoints(&audit_checkpoints)),
             member: crate::state::members::this_host(crate::lease::now_ms()),
-            chains: BTreeMap::new(),
             _heartbeat: None,
+            reloader: crate::reload::Reloader::new(runtime.clone(), key.clone(), config.clone()),
         };
         let mut generators = BTreeMap::new();
         for m in &config.mounts {
+            let mut table = MountTable::clone_of(&host.table());
             if !m.chain.is_empty() {
-                host.chains.insert(m.path.clone(), m.chain.clone());
-                continue;
-            }
-            let plugin_config = resolve_refs(&host, m).await?;
-            match start_mount(&config, m, plugin_config, &runtime, &key).await? {
-                Started::Provider(mount) => {
-                    host.mounts.insert(m.path.clone(), mount);
+                table.chains.insert(m.path.clone(), m.chain.clone());
+            } else {
+                let plugin_config = resolve_refs(&host, m).await?;
+                match start_mount(&config, m, plugin_config, &runtime, &key).await? {
+                    Started::Provider(mount) => {
+                        table.providers.insert(m.path.clone(), Arc::new(mount));
+                    }
+                    Started::Generator(mount) => {
+                        generators.insert(m.path.clone(), Arc::new(mount));
+                    }
                 }
-                Started::Generator(mount) => {
-                    generators.insert(m.path.clone(), mount);
-                }
             }
+            host.mounts.store(Arc::new(table));
         }
         let leases = Arc::new(Leases::new(generators, store, lease_policy));
         host._sweeper = Some(crate::lease::sweeper::start(&leases, &host.policy, &host.audit));
@@ -108,7 +111,7 @@ impl Host {
             host.state().clone(),
             host.member.clone(),
         ));
-        tracing::info!(mounts = host.mounts.len(), generator_mounts = host.leases.mounts.len(), policies = host.policy.len(), audit_log = %host.audit.path().display(), "tresor host started");
+        tracing::info!(mounts = host.table().providers.len(), generator_mounts = host.leases.mount_names().len(), policies = host.policy.len(), audit_log = %host.audit.path().display(), "tresor host started");
         Ok(host)
     }
 }
@@ -132,19 +135,9 @@ async fn open_state(config: &Config) -> Result<StateStore, StartupError> {
     opened.map_err(|e| StartupError::Config(e.to_string()))
 }
 
-async fn resolve_refs(host: &Host, m: &MountConfig) -> Result<PluginConfig, StartupError> {
-    let caller = Caller {
-        principal: Principal {
-            name: format!("mount:{}", m.path),
-            groups: vec!["mounts".into()],
-            attributes: Default::default(),
-        },
-        source: "local".into(),
-        mtls: false,
-        front_door: FrontDoor::Host,
-        request_id: None,
-        token_accessor: None,
-    };
+pub(crate) async fn resolve_refs(host: &Host, m: &MountConfig) -> Result<PluginConfig, StartupError> {
+    let mut caller = host_caller(&format!("mount:{}", m.path));
+    caller.principal.groups = vec!["mounts".into()];
     let mut out = PluginConfig(Vec::with_capacity(m.config.len()));
     for (key, value) in &m.config {
         let Some(target) = value.strip_prefix(REF_PREFIX) else {
@@ -173,8 +166,25 @@ async fn resolve_refs(host: &Host, m: &MountConfig) -> Result<PluginConfig, Star
     Ok(out)
 }
 
+/// The host acting by itself as principal `name` (no groups), through the
+/// front door `host`.
+pub(crate) fn host_caller(name: &str) -> Caller {
+    Caller {
+        principal: Principal {
+            name: name.to_string(),
+            groups: Vec::new(),
+            attributes: Default::default(),
+        },
+        source: "local".into(),
+        mtls: false,
+        front_door: FrontDoor::Host,
+        request_id: None,
+        token_accessor: None,
+    }
+}
+
 /// Plugin configuration; values may hold credentials, so they are zeroized on drop.
-struct PluginConfig(Vec<(String, String)>);
+pub(crate) struct PluginConfig(Vec<(String, String)>);
 
 impl Drop for PluginConfig {
     fn drop(&mut self) {
@@ -185,7 +195,7 @@ impl Drop for PluginConfig {
 }
 
 /// A started mount: a provider (stored secrets) or a generator (leases).
-enum Started {
+pub(crate) enum Started {
     Provider(Mount),
     Generator(GeneratorMount),
 }
@@ -230,7 +240,7 @@ fn roles_of(config: &Config, m: &MountConfig) -> Result<BTreeMap<String, Role>, 
     Ok(roles)
 }
 
-async fn start_mount(
+pub(crate) async fn start_mount(
     config: &Config,
     m: &MountConfig,
     plugin_config: PluginConfig,
@@ -271,6 +281,7 @@ async fn start_mount(
         }
         (None, None) => return Err(fail("no plugin configured".into())),
     };
+    let info = crate::catalog::PluginInfo::of(&plugin_name, &bytes);
     let component = compile::load_component(runtime.engine(), runtime.cache_dir(), &bytes)
         .map_err(|e| fail(format!("not a valid WebAssembly component: {e:#}")))?;
 
@@ -348,6 +359,7 @@ async fn start_mount(
         }
         return Ok(Started::Generator(GeneratorMount {
             plugin: plugin_name,
+            info,
             pool,
             roles,
         }));
@@ -355,6 +367,7 @@ async fn start_mount(
     Ok(Started::Provider(Mount {
         name: m.path.clone(),
         plugin: plugin_name,
+        info,
         pool,
         cache: m.cache.map(ReadCache::new),
     }))

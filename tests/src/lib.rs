@@ -30,6 +30,21 @@ pub const AZURE_WASM: &str = env!("TRESOR_PLUGIN_AZURE");
 /// Path of the PostgreSQL provider plugin component (built by build.rs).
 pub const POSTGRES_KV_WASM: &str = env!("TRESOR_PLUGIN_POSTGRES_KV");
 
+/// Path of the JSON-file provider plugin, written in Python (built by build.rs).
+pub const JSON_FILE_WASM: &str = env!("TRESOR_PLUGIN_JSON_FILE");
+
+/// Path of the YAML-file provider plugin, written in JavaScript (built by build.rs).
+pub const YAML_FILE_WASM: &str = env!("TRESOR_PLUGIN_YAML_FILE");
+
+/// The hostile test plugin's probes written in Python (built by build.rs).
+pub const HOSTILE_PY_WASM: &str = env!("TRESOR_TEST_HOSTILE_PY");
+
+/// The hostile test plugin's probes written in JavaScript (built by build.rs).
+pub const HOSTILE_JS_WASM: &str = env!("TRESOR_TEST_HOSTILE_JS");
+
+/// Where every test host caches compiled plugins (shared, see build.rs).
+pub const COMPILE_CACHE: &str = env!("TRESOR_TEST_COMPILE_CACHE");
+
 /// Policies most tests use: admins do everything; apps read `apps/*` and
 /// list the whole `secret` mount (so listings show filtering); restricted
 /// secrets are for admins only.
@@ -91,6 +106,7 @@ pub fn config_text(dir: &Path, extra_mounts: &str) -> String {
     format!(
         r#"
 state_dir = '{state}'
+compile_cache = '{compile_cache}'
 [policy]
 dir = '{policies}'
 reload_interval_ms = 100
@@ -106,6 +122,7 @@ cache = {{ ttl_ms = 600000, max_entries = 100 }}
         state = dir.join("state").display(),
         policies = dir.join("policies").display(),
         audit = dir.join("audit.log").display(),
+        compile_cache = COMPILE_CACHE,
     )
 }
 

@@ -59,6 +59,11 @@ impl TestServer {
         self.dir.path().join("audit.log")
     }
 
+    /// The configuration file the server reads again on a reload.
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.path().join("tresor.toml")
+    }
+
     /// The embedded state store (tokens, leases).
     pub fn state_file(&self) -> PathBuf {
         self.dir.path().join("state/state.db")
@@ -160,6 +165,9 @@ pub async fn start_server_with(
     }
     let text = format!("{}\n[server]\n{server_toml}\n", config_text(dir.path(), extra_mounts));
     let config = Config::from_toml(&text).expect("test config parses");
+    // The file `sys/plugins/reload/backend` reads again: rewrite it to reload.
+    let config_file = dir.path().join("tresor.toml");
+    write_atomically(&config_file, &text);
     let host = Arc::new(Host::start(config.clone()).await.expect("host starts"));
     let tokens = Arc::new(
         TokenStore::open(host.state().clone(), Some(&config.server.token_file(&config.state_dir)))
@@ -184,7 +192,10 @@ pub async fn start_server_with(
     let urls = listeners.iter().map(Listener::url).collect();
     let addrs = listeners.iter().map(Listener::local_addr).collect();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::new(host.clone(), tokens.clone(), &config.server);
+    let source_file = config_file.clone();
+    let server = Server::new(host.clone(), tokens.clone(), &config.server).with_config_source(Arc::new(move || {
+        Config::from_file(&source_file).map_err(|e| e.to_string())
+    }));
     let task = tokio::spawn(async move {
         server
             .serve(listeners, async {

@@ -94,30 +94,6 @@ impl Host {
     }
 
     fn mount_caps(&self, name: &str) -> Capabilities {
-        self.mounts
-            .get(name)
-            .map(|m| m.pool.capabilities())
-            .unwrap_or(Capabilities {
-                writable: false,
-                versioned: false,
-                check_and_set: false,
-                deletable: false,
-                listable: false,
-                soft_delete: false,
-            })
-    }
-
-    /// What a chain can do: read always; list and write when a member can.
-    pub(super) fn chain_capabilities(&self, name: &str) -> Capabilities {
-        let members = self.chains.get(name).map(Vec::as_slice).unwrap_or_default();
-        let any = |f: fn(&Capabilities) -> bool| members.iter().any(|m| f(&self.mount_caps(m)));
-        Capabilities {
-            writable: any(|c| c.writable),
-            versioned: false,
-            check_and_set: false,
-            deletable: false,
-            listable: any(|c| c.listable),
-            soft_delete: false,
-        }
+        self.table().capabilities(name)
     }
 }

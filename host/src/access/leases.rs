@@ -66,7 +66,7 @@ impl Host {
         let mut ctx = caller.context(None);
         ctx.ttl_seconds = ttl_seconds.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
         guard.authorize(&resource, &ctx)?;
-        let (ttl, warning) = self.leases.ttl_for(role, ttl_seconds);
+        let (ttl, warning) = self.leases.ttl_for(&role, ttl_seconds);
         let result = self
             .leases
             .issue(
@@ -133,7 +133,7 @@ impl Host {
         if prefix.is_empty() {
             // Every mount: only what the caller may list on each.
             let mut out = Vec::new();
-            for name in self.leases.mounts.keys() {
+            for name in self.leases.mount_names() {
                 match Box::pin(self.list_leases(caller, &format!("{name}/"))).await {
                     Ok(v) => out.extend(v),
                     Err(Error::Denied { .. }) => {}
@@ -280,6 +280,6 @@ impl Host {
 
     /// Whether `name` is a generator mount (dynamic secrets).
     pub fn is_generator_mount(&self, name: &str) -> bool {
-        self.leases.mounts.contains_key(name)
+        self.leases.mounts.load().contains_key(name)
     }
 }

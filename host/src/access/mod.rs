@@ -18,7 +18,6 @@ mod leases;
 mod settings;
 mod update;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,6 +32,7 @@ use crate::audit::AuditLog;
 use crate::cache::ReadCache;
 use crate::error::Error;
 use crate::locks::PathLocks;
+use crate::mounts::MountTable;
 use crate::path;
 use crate::policy::{Action, PolicyEngine, Principal, RequestContext, Resource};
 use crate::runtime::MountPool;
@@ -140,6 +140,8 @@ pub struct WriteReceipt {
 pub(crate) struct Mount {
     pub(crate) name: String,
     pub(crate) plugin: String,
+    /// The plugin's sha256 and language, for the catalog.
+    pub(crate) info: crate::catalog::PluginInfo,
     pub(crate) pool: Arc<MountPool>,
     pub(crate) cache: Option<ReadCache>,
 }
@@ -151,7 +153,8 @@ pub(crate) struct Mount {
 /// [`Caller`] your platform has authenticated. Every call is authorized by the
 /// active Cedar policies and audited.
 pub struct Host {
-    pub(crate) mounts: BTreeMap<String, Mount>,
+    /// The provider mounts and chains in effect (replaced whole on reload).
+    pub(crate) mounts: arc_swap::ArcSwap<MountTable>,
     pub(crate) policy: Arc<PolicyEngine>,
     pub(crate) audit: Arc<AuditLog>,
     /// Writers of the same secret take turns (see [`crate::locks`]).
@@ -163,9 +166,9 @@ pub struct Host {
     pub(crate) _checkpoints: Option<tokio::task::JoinHandle<()>>,
     /// This host among those sharing its state store.
     pub(crate) member: crate::state::Member,
-    /// Fallback chains: mount name → the provider mounts it asks, in order.
-    pub(crate) chains: BTreeMap<String, Vec<String>>,
     pub(crate) _heartbeat: Option<tokio::task::JoinHandle<()>>,
+    /// What starting mounts after the host's own start needs (reloads).
+    pub(crate) reloader: crate::reload::Reloader,
 }
 
 impl Drop for Host {
@@ -343,15 +346,17 @@ impl Host {
 
     /// The mounts and what their providers support.
     pub fn mounts(&self) -> Vec<(String, String, Capabilities)> {
-        let mut all: Vec<(String, String, Capabilities)> = self
-            .mounts
+        let table = self.table();
+        let mut all: Vec<(String, String, Capabilities)> = table
+            .providers
             .values()
             .map(|m| (m.name.clone(), m.plugin.clone(), m.pool.capabilities()))
             .collect();
         all.extend(
-            self.chains
+            table
+                .chains
                 .keys()
-                .map(|name| (name.clone(), "chain".to_string(), self.chain_capabilities(name))),
+                .map(|name| (name.clone(), "chain".to_string(), table.chain_capabilities(name))),
         );
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
@@ -361,12 +366,14 @@ impl Host {
     async fn access(&self, caller: &Caller, target: &str, op: Op<'_>) -> Result<Reply, Error> {
         // A fallback chain asks its members, each access authorized and
         // audited as itself (see `chain`).
+        // The mounts in effect now; this access keeps them until it ends.
+        let table = self.table();
         let (mount_name, rel) = path::split(target);
-        if let Some(members) = self.chains.get(mount_name) {
+        if let Some(members) = table.chains.get(mount_name) {
             return self.access_chain(caller, mount_name, members, rel, op).await;
         }
         // 1. Mount and path.
-        let (mount, rel) = self.resolve(target, matches!(op, Op::List))?;
+        let (mount, rel) = table.resolve(target, matches!(op, Op::List))?;
         // Writers of one secret take turns from here to the response, so the
         // metadata policy decides on is the metadata that gets written.
         let _turn = if op.mutates() {
@@ -377,22 +384,9 @@ impl Host {
         self.access_in_turn(caller, mount, rel, op).await
     }
 
-    /// The mount of `target` and the path inside it, checked (a prefix
-    /// when `prefix`, e.g. for LIST).
-    fn resolve<'t>(&self, target: &'t str, prefix: bool) -> Result<(&Mount, &'t str), Error> {
-        let (mount_name, rel) = path::split(target);
-        let Some(mount) = self.mounts.get(mount_name) else {
-            return Err(Error::UnknownMount {
-                path: target.chars().take(200).collect(),
-                mounts: self.mounts.keys().cloned().collect(),
-            });
-        };
-        if prefix {
-            path::check_prefix(rel)?;
-        } else {
-            path::check(rel)?;
-        }
-        Ok((mount, rel))
+    /// The mount table in effect now (a snapshot: a reload does not change it).
+    pub(crate) fn table(&self) -> Arc<MountTable> {
+        self.mounts.load_full()
     }
 
     /// Wait for the turn of the writers of `rel` in `mount`.

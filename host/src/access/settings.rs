@@ -70,15 +70,11 @@ impl Host {
     /// The instance pool of a provider mount, for its settings.
     fn settings_pool(&self, mount: &str) -> Result<std::sync::Arc<crate::runtime::MountPool>, Error> {
         let (name, _) = path::split(mount);
-        match self.mounts.get(name) {
-            Some(m) if !self.is_generator_mount(name) => Ok(m.pool.clone()),
-            Some(_) => Err(Error::Unsupported(format!(
+        if self.is_generator_mount(name) {
+            return Err(Error::Unsupported(format!(
                 "mount `{name}` serves credentials, not stored secrets: it has no version settings"
-            ))),
-            None => Err(Error::UnknownMount {
-                path: mount.chars().take(200).collect(),
-                mounts: self.mounts.keys().cloned().collect(),
-            }),
+            )));
         }
+        Ok(self.table().provider(name, mount)?.pool.clone())
     }
 }

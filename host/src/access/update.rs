@@ -28,7 +28,8 @@ impl Host {
     where
         F: FnOnce(&Secret) -> Result<Option<Update>, Error>,
     {
-        let (mount, rel) = self.resolve(path, false)?;
+        let table = self.table();
+        let (mount, rel) = table.resolve(path, false)?;
         let _turn = self.turn(mount, rel).await;
         let current = match self
             .access_in_turn(caller, mount, rel, Op::Read { version: None })
@@ -67,7 +68,8 @@ impl Host {
     where
         F: FnOnce(SecretSettings) -> Result<SecretSettings, Error>,
     {
-        let (mount, rel) = self.resolve(path, false)?;
+        let table = self.table();
+        let (mount, rel) = table.resolve(path, false)?;
         let _turn = self.turn(mount, rel).await;
         let current = match self.access_in_turn(caller, mount, rel, Op::Settings).await {
             Ok(Reply::Settings(s)) => s,

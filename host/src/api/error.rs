@@ -101,7 +101,7 @@ pub fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::Denied { .. } => StatusCode::FORBIDDEN,
         Error::UnknownMount { .. } | Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
+        Error::InvalidInput(_) | Error::ReloadRefused { .. } => StatusCode::BAD_REQUEST,
         // Vault answers a lost check-and-set with 400 (its clients retry 412).
         Error::Conflict(_) => StatusCode::BAD_REQUEST,
         Error::Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,

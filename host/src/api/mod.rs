@@ -20,6 +20,7 @@
 mod error;
 mod kv;
 mod leases;
+mod plugins;
 mod shape;
 mod sys;
 mod tls;
@@ -123,7 +124,12 @@ struct State {
     max_request_bytes: usize,
     default_ttl: u64,
     max_ttl: u64,
+    /// Reads the configuration again, for reloads (none: not reloadable).
+    config_source: Option<ConfigSource>,
 }
+
+/// Reads the server's configuration again (the file it was started with).
+pub type ConfigSource = Arc<dyn Fn() -> Result<crate::Config, String> + Send + Sync>;
 
 /// Who is on the other end of one connection.
 struct Conn {
@@ -151,9 +157,19 @@ impl Server {
                 max_request_bytes: config.max_request_bytes,
                 default_ttl: config.tokens.default_ttl_seconds(),
                 max_ttl: config.tokens.max_ttl_seconds(),
+                config_source: None,
             }),
             shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
         }
+    }
+
+    /// Let `sys/plugins/reload/backend` read the configuration again with
+    /// `source` and apply it. Call before [`Server::serve`].
+    pub fn with_config_source(mut self, source: ConfigSource) -> Server {
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.config_source = Some(source);
+        }
+        self
     }
 
     /// Serve `listeners` until `shutdown` completes; then stop accepting,
@@ -298,6 +314,8 @@ enum Route {
     Token(tokens::TokenRoute),
     Kv(kv::KvRoute),
     Lease(leases::LeaseRoute),
+    /// `sys/plugins/catalog` and `sys/plugins/reload/backend`.
+    Plugins(plugins::PluginsRoute),
 }
 
 impl Route {
@@ -310,6 +328,7 @@ impl Route {
             Route::Token(t) => t.allow(),
             Route::Kv(k) => k.allow(),
             Route::Lease(l) => l.allow(),
+            Route::Plugins(p) => p.allow(),
         }
     }
 }
@@ -454,6 +473,7 @@ impl State {
             Route::Token(t) => tokens::handle(&cx, t, &body).await,
             Route::Kv(k) => kv::handle(&cx, k, &method, &query, &parts.headers, &body).await,
             Route::Lease(l) => leases::handle(&cx, l, &method, &body).await,
+            Route::Plugins(p) => plugins::handle(&cx, p, &body).await,
         }
     }
 
@@ -472,6 +492,9 @@ impl State {
                 "init" => Ok(Route::Probe(sys::Probe::Init)),
                 "mounts" => Ok(Route::Mounts),
                 "members" => Ok(Route::Members),
+                _ if tail.starts_with("plugins/") => plugins::PluginsRoute::parse(&tail["plugins/".len()..])
+                    .map(Route::Plugins)
+                    .ok_or_else(|| ApiError::no_route(&rest)),
                 _ => match tail
                     .strip_prefix("internal/ui/mounts")
                     .filter(|p| p.is_empty() || p.starts_with('/'))

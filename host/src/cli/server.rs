@@ -59,18 +59,13 @@ async fn serve(args: ServerArgs) -> Result<(), String> {
     let _telemetry = crate::audit::init_telemetry(args.log_json).map_err(|e| e.to_string())?;
     // Catch the signals from now on, so that none is lost while starting.
     let stop = stop_signal()?;
+    let hangups = hangup_signal()?;
 
-    let mut config = match (&args.config, args.dev) {
-        (_, true) => dev_config(&args.dev_dir)?,
-        (Some(path), false) => Config::from_file(path).map_err(|e| e.to_string())?,
-        (None, false) => return Err("give --config tresor.toml, or --dev".into()),
-    };
-    if let Some(addr) = &args.listen {
-        match config.server.listeners.first_mut() {
-            Some(first) => first.address = addr.clone(),
-            None => config.server.listen = Some(addr.clone()),
-        }
+    if args.config.is_none() && !args.dev {
+        return Err("give --config tresor.toml, or --dev".into());
     }
+    let source = config_source(&args);
+    let config = source()?;
     config.check().map_err(|e| e.to_string())?;
     // Bind first: a taken port fails before anything else starts.
     let mut listeners = Vec::new();
@@ -118,7 +113,9 @@ async fn serve(args: ServerArgs) -> Result<(), String> {
     }
     drop(root);
 
+    let _reloads = reload_on_sighup(host.clone(), source.clone(), hangups);
     Server::new(host.clone(), tokens, &config.server)
+        .with_config_source(source)
         .serve(listeners, stop)
         .await;
     // The last reference: dropping the host syncs the audit log.
@@ -126,6 +123,67 @@ async fn serve(args: ServerArgs) -> Result<(), String> {
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Reads the configuration the way the server started with it: the file
+/// (or the dev configuration), with `--listen` applied.
+fn config_source(args: &ServerArgs) -> crate::api::ConfigSource {
+    let (path, dev, dev_dir, listen) = (args.config.clone(), args.dev, args.dev_dir.clone(), args.listen.clone());
+    Arc::new(move || {
+        let mut config = match (&path, dev) {
+            (_, true) => dev_config(&dev_dir)?,
+            (Some(path), false) => Config::from_file(path).map_err(|e| e.to_string())?,
+            (None, false) => return Err("give --config tresor.toml, or --dev".into()),
+        };
+        if let Some(addr) = &listen {
+            match config.server.listeners.first_mut() {
+                Some(first) => first.address = addr.clone(),
+                None => config.server.listen = Some(addr.clone()),
+            }
+        }
+        Ok(config)
+    })
+}
+
+/// SIGHUP, caught from the start (its default would end the process).
+#[cfg(unix)]
+fn hangup_signal() -> Result<tokio::signal::unix::Signal, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    signal(SignalKind::hangup()).map_err(|e| format!("installing the SIGHUP handler: {e}"))
+}
+
+#[cfg(not(unix))]
+fn hangup_signal() -> Result<(), String> {
+    Ok(())
+}
+
+/// On SIGHUP, read the configuration again and apply it (see
+/// [`Host::reload_on_signal`]); the outcome is logged and audited.
+#[cfg(unix)]
+fn reload_on_sighup(
+    host: Arc<Host>,
+    source: crate::api::ConfigSource,
+    mut hup: tokio::signal::unix::Signal,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reading the configuration again");
+            let config = match source() {
+                Ok(config) => config,
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: the configuration cannot be read; nothing changed");
+                    continue;
+                }
+            };
+            if let Err(e) = host.reload_on_signal(config).await {
+                tracing::error!(error = %e, "SIGHUP: reload refused");
+            }
+        }
+    })
+}
+
+/// Windows has no SIGHUP: reload through `sys/plugins/reload/backend`.
+#[cfg(not(unix))]
+fn reload_on_sighup(_host: Arc<Host>, _source: crate::api::ConfigSource, _hup: ()) {}
 
 /// Resolves when the server is asked to stop: SIGTERM or SIGINT on Unix;
 /// Ctrl-C, Ctrl-Break or the console closing on Windows. Handlers are

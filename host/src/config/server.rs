@@ -40,7 +40,7 @@ use serde::Deserialize;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8200";
 
 /// The HTTP server's settings (`[server]`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Shorthand for one plain-HTTP listener at this address. Exclusive with
@@ -88,7 +88,7 @@ impl Default for ServerConfig {
 
 /// One listener (`[[server.listener]]`): plain HTTP, or TLS when a
 /// certificate and key are given.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     /// `host:port` to bind; port 0 picks a free port.
@@ -125,7 +125,7 @@ impl ListenerConfig {
 }
 
 /// The token store (`[server.tokens]`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     /// The token file of an earlier Tresor (default `<state_dir>/tokens.json`):
@@ -179,7 +179,7 @@ impl TokenConfig {
 }
 
 /// Groups and attributes of the principal a client certificate authenticates as.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientCertPrincipal {
     /// Principal name; default: the certificate's subject CN.

@@ -38,6 +38,8 @@ pub struct Role {
 /// A generator mount: its plugin's instances and its roles.
 pub(crate) struct GeneratorMount {
     pub(crate) plugin: String,
+    /// The plugin's sha256 and language, for the catalog.
+    pub(crate) info: crate::catalog::PluginInfo,
     pub(crate) pool: Arc<MountPool>,
     pub(crate) roles: BTreeMap<String, Role>,
 }
@@ -99,9 +101,14 @@ impl<'a> LeaseId<'a> {
     }
 }
 
+/// Generator mounts by name.
+pub(crate) type GeneratorTable = BTreeMap<String, Arc<GeneratorMount>>;
+
 /// The lease engine: generator mounts, the state store and the TTL rules.
 pub struct Leases {
-    pub(crate) mounts: BTreeMap<String, GeneratorMount>,
+    /// The generator mounts in effect (replaced whole on reload; an
+    /// operation keeps the mount it started with).
+    pub(crate) mounts: arc_swap::ArcSwap<GeneratorTable>,
     state: StateStore,
     policy: LeasePolicy,
     /// One operation at a time per lease (renew, revoke and the sweeper).
@@ -144,9 +151,9 @@ fn random_suffix() -> Result<String, Error> {
 
 impl Leases {
     /// A lease engine over `mounts`, keeping its leases in `state`.
-    pub(crate) fn new(mounts: BTreeMap<String, GeneratorMount>, state: StateStore, policy: LeasePolicy) -> Leases {
+    pub(crate) fn new(mounts: GeneratorTable, state: StateStore, policy: LeasePolicy) -> Leases {
         Leases {
-            mounts,
+            mounts: arc_swap::ArcSwap::from_pointee(mounts),
             state,
             policy,
             locks: PathLocks::new(64),
@@ -164,17 +171,23 @@ impl Leases {
     }
 
     /// The generator mount `name`.
-    pub(crate) fn mount(&self, name: &str) -> Result<&GeneratorMount, Error> {
-        self.mounts.get(name).ok_or_else(|| Error::UnknownMount {
+    pub(crate) fn mount(&self, name: &str) -> Result<Arc<GeneratorMount>, Error> {
+        let mounts = self.mounts.load();
+        mounts.get(name).cloned().ok_or_else(|| Error::UnknownMount {
             path: name.chars().take(200).collect(),
-            mounts: self.mounts.keys().cloned().collect(),
+            mounts: mounts.keys().cloned().collect(),
         })
     }
 
+    /// The names of the generator mounts in effect.
+    pub(crate) fn mount_names(&self) -> Vec<String> {
+        self.mounts.load().keys().cloned().collect()
+    }
+
     /// The role `role` of generator mount `mount`.
-    pub(crate) fn role(&self, mount: &str, role: &str) -> Result<(&GeneratorMount, &Role), Error> {
+    pub(crate) fn role(&self, mount: &str, role: &str) -> Result<(Arc<GeneratorMount>, Role), Error> {
         let m = self.mount(mount)?;
-        let r = m.roles.get(role).ok_or_else(|| {
+        let r = m.roles.get(role).cloned().ok_or_else(|| {
             Error::NotFound(format!(
                 "mount `{mount}` has no role `{role}`; its roles are {:?} (configure roles under [mount.roles.<name>])",
                 m.roles.keys().collect::<Vec<_>>()

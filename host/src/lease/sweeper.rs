@@ -85,15 +85,14 @@ pub(crate) async fn sweep(leases: &Leases, policy: &PolicyEngine, audit: &AuditL
     };
     for lease in due {
         let plugin = leases
-            .mounts
-            .get(&lease.mount)
-            .map(|m| m.plugin.as_str())
-            .unwrap_or("unknown");
+            .mount(&lease.mount)
+            .map(|m| m.plugin.clone())
+            .unwrap_or_else(|_| "unknown".into());
         let path = format!("creds/{}", lease.role);
         let target = Target {
             mount: &lease.mount,
             path: &path,
-            plugin,
+            plugin: &plugin,
         };
         let mut guard = Guard::open(policy, audit, caller, Action::Revoke, target);
         guard.lease(&lease.id);

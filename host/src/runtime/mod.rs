@@ -30,7 +30,7 @@ use wasmtime::{Config, Engine};
 use sandbox::PluginState;
 
 pub use network::NetworkGrant;
-pub use pool::{Checkout, GenRole, IssueRequest, IssuedCredential, MountPool, PluginError, World};
+pub use pool::{Checkout, GenRole, InstanceCounts, IssueRequest, IssuedCredential, MountPool, PluginError, World};
 pub use sandbox::Sandbox;
 pub use sockets::SocketGrant;
 

@@ -85,7 +85,19 @@ pub struct MountPool {
     log: Arc<LogGate>,
     idle: Mutex<Vec<Instance>>,
     permits: Arc<Semaphore>,
+    max_instances: usize,
     capabilities: Capabilities,
+}
+
+/// How many instances a mount has, for the plugin catalog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct InstanceCounts {
+    /// Started and waiting for a call.
+    pub idle: usize,
+    /// Serving a call now.
+    pub busy: usize,
+    /// The most the mount may run at once (`limits.max_instances`).
+    pub max: usize,
 }
 
 impl Drop for MountPool {
@@ -153,6 +165,7 @@ impl MountPool {
             log: LogGate::new(&mount),
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(limits.max_instances)),
+            max_instances: limits.max_instances,
             capabilities: Capabilities {
                 writable: false,
                 versioned: false,
@@ -187,6 +200,17 @@ impl MountPool {
     /// Which interface the mount's plugin exports.
     pub fn world(&self) -> World {
         self.world
+    }
+
+    /// How many instances are idle and busy now.
+    pub fn instance_counts(&self) -> InstanceCounts {
+        let idle = self.idle.lock().map(|v| v.len()).unwrap_or(0);
+        let busy = self.max_instances.saturating_sub(self.permits.available_permits());
+        InstanceCounts {
+            idle,
+            busy,
+            max: self.max_instances,
+        }
     }
 
     /// What the plugin reported it supports.

@@ -1,0 +1,1 @@
+//! Provider plugin written in another language: test to come.
