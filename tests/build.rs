@@ -123,6 +123,7 @@ fn build_other_languages(root: &Path, target_dir: &Path) {
             script.display()
         );
     }
+    println!("cargo:rustc-env=TRESOR_TEST_TOOLS_DIR={}", tools.display());
     // Compiled components are shared by every test host, so a large plugin
     // (a Python interpreter) is compiled once per build, not once per test.
     println!(

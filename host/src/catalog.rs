@@ -94,12 +94,20 @@ impl Host {
     }
 }
 
-/// The language a component was written in, from the `producers` custom
-/// sections of the component and the modules inside it: the toolchain that
+/// The language a component was written in: the interpreter it embeds
+/// (CPython from componentize-py, StarlingMonkey from ComponentizeJS), else
+/// the `producers` custom sections of the component and its modules: the toolchain that
 /// made it when that is one language's (componentize-py, ComponentizeJS,
 /// wit-bindgen-rust, ...), else the first `language` entry that is not C
 /// (the interpreters some toolchains embed are written in C).
 pub fn language_of(wasm: &[u8]) -> Option<String> {
+    // An interpreter inside says more than the producers, whose `Rust` may
+    // be only the toolchain's own runtime or the WASI adapter.
+    for (marker, language) in [(&b"libpython3."[..], "Python"), (&b"StarlingMonkey"[..], "JavaScript")] {
+        if memchr::memmem::find(wasm, marker).is_some() {
+            return Some(language.to_string());
+        }
+    }
     let mut languages = Vec::new();
     let mut tools = Vec::new();
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {

@@ -16,6 +16,7 @@ mod lease;
 mod mask;
 mod migrate;
 mod operator;
+mod plugin;
 mod render;
 mod run;
 mod server;
@@ -69,6 +70,9 @@ enum Command {
     /// each singleton job.
     #[command(subcommand)]
     Operator(operator::OperatorCommand),
+    /// Write, check, list and reload plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
     /// Work with Cedar policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -163,6 +167,10 @@ impl Cli {
             }
             Command::Lease(command) => remote(|client| async move { lease::run(&client, command).await }),
             Command::Operator(command) => remote(|client| async move { operator::run(&client, command).await }),
+            Command::Plugin(command) if command.is_remote() => {
+                remote(|client| async move { plugin::run_remote(&client, command).await })
+            }
+            Command::Plugin(command) => plugin::run_local(command),
             Command::Run(args) => remote_exit(|client| async move { run::run(&client, args).await }),
             Command::Migrate(args) => remote_exit(|client| migrate::run(client, args)),
             Command::Render(args) => remote(|client| async move { render::run(&client, args).await }),

@@ -23,6 +23,7 @@ pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod conformance;
 pub mod error;
 pub mod files;
 pub mod keys;

@@ -42,6 +42,9 @@ pub const HOSTILE_PY_WASM: &str = env!("TRESOR_TEST_HOSTILE_PY");
 /// The hostile test plugin's probes written in JavaScript (built by build.rs).
 pub const HOSTILE_JS_WASM: &str = env!("TRESOR_TEST_HOSTILE_JS");
 
+/// Where the other-language toolchains are installed (componentize-py, ...).
+pub const TOOLS_DIR: &str = env!("TRESOR_TEST_TOOLS_DIR");
+
 /// Where every test host caches compiled plugins (shared, see build.rs).
 pub const COMPILE_CACHE: &str = env!("TRESOR_TEST_COMPILE_CACHE");
 
