@@ -25,6 +25,7 @@ pub mod client;
 pub mod config;
 pub mod conformance;
 pub mod error;
+pub mod events;
 pub mod files;
 pub mod keys;
 pub mod lease;

@@ -73,6 +73,7 @@ impl Host {
         // Mounts start in configuration order, so a mount's `ref:` values can
         // be read from the mounts configured before it, through the access path.
         let audit_checkpoints = audit.clone();
+        let member = crate::state::members::this_host(crate::lease::now_ms());
         let mut host = Host {
             mounts: Default::default(),
             policy,
@@ -82,9 +83,10 @@ impl Host {
             _policy_watch: watch,
             _sweeper: None,
             _checkpoints: Some(crate::audit::keep_checkpoints(&audit_checkpoints)),
-            member: crate::state::members::this_host(crate::lease::now_ms()),
+            member: member.clone(),
             _heartbeat: None,
             reloader: crate::reload::Reloader::new(runtime.clone(), key.clone(), config.clone()),
+            events: crate::events::EventBus::new(&member.id),
         };
         let mut generators = BTreeMap::new();
         for m in &config.mounts {

@@ -78,6 +78,11 @@ impl<'h> Guard<'h> {
         }
     }
 
+    /// The id of this operation's request, as its audit entries name it.
+    pub(crate) fn request_id(&self) -> &str {
+        &self.record.request_id
+    }
+
     /// The span of this operation, to instrument the work done under it.
     pub(crate) fn span(&self) -> &tracing::Span {
         self.span.span()

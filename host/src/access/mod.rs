@@ -169,6 +169,8 @@ pub struct Host {
     pub(crate) _heartbeat: Option<tokio::task::JoinHandle<()>>,
     /// What starting mounts after the host's own start needs (reloads).
     pub(crate) reloader: crate::reload::Reloader,
+    /// Change events, for subscribers.
+    pub(crate) events: crate::events::EventBus,
 }
 
 impl Drop for Host {
@@ -494,8 +496,46 @@ impl Host {
             }
         }
 
-        // ...and audit the response; a read whose response cannot be audited is refused.
-        guard.finish(result)
+        // ...audit the response (a read whose response cannot be audited is
+        // refused), and tell subscribers what changed.
+        let request_id = guard.request_id().to_string();
+        let reply = guard.finish(result)?;
+        self.publish_change(caller, mount, rel, &op, &reply, &request_id);
+        Ok(reply)
+    }
+
+    /// The change event of a successful, audited operation, if it changed anything.
+    fn publish_change(&self, caller: &Caller, mount: &Mount, rel: &str, op: &Op<'_>, reply: &Reply, request_id: &str) {
+        use crate::events::EventType;
+        let (event_type, versions) = match (op, reply) {
+            (Op::Write { .. }, Reply::Written(w)) => (EventType::Write, vec![w.version.clone()]),
+            (Op::Delete, _) => (EventType::Delete, Vec::new()),
+            (
+                Op::DeleteVersions {
+                    versions,
+                    destroy: false,
+                },
+                _,
+            ) => (EventType::DeleteVersions, versions.to_vec()),
+            (
+                Op::DeleteVersions {
+                    versions,
+                    destroy: true,
+                },
+                _,
+            ) => (EventType::Destroy, versions.to_vec()),
+            (Op::Undelete { versions }, _) => (EventType::Undelete, versions.to_vec()),
+            (Op::SetSettings { .. }, _) => (EventType::SettingsWrite, Vec::new()),
+            _ => return,
+        };
+        self.events.publish(crate::events::Change {
+            event_type,
+            mount: &mount.name,
+            path: rel,
+            versions,
+            request_id,
+            principal: &caller.principal.name,
+        });
     }
 
     /// Read a secret from the cache or the plugin (no policy here: callers

@@ -18,6 +18,7 @@
 //! and returns; dropping the last `Arc<Host>` then syncs the audit log.
 
 mod error;
+mod events;
 mod kv;
 mod leases;
 mod plugins;
@@ -287,7 +288,8 @@ where
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
-    let served = builder.serve_connection(TokioIo::new(io), service);
+    // With upgrades: `sys/events/subscribe` turns into a websocket.
+    let served = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(served);
     let result = tokio::select! {
         r = served.as_mut() => r,
@@ -316,6 +318,8 @@ enum Route {
     Lease(leases::LeaseRoute),
     /// `sys/plugins/catalog` and `sys/plugins/reload/backend`.
     Plugins(plugins::PluginsRoute),
+    /// `sys/events/subscribe/<event type>`: a websocket of change events.
+    Events(String),
 }
 
 impl Route {
@@ -329,6 +333,7 @@ impl Route {
             Route::Kv(k) => k.allow(),
             Route::Lease(l) => l.allow(),
             Route::Plugins(p) => p.allow(),
+            Route::Events(_) => "GET",
         }
     }
 }
@@ -435,7 +440,7 @@ impl State {
     }
 
     async fn dispatch(&self, req: Request<Incoming>, conn: &Conn, rid: &str) -> Result<Response<Body>, ApiError> {
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let route = self.route(parts.uri.path())?;
         let query = Query::parse(parts.uri.query())?;
         let method = effective_method(&parts.method, &query);
@@ -474,6 +479,7 @@ impl State {
             Route::Kv(k) => kv::handle(&cx, k, &method, &query, &parts.headers, &body).await,
             Route::Lease(l) => leases::handle(&cx, l, &method, &body).await,
             Route::Plugins(p) => plugins::handle(&cx, p, &body).await,
+            Route::Events(event_type) => events::subscribe(&cx, &event_type, &mut parts),
         }
     }
 
@@ -492,6 +498,9 @@ impl State {
                 "init" => Ok(Route::Probe(sys::Probe::Init)),
                 "mounts" => Ok(Route::Mounts),
                 "members" => Ok(Route::Members),
+                _ if tail.starts_with("events/subscribe/") => {
+                    Ok(Route::Events(tail["events/subscribe/".len()..].to_string()))
+                }
                 _ if tail.starts_with("plugins/") => plugins::PluginsRoute::parse(&tail["plugins/".len()..])
                     .map(Route::Plugins)
                     .ok_or_else(|| ApiError::no_route(&rest)),

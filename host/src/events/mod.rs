@@ -1,0 +1,223 @@
+//! Change events: every successful write, delete, destroy, undelete and
+//! settings change of a stored secret is an event, published after the
+//! access path audited it. An event names what changed (type, mount, path,
+//! version), when, by whom and in which request; it never holds a value.
+//!
+//! Embedders subscribe with [`Host::subscribe`]; each event reaches a
+//! subscriber only when Cedar lets the subscriber `read` the secret it is
+//! about, decided when the event is delivered (so a policy change applies to
+//! the next event).
+//!
+//! ```no_run
+//! # async fn demo(host: &tresor::Host, me: &tresor::Caller) {
+//! let mut events = host.subscribe(me, "secret/apps/");
+//! while let Ok(event) = events.next().await {
+//!     println!("{} {}/{} version {:?}", event.event_type, event.mount, event.path, event.version);
+//! }
+//! # }
+//! ```
+//!
+//! Delivery to a subscriber is best effort: one that falls more than
+//! [`CAPACITY`] events behind is told how many it missed
+//! ([`EventsError::Lagged`]).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::access::{Caller, Host};
+use crate::policy::{Action, PolicyEngine, RequestContext, Resource};
+
+/// How many events a subscriber may fall behind before it misses some.
+pub const CAPACITY: usize = 4096;
+
+/// What happened to a secret. The names are Vault's event types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum EventType {
+    /// A new version was written (`kv-v2/data-write`).
+    #[serde(rename = "kv-v2/data-write")]
+    Write,
+    /// The secret and all its versions were deleted (`kv-v2/delete`).
+    #[serde(rename = "kv-v2/delete")]
+    Delete,
+    /// Versions were soft-deleted (`kv-v2/data-delete`).
+    #[serde(rename = "kv-v2/data-delete")]
+    DeleteVersions,
+    /// Versions were destroyed for good (`kv-v2/destroy`).
+    #[serde(rename = "kv-v2/destroy")]
+    Destroy,
+    /// Soft-deleted versions were restored (`kv-v2/undelete`).
+    #[serde(rename = "kv-v2/undelete")]
+    Undelete,
+    /// The secret's (or the mount's) version settings changed (`kv-v2/metadata-write`).
+    #[serde(rename = "kv-v2/metadata-write")]
+    SettingsWrite,
+}
+
+impl EventType {
+    /// Vault's name of the type (`kv-v2/data-write`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Write => "kv-v2/data-write",
+            EventType::Delete => "kv-v2/delete",
+            EventType::DeleteVersions => "kv-v2/data-delete",
+            EventType::Destroy => "kv-v2/destroy",
+            EventType::Undelete => "kv-v2/undelete",
+            EventType::SettingsWrite => "kv-v2/metadata-write",
+        }
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One change. Never holds a value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// Unique on this host (for de-duplication): `<host member id>-<sequence>`.
+    pub id: String,
+    /// What happened.
+    pub event_type: EventType,
+    /// The mount.
+    pub mount: String,
+    /// The secret's path in the mount (empty for the mount's own settings).
+    pub path: String,
+    /// The version written, or the versions deleted, destroyed or restored.
+    pub versions: Vec<String>,
+    /// The version written (a write's `versions[0]`), for convenience.
+    pub version: Option<String>,
+    /// When, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// The request that made the change, as the audit log names it.
+    pub request_id: String,
+    /// Who made it.
+    pub principal: String,
+}
+
+/// The host's event bus.
+pub(crate) struct EventBus {
+    sender: broadcast::Sender<Arc<Event>>,
+    source: String,
+    seq: AtomicU64,
+}
+
+/// What the access path tells the bus about one change.
+pub(crate) struct Change<'a> {
+    pub event_type: EventType,
+    pub mount: &'a str,
+    pub path: &'a str,
+    pub versions: Vec<String>,
+    pub request_id: &'a str,
+    pub principal: &'a str,
+}
+
+impl EventBus {
+    /// A bus whose event ids start with `source` (this host's member id).
+    pub(crate) fn new(source: &str) -> EventBus {
+        EventBus {
+            sender: broadcast::channel(CAPACITY).0,
+            source: source.to_string(),
+            seq: AtomicU64::new(0),
+        }
+    }
+
+    /// Publish a change that has happened and been audited.
+    pub(crate) fn publish(&self, change: Change<'_>) {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let version = (change.event_type == EventType::Write)
+            .then(|| change.versions.first().cloned())
+            .flatten();
+        let event = Event {
+            id: format!("{}-{seq}", self.source),
+            event_type: change.event_type,
+            mount: change.mount.to_string(),
+            path: change.path.to_string(),
+            versions: change.versions,
+            version,
+            time_ms: crate::lease::now_ms(),
+            request_id: change.request_id.to_string(),
+            principal: change.principal.to_string(),
+        };
+        // No subscriber is not an error: nobody listens yet.
+        let _ = self.sender.send(Arc::new(event));
+    }
+}
+
+/// Why [`Subscription::next`] returned no event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventsError {
+    /// The subscriber fell behind and missed this many events; the next
+    /// call goes on with the oldest event still kept.
+    #[error("the subscriber fell behind and missed {0} events; read faster or re-read the secrets it cares about")]
+    Lagged(u64),
+    /// The host stopped.
+    #[error("the host stopped; there are no more events")]
+    Closed,
+}
+
+/// A subscription of one caller to the events under one prefix.
+pub struct Subscription {
+    receiver: broadcast::Receiver<Arc<Event>>,
+    policy: Arc<PolicyEngine>,
+    caller: Caller,
+    /// `mount/` or `mount/some/prefix`, or empty for every mount.
+    prefix: String,
+}
+
+impl Subscription {
+    /// The next event the caller may see: under the prefix, and about a
+    /// secret Cedar lets the caller `read`.
+    pub async fn next(&mut self) -> Result<Arc<Event>, EventsError> {
+        loop {
+            let event = match self.receiver.recv().await {
+                Ok(e) => e,
+                Err(broadcast::error::RecvError::Lagged(n)) => return Err(EventsError::Lagged(n)),
+                Err(broadcast::error::RecvError::Closed) => return Err(EventsError::Closed),
+            };
+            if self.wants(&event) {
+                return Ok(event);
+            }
+        }
+    }
+
+    fn wants(&self, event: &Event) -> bool {
+        let full = format!("{}/{}", event.mount, event.path);
+        if !full.starts_with(&self.prefix) {
+            return false;
+        }
+        let resource = Resource::Secret {
+            mount: event.mount.clone(),
+            path: event.path.clone(),
+            plugin: String::new(),
+            tags: Default::default(),
+        };
+        let ctx = RequestContext::now(
+            self.caller.source.clone(),
+            self.caller.mtls,
+            self.caller.front_door.as_str(),
+        );
+        self.policy
+            .authorize(&self.caller.principal, Action::Read, &resource, &ctx)
+            .allowed
+    }
+}
+
+impl Host {
+    /// Subscribe `caller` to the change events under `prefix` (`secret/`,
+    /// `secret/apps/`, or `""` for every mount) from now on. Each event is
+    /// delivered only if Cedar lets the caller `read` its secret (decided
+    /// on the secret's path; policies on tags see none here).
+    pub fn subscribe(&self, caller: &Caller, prefix: &str) -> Subscription {
+        Subscription {
+            receiver: self.events.sender.subscribe(),
+            policy: self.policy.clone(),
+            caller: caller.clone(),
+            prefix: prefix.to_string(),
+        }
+    }
+}
