@@ -25,6 +25,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.join("plugins/postgres-kv").display());
     println!("cargo:rerun-if-changed={}", root.join("plugins/pgwire").display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    println!("cargo:rerun-if-changed={}", root.join("plugins/build").display());
     for (dir, _, _) in OTHER_LANGUAGES {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
