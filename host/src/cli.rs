@@ -21,6 +21,25 @@ mod render;
 mod run;
 mod server;
 mod token;
+mod wake;
+
+/// Why a client command failed: the one message it prints on stderr. A
+/// request's [`client::ClientError`] becomes one, as do local failures
+/// (a file that cannot be read, a bad argument).
+#[derive(Debug)]
+pub(crate) struct CliError(pub String);
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<client::ClientError> for CliError {
+    fn from(e: client::ClientError) -> Self {
+        CliError(e.to_string())
+    }
+}
 
 /// Tresor: a secrets host with sandboxed plugins, Cedar policies and audit.
 #[derive(Debug, Parser)]
@@ -199,7 +218,7 @@ impl Cli {
 fn remote<F, Fut>(command: F) -> ExitCode
 where
     F: FnOnce(client::Client) -> Fut,
-    Fut: std::future::Future<Output = Result<(), client::ClientError>>,
+    Fut: std::future::Future<Output = Result<(), CliError>>,
 {
     remote_exit(|client| async move { command(client).await.map(|()| ExitCode::SUCCESS) })
 }
@@ -208,7 +227,7 @@ where
 fn remote_exit<F, Fut>(command: F) -> ExitCode
 where
     F: FnOnce(client::Client) -> Fut,
-    Fut: std::future::Future<Output = Result<ExitCode, client::ClientError>>,
+    Fut: std::future::Future<Output = Result<ExitCode, CliError>>,
 {
     let client = match client::Client::from_env() {
         Ok(c) => c,

@@ -75,6 +75,101 @@ pub struct Config {
     /// The host state store (leases and other state that outlives a restart).
     #[serde(default)]
     pub state: StateConfig,
+    /// Webhooks: change events POSTed to HTTP endpoints (`[[webhook]]`).
+    #[serde(default, rename = "webhook")]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// A webhook (`[[webhook]]`): every change event under `prefix` is POSTed
+/// to `url` as JSON, signed with HMAC-SHA256 (header
+/// `X-Tresor-Signature: sha256=<hex>` over the body), from a persisted
+/// outbox, retried with backoff until the endpoint answers 2xx.
+///
+/// ```toml
+/// [[webhook]]
+/// name = "deployer"
+/// url = "https://deploy.internal:8443/tresor"
+/// prefix = "secret/apps/"
+/// secret_file = "/etc/tresor/webhook.key"   # or secret_env = "DEPLOYER_HOOK_KEY"
+/// ca_file = "/etc/tresor/internal-ca.pem"   # https with a private CA
+/// ```
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Names the webhook in the outbox, logs and errors (letters, digits, `-`, `_`).
+    pub name: String,
+    /// `http://` or `https://` endpoint.
+    pub url: String,
+    /// Events of secrets under this path (`secret/apps/`); empty for all.
+    #[serde(default)]
+    pub prefix: String,
+    /// A file holding the HMAC key (its first line, at least 16 bytes).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// An environment variable holding the HMAC key.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// PEM file of the CA to trust for an `https` endpoint; default the
+    /// public web roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// How long one delivery may take, in milliseconds.
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub timeout_ms: u64,
+    /// First wait before retrying a failed delivery; doubles each time.
+    #[serde(default = "default_webhook_retry_ms")]
+    pub retry_initial_ms: u64,
+    /// Longest wait between two attempts (deliveries are retried until
+    /// they succeed).
+    #[serde(default = "default_webhook_retry_max_ms")]
+    pub retry_max_ms: u64,
+}
+
+fn default_webhook_timeout_ms() -> u64 {
+    10_000
+}
+fn default_webhook_retry_ms() -> u64 {
+    1_000
+}
+fn default_webhook_retry_max_ms() -> u64 {
+    300_000
+}
+
+impl WebhookConfig {
+    /// The HMAC key: `secret_file`'s first line, or `$secret_env`.
+    pub fn key(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, StartupError> {
+        let bad = |m: String| StartupError::Config(format!("webhook `{}`: {m}", self.name));
+        let key = match (&self.secret_file, &self.secret_env) {
+            (Some(path), None) => {
+                let text =
+                    zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|source| StartupError::Io {
+                        what: "reading a webhook's key file",
+                        path: path.clone(),
+                        source,
+                    })?);
+                zeroize::Zeroizing::new(text.lines().next().unwrap_or_default().trim().as_bytes().to_vec())
+            }
+            (None, Some(var)) => {
+                let value = zeroize::Zeroizing::new(
+                    std::env::var(var)
+                        .map_err(|_| bad(format!("the environment variable `{var}` (secret_env) is not set")))?,
+                );
+                zeroize::Zeroizing::new(value.trim().as_bytes().to_vec())
+            }
+            _ => {
+                return Err(bad(
+                    "set exactly one of `secret_file` and `secret_env` for its HMAC key".into(),
+                ))
+            }
+        };
+        if key.len() < 16 {
+            return Err(bad(format!(
+                "its HMAC key has {} bytes; use at least 16 (e.g. `openssl rand -hex 32`)",
+                key.len()
+            )));
+        }
+        Ok(key)
+    }
 }
 
 /// Leases of dynamic secrets (`[leases]`).
@@ -157,6 +252,11 @@ pub struct StateConfig {
     /// A file holding the PostgreSQL password (its first line).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// PEM file of the CA that signed PostgreSQL's certificate: the
+    /// connection is then TLS, required, with the certificate and host name
+    /// checked.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The environment variable a PostgreSQL state store's password may come from.
@@ -371,12 +471,13 @@ impl Config {
             path: path.into(),
             source,
         })?;
-        let mut config =
-            Config::from_toml(&text).map_err(|e| StartupError::Config(format!("{}: {e}", path.display())))?;
+        let in_file = |e: StartupError| StartupError::Config(format!("{}: {e}", path.display()));
+        let mut config: Config = toml::from_str(&text).map_err(|e| in_file(StartupError::Config(e.to_string())))?;
         // Relative paths in a config file are relative to the file.
         if let Some(base) = path.parent() {
             config.rebase(base);
         }
+        config.check().map_err(in_file)?;
         Ok(config)
     }
 
@@ -422,6 +523,7 @@ impl Config {
             server: ServerConfig::default(),
             leases: LeaseConfig::default(),
             state: StateConfig::default(),
+            webhooks: Vec::new(),
         }
     }
 
@@ -440,8 +542,21 @@ impl Config {
         if let Some(p) = self.audit.log.as_mut() {
             fix(p);
         }
-        if let Some(p) = self.state.file.as_mut() {
-            fix(p);
+        for p in [
+            &mut self.state.file,
+            &mut self.state.password_file,
+            &mut self.state.ca_file,
+        ] {
+            if let Some(p) = p.as_mut() {
+                fix(p);
+            }
+        }
+        for w in &mut self.webhooks {
+            for p in [&mut w.secret_file, &mut w.ca_file] {
+                if let Some(p) = p.as_mut() {
+                    fix(p);
+                }
+            }
         }
         for m in &mut self.mounts {
             if let Some(p) = m.grants.ca_file.as_mut() {
@@ -483,6 +598,34 @@ impl Config {
         Ok(())
     }
 
+    fn check_webhooks(&self) -> Result<(), StartupError> {
+        let mut names = std::collections::BTreeSet::new();
+        for w in &self.webhooks {
+            let bad = |m: String| Err(StartupError::Config(format!("webhook `{}`: {m}", w.name)));
+            if !is_mount_name(&w.name) {
+                return bad("`name` must be letters, digits, `-` or `_`".into());
+            }
+            if !names.insert(w.name.as_str()) {
+                return bad("the name is used twice; give each [[webhook]] its own".into());
+            }
+            match w.url.parse::<hyper::Uri>() {
+                Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {}
+                _ => return bad(format!("`url` must be an http:// or https:// URL, not `{}`", w.url)),
+            }
+            if w.ca_file.is_some() && !w.url.starts_with("https://") {
+                return bad("`ca_file` is for an https:// url".into());
+            }
+            if w.timeout_ms == 0 || w.retry_initial_ms == 0 || w.retry_max_ms < w.retry_initial_ms {
+                return bad(
+                    "`timeout_ms` and `retry_initial_ms` must be positive, `retry_max_ms` at least `retry_initial_ms`"
+                        .into(),
+                );
+            }
+            w.key()?;
+        }
+        Ok(())
+    }
+
     pub fn check(&self) -> Result<(), StartupError> {
         let bad = |m: &str| Err(StartupError::Config(m.to_string()));
         self.server.check().map_err(StartupError::Config)?;
@@ -492,7 +635,11 @@ impl Config {
         if self.state.password_file.is_some() && self.state.postgres.is_none() {
             return bad("[state] `password_file` is for a PostgreSQL store: set `postgres` too, or remove it");
         }
+        if self.state.ca_file.is_some() && self.state.postgres.is_none() {
+            return bad("[state] `ca_file` is for a PostgreSQL store: set `postgres` too, or remove it");
+        }
         self.lease_limits()?;
+        self.check_webhooks()?;
         let mut seen = std::collections::BTreeSet::new();
         for m in &self.mounts {
             if !is_mount_name(&m.path) {

@@ -4,8 +4,8 @@
 //! it against every provider.
 //!
 //! ```no_run
-//! # async fn demo(host: &crate::Host, admin: &crate::Caller) -> anyhow::Result<()> {
-//! let outcome = crate::conformance::run(host, "vault", admin).await?;
+//! # async fn demo(host: &tresor::Host, admin: &tresor::Caller) -> anyhow::Result<()> {
+//! let outcome = tresor::conformance::run(host, "vault", admin).await?;
 //! println!("{outcome}");
 //! # Ok(()) }
 //! ```

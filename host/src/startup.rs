@@ -86,7 +86,7 @@ impl Host {
             member: member.clone(),
             _heartbeat: None,
             reloader: crate::reload::Reloader::new(runtime.clone(), key.clone(), config.clone()),
-            events: crate::events::EventBus::new(&member.id),
+            events: crate::events::EventBus::new(&member.id, &config.webhooks, store.clone())?,
         };
         let mut generators = BTreeMap::new();
         for m in &config.mounts {
@@ -108,6 +108,7 @@ impl Host {
         }
         let leases = Arc::new(Leases::new(generators, store, lease_policy));
         host._sweeper = Some(crate::lease::sweeper::start(&leases, &host.policy, &host.audit));
+        host.events.start_delivery();
         host.leases = leases;
         host._heartbeat = Some(crate::state::members::keep_reporting(
             host.state().clone(),
@@ -130,7 +131,12 @@ async fn open_state(config: &Config) -> Result<StateStore, StartupError> {
     let opened = match &config.state.postgres {
         Some(url) => {
             let password = config.state.password()?;
-            StateStore::connect_postgres(url, password.as_deref().map(String::as_str)).await
+            StateStore::connect_postgres(
+                url,
+                password.as_deref().map(String::as_str),
+                config.state.ca_file.as_deref(),
+            )
+            .await
         }
         None => StateStore::open_embedded(&config.state_file_path()),
     };

@@ -407,7 +407,8 @@ fn tresor_run_passes_secrets_masks_them_and_exits_like_the_child() {
     assert_eq!(lines.next().unwrap().unwrap(), "got-term");
     assert_eq!(child.wait().unwrap().code(), Some(3));
 
-    // --watch: a changed secret restarts the program with the new value.
+    // --watch: a changed secret restarts the program with the new value,
+    // at once from the change event (the interval alone would take an hour).
     let mut watched = Command::new(BIN)
         .args([
             "run",
@@ -415,7 +416,7 @@ fn tresor_run_passes_secrets_masks_them_and_exits_like_the_child() {
             "secret/apps/billing",
             "--watch",
             "--interval",
-            "1s",
+            "1h",
             "--no-masking",
             "--",
             "sh",
@@ -428,8 +429,15 @@ fn tresor_run_passes_secrets_masks_them_and_exits_like_the_child() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(watched.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "db=hunter22");
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    let out = watched.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = line_tx.send(line);
+        }
+    });
+    let next_line = || line_rx.recv_timeout(Duration::from_secs(10));
+    assert_eq!(next_line().as_deref(), Ok("db=hunter22"));
     let put = client(
         dir.path(),
         &env,
@@ -437,9 +445,9 @@ fn tresor_run_passes_secrets_masks_them_and_exits_like_the_child() {
     );
     assert!(put.status.success(), "{}", text(&put));
     assert_eq!(
-        lines.next().unwrap().unwrap(),
-        "db=changed44",
-        "not restarted with the new value"
+        next_line().as_deref(),
+        Ok("db=changed44"),
+        "not restarted with the new value within 10 s"
     );
     Command::new("kill")
         .args(["-TERM", &watched.id().to_string()])
@@ -450,6 +458,72 @@ fn tresor_run_passes_secrets_masks_them_and_exits_like_the_child() {
         Some(143),
         "the child ended by the forwarded TERM"
     );
+
+    // --watch --signal HUP: the program is sent HUP instead of restarted.
+    let mut signalled = Command::new(BIN)
+        .args([
+            "run",
+            "--from",
+            "secret/apps/billing",
+            "--watch",
+            "--interval",
+            "1h",
+            "--signal",
+            "hup",
+            "--no-masking",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg("trap 'echo got-hup' HUP; echo \"started db=$DB_PASSWORD\"; while true; do sleep 0.1; done")
+        .current_dir(dir.path())
+        .envs(env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    let out = signalled.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = line_tx.send(line);
+        }
+    });
+    let next_line = || line_rx.recv_timeout(Duration::from_secs(10));
+    assert_eq!(next_line().as_deref(), Ok("started db=changed44"));
+    let put = client(
+        dir.path(),
+        &env,
+        &["kv", "put", "secret/apps/billing/DB_PASSWORD", "value=changed55"],
+    );
+    assert!(put.status.success(), "{}", text(&put));
+    assert_eq!(
+        next_line().as_deref(),
+        Ok("got-hup"),
+        "no HUP within 10 s of the change"
+    );
+    assert!(
+        line_rx.recv_timeout(Duration::from_millis(500)).is_err(),
+        "the program was restarted as well"
+    );
+    let _ = signalled.kill();
+    let _ = signalled.wait();
+    let bad = client(
+        dir.path(),
+        &env,
+        &[
+            "run",
+            "--from",
+            "secret/apps/billing",
+            "--watch",
+            "--signal",
+            "KILL",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(text(&bad).contains("use HUP, USR1"), "{}", text(&bad));
 
     // What cannot work says so.
     let run = client(
@@ -779,7 +853,8 @@ fn tresor_render_writes_config_files_from_templates() {
         assert!(!dir.path().join("bad.conf").exists(), "a failed render wrote a file");
     }
 
-    // --watch: a changed secret is written again, and the hook runs after each write.
+    // --watch: a changed secret is written again (at once, from the change
+    // event: the interval is an hour), and the hook runs after each write.
     let mut watch = Command::new(BIN)
         .args([
             "render",
@@ -788,7 +863,7 @@ fn tresor_render_writes_config_files_from_templates() {
             "watched.conf",
             "--watch",
             "--interval",
-            "1s",
+            "1h",
             "--exec",
             "echo reloaded >> hook.log",
         ])

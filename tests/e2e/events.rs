@@ -201,3 +201,68 @@ mod websocket {
         );
     }
 }
+
+/// `tresor::client::Client::watch`: the library's stream of changes under a
+/// prefix, only what its token may read; typed errors for a bad token and
+/// for a server that is not there.
+mod client_watch {
+    use std::time::Duration;
+
+    use tresor::client::{ChangeEvent, Client, ClientError, Watch};
+    use tresor_e2e::server::start_server;
+    use tresor_e2e::TEST_POLICIES;
+
+    async fn drain(watch: &mut Watch) -> Vec<ChangeEvent> {
+        let mut out = Vec::new();
+        while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(500), watch.next()).await {
+            out.push(event.expect("a change event"));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn the_client_watches_changes_under_a_prefix_that_its_token_may_read() {
+        let s = start_server(TEST_POLICIES).await;
+        let root = Client::new(s.url(), &s.root_token).unwrap();
+        let app = Client::new(s.url(), &s.token("app", &["apps"], 3600).await).unwrap();
+        let mut app_watch = app.watch("secret/").await.expect("the app may watch");
+        let mut apps_only = root.watch("secret/apps/").await.unwrap();
+        let fields = |v: &str| serde_json::json!({ "password": v }).as_object().unwrap().clone();
+        let value = "watched-secret-value-5d2c";
+        assert_eq!(root.set("secret/apps/db", &fields(value), None).await.unwrap(), 1);
+        root.set("secret/ops/root-key", &fields(value), None).await.unwrap();
+        root.set("secret/apps/db", &fields(value), None).await.unwrap();
+        root.delete("secret/apps/db").await.unwrap();
+
+        let seen = |events: Vec<ChangeEvent>| -> Vec<(String, String, Option<u64>)> {
+            events.into_iter().map(|e| (e.event_type, e.path, e.version)).collect()
+        };
+        let w = |t: &str, v: Option<u64>| (t.to_string(), "secret/apps/db".to_string(), v);
+        let expected = [
+            w("kv-v2/data-write", Some(1)),
+            w("kv-v2/data-write", Some(2)),
+            w("kv-v2/delete", None),
+        ];
+        let app_events = drain(&mut app_watch).await;
+        assert!(app_events.iter().all(|e| !format!("{e:?}").contains(value)));
+        assert!(app_events
+            .iter()
+            .all(|e| e.principal == "root" && !e.request_id.is_empty()));
+        assert_eq!(seen(app_events), expected, "the app saw ops/ or missed a change");
+        assert_eq!(seen(drain(&mut apps_only).await), expected);
+
+        // A revoked (here: made-up) token is refused at the handshake, typed.
+        let stranger = Client::new(s.url(), "not-a-token").unwrap();
+        let refused = stranger.watch("secret/").await.unwrap_err();
+        assert!(matches!(refused, ClientError::Denied { .. }), "{refused:?}");
+        // Nothing listening: Unreachable, with what to do.
+        let url = s.url().to_string();
+        s.stop().await;
+        let gone = Client::new(&url, "t").unwrap().watch("secret/").await.unwrap_err();
+        assert!(matches!(gone, ClientError::Unreachable { .. }), "{gone:?}");
+        assert!(
+            gone.to_string().contains("TRESOR_ADDR") && gone.is_retryable(),
+            "{gone}"
+        );
+    }
+}

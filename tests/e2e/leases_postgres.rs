@@ -283,6 +283,100 @@ async fn leases_survive_sigkill_and_those_that_ended_meanwhile_are_revoked_at_st
     assert_eq!(pg.roles("v-"), live_users, "nothing leaked, nothing lost");
 }
 
+/// An issue that fails after it created its role upstream (a statement
+/// after an explicit `COMMIT` fails) leaves nothing behind: the host
+/// abandons it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issue_that_fails_part_way_is_abandoned_at_once() {
+    let pg = prepared();
+    let broken = r#"
+[mount.roles.broken]
+creation_statements = """CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; COMMIT; SELECT 1/0;"""
+"#;
+    let t = start(POLICIES, &format!("{}{broken}", pg.db_mount(&pg.authority(), pg.port))).await;
+    let admin = caller("ops", &["admins"]);
+    let e = t.host.issue(&admin, "db/broken", None).await.unwrap_err();
+    assert!(e.to_string().contains("division by zero"), "{e}");
+    assert!(pg.roles("v-").is_empty(), "the failed issue left {:?}", pg.roles("v-"));
+    assert!(t.host.list_leases(&admin, "db/").await.unwrap().is_empty());
+}
+
+/// A host SIGKILLed in the middle of an issue, after the role was created
+/// upstream and before its lease was recorded: nobody ever got the
+/// credential, and the restarted host drops the role (the plugin's
+/// `abandon`), so `pg_roles` ends with nothing the host does not know of.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_killed_mid_issue_leaks_no_role() {
+    use std::process::{Command, Stdio};
+
+    let pg = prepared();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/p.cedar"), POLICIES).unwrap();
+    let config_path = dir.path().join("tresor.toml");
+    // `COMMIT` ends the statement's implicit transaction: the role exists
+    // upstream while the issue still sleeps, so the kill lands in the window.
+    let slow = r#"
+[mount.roles.slow]
+default_ttl = "1h"
+max_ttl = "2h"
+creation_statements = """CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; COMMIT; SELECT pg_sleep(3);"""
+[mount.limits]
+call_timeout_ms = 4000
+"#;
+    let mounts = format!("{}{slow}", pg.db_mount(&pg.authority(), pg.port));
+    std::fs::write(&config_path, config_text(dir.path(), &mounts)).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tresor-test-leaser"))
+        .arg(&config_path)
+        .arg("600")
+        .env("TRESOR_LEASER_ROLE", "db/slow")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the leaser");
+    let created = eventually(Duration::from_secs(30), || async { !pg.roles("v-").is_empty() }).await;
+    assert!(created, "the slow issue never created its role");
+    child.kill().expect("SIGKILL the host mid-issue");
+    child.wait().unwrap();
+    let orphans = pg.roles("v-");
+    assert_eq!(orphans.len(), 1, "{orphans:?}");
+
+    // The restarted host knows of the issue it never finished...
+    let started = Instant::now();
+    let host = tresor::Host::start(tresor::Config::from_file(&config_path).unwrap())
+        .await
+        .expect("the host restarts on its state");
+    let admin = caller("ops", &["admins"]);
+    let listed = host.list_leases(&admin, "db/").await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].state, tresor::state::LeaseState::Issuing);
+    let issue_id = listed[0].id.rsplit('/').next().unwrap().to_string();
+    assert!(
+        orphans[0].contains(&issue_id),
+        "{} is named after {issue_id}",
+        orphans[0]
+    );
+
+    // ...and, once the call's deadline is long past (4 s + 30 s), abandons
+    // it: the role is dropped and the intent forgotten.
+    let cleaned = eventually(Duration::from_secs(60), || async {
+        pg.roles("v-").is_empty() && host.list_leases(&admin, "db/").await.unwrap().is_empty()
+    })
+    .await;
+    assert!(
+        cleaned,
+        "the abandoned issue's role is still in pg_roles: {:?}",
+        pg.roles("v-")
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(20),
+        "abandoned before the grace ran out"
+    );
+    let audit = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
+    assert!(audit.contains("builtin:abandoned-issue"), "the abandon is audited");
+}
+
 /// `[state] postgres`: the host keeps its leases in PostgreSQL, not in the
 /// embedded database, and a restarted host finds them there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,7 +402,7 @@ async fn leases_live_in_a_postgresql_state_store_across_restarts() {
         )),
         "billing ro"
     );
-    assert_eq!(pg.psql("SELECT version FROM tresor_schema"), "3");
+    assert_eq!(pg.psql("SELECT version FROM tresor_schema"), "4");
     assert!(
         !t.state_dir().join("state.db").exists(),
         "the embedded store was used as well"

@@ -294,43 +294,18 @@ async fn values_persist_across_a_restart_and_no_plaintext_is_at_rest() {
     }
 }
 
-/// Every log line written while `f` runs on this thread, without colour.
+/// `f`'s output, and every log line and span the host wrote in this test
+/// process up to its end (a global capture: other threads and tests too).
 async fn capture_log<F: std::future::Future>(f: F) -> (F::Output, String) {
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let out = {
-        let _guard = tracing::subscriber::set_default(subscriber);
-        f.await
-    };
-    let text = String::from_utf8_lossy(&buffer.0.lock().unwrap()).into_owned();
-    (out, text)
+    let logs = tresor_e2e::logs::capture();
+    let out = f.await;
+    (out, logs.text())
 }
 
-// One thread: the log subscriber is set for this thread only.
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_value_reaches_the_log_or_an_error() {
     let data = tempfile::tempdir().unwrap();
     let secret = marker("logged-value");
-    // A first host, before the capture, registers the log call sites: one
-    // first reached by another test while the capture's subscriber is being
-    // set could keep the interest it had without it, and stay silent.
-    drop(start(TEST_POLICIES, &json_mount(data.path())).await);
     let (errors, log) = capture_log(async {
         let t = start(TEST_POLICIES, &json_mount(data.path())).await;
         write(&t.host, "json/app/db", secret.as_bytes()).await.unwrap();

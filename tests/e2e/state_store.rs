@@ -4,7 +4,7 @@
 //! start together, a newer schema refused, and a bad password refused
 //! without being echoed.
 
-use tresor::state::{LeaseRecord, LeaseState, StateStore};
+use tresor::state::{LeaseRecord, LeaseState, OutboxRecord, StateStore};
 use tresor_e2e::postgres::Postgres;
 
 fn lease(id: &str, expires_ms: u64) -> LeaseRecord {
@@ -83,9 +83,74 @@ async fn conformance(store: &StateStore) {
     assert_eq!(store.next_due().await.unwrap(), Some(6_000));
     assert_eq!(store.get_lease("db/creds/ro/pending").await.unwrap(), Some(pending));
 
+    // An issue under way is the sweeper's once its grace ran out.
+    let mut issuing = lease("db/creds/ro/issuing", 99_000);
+    issuing.state = LeaseState::Issuing;
+    issuing.revoke_handle = String::new();
+    issuing.next_attempt_ms = 7_000;
+    store.put_lease(issuing.clone()).await.unwrap();
+    assert_eq!(store.next_due().await.unwrap(), Some(6_000));
+    assert_eq!(
+        ids(store.due_leases(7_000, 10).await.unwrap()),
+        ["db/creds/ro/pending", "db/creds/ro/issuing"]
+    );
+    assert_eq!(store.get_lease("db/creds/ro/issuing").await.unwrap(), Some(issuing));
+    assert!(store.delete_lease("db/creds/ro/issuing").await.unwrap());
+
     assert!(store.delete_lease("db/creds/ro/a").await.unwrap());
     assert!(!store.delete_lease("db/creds/ro/a").await.unwrap());
     assert_eq!(store.get_lease("db/creds/ro/a").await.unwrap(), None);
+
+    outbox_conformance(store).await;
+}
+
+fn row(webhook: &str, event: &str, next_attempt_ms: u64) -> OutboxRecord {
+    OutboxRecord {
+        id: format!("{webhook}/{event}"),
+        webhook: webhook.into(),
+        body: format!("{{\"id\":\"{event}\"}}"),
+        created_ms: 1_000,
+        attempts: 0,
+        next_attempt_ms,
+        last_error: None,
+    }
+}
+
+/// The webhook outbox: rows come back in the order they were queued, a
+/// row queued twice is kept once, a retry moves it, a delivery forgets it.
+async fn outbox_conformance(store: &StateStore) {
+    let oids = |v: Vec<OutboxRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(store.outbox_len().await.unwrap(), 0);
+    store
+        .outbox_push(&[row("a", "h1-2", 100), row("b", "h1-2", 100)])
+        .await
+        .unwrap();
+    store.outbox_push(&[row("a", "h1-10", 100)]).await.unwrap();
+    // Queued again (a retried publish): still one row, unchanged.
+    let mut again = row("a", "h1-2", 100);
+    again.body = "other".into();
+    store.outbox_push(&[again]).await.unwrap();
+    assert_eq!(store.outbox_len().await.unwrap(), 3);
+    let due = store.outbox_due(100, 10).await.unwrap();
+    assert_eq!(oids(due.clone()), ["a/h1-2", "b/h1-2", "a/h1-10"]);
+    assert_eq!(due[0], row("a", "h1-2", 100));
+    assert!(store.outbox_due(99, 10).await.unwrap().is_empty());
+    assert_eq!(oids(store.outbox_due(100, 2).await.unwrap()), ["a/h1-2", "b/h1-2"]);
+
+    store.outbox_retry("a/h1-2", 1, 5_000, "HTTP 503").await.unwrap();
+    assert_eq!(oids(store.outbox_due(100, 10).await.unwrap()), ["b/h1-2", "a/h1-10"]);
+    let retried = store.outbox_due(5_000, 10).await.unwrap();
+    assert_eq!(retried[0].attempts, 1);
+    assert_eq!(retried[0].last_error.as_deref(), Some("HTTP 503"));
+    assert_eq!(retried[0].next_attempt_ms, 5_000);
+
+    store.outbox_delete("b/h1-2").await.unwrap();
+    store.outbox_delete("b/h1-2").await.unwrap();
+    assert_eq!(
+        oids(store.outbox_due(u64::MAX / 2, 10).await.unwrap()),
+        ["a/h1-2", "a/h1-10"]
+    );
+    assert_eq!(store.outbox_len().await.unwrap(), 2);
 }
 
 #[tokio::test]
@@ -97,6 +162,7 @@ async fn the_embedded_store_keeps_its_contract_across_reopening() {
     drop(store);
     let store = StateStore::open_embedded(&path).unwrap();
     assert_eq!(store.list_leases("").await.unwrap().len(), 5);
+    assert_eq!(store.outbox_len().await.unwrap(), 2, "the outbox outlives the process");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,24 +174,31 @@ async fn a_postgresql_store_keeps_the_same_contract() {
     let starts: Vec<_> = (0..4)
         .map(|_| {
             let (url, password) = (url.clone(), pg.password.clone());
-            tokio::spawn(async move { StateStore::connect_postgres(&url, Some(&password)).await })
+            tokio::spawn(async move { StateStore::connect_postgres(&url, Some(&password), None).await })
         })
         .collect();
     let mut stores = Vec::new();
     for s in starts {
         stores.push(s.await.unwrap().expect("a host connects and migrates"));
     }
-    assert_eq!(pg.psql("SELECT version FROM tresor_schema"), "3");
+    assert_eq!(pg.psql("SELECT version FROM tresor_schema"), "4");
     conformance(&stores[0]).await;
     // What one host wrote, another reads.
     assert_eq!(stores[3].list_leases("").await.unwrap().len(), 5);
     drop(stores);
-    let again = StateStore::connect_postgres(&url, Some(&pg.password)).await.unwrap();
+    let again = StateStore::connect_postgres(&url, Some(&pg.password), None)
+        .await
+        .unwrap();
     assert_eq!(again.list_leases("").await.unwrap().len(), 5);
+    assert_eq!(
+        again.outbox_len().await.unwrap(),
+        2,
+        "the outbox outlives the connection"
+    );
 
     // A wrong password is refused, and not echoed.
     let wrong = "not-the-password-7f3a";
-    let e = StateStore::connect_postgres(&url, Some(wrong))
+    let e = StateStore::connect_postgres(&url, Some(wrong), None)
         .await
         .err()
         .unwrap()
@@ -135,12 +208,12 @@ async fn a_postgresql_store_keeps_the_same_contract() {
 
     // A schema written by a newer Tresor is refused.
     pg.psql("UPDATE tresor_schema SET version = 99");
-    let e = StateStore::connect_postgres(&url, Some(&pg.password))
+    let e = StateStore::connect_postgres(&url, Some(&pg.password), None)
         .await
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("schema version 99, newer than this Tresor knows (3)"), "{e}");
+    assert!(e.contains("schema version 99, newer than this Tresor knows (4)"), "{e}");
 }
 
 /// Two hosts on one PostgreSQL share their tokens: made on one, a token
@@ -290,4 +363,78 @@ async fn a_host_with_another_master_key_is_refused() {
     assert!(err.contains("another master key"), "{err}");
     assert!(!err.contains(&"22".repeat(32)), "{err}");
     drop((first, same));
+}
+
+/// `[state] ca_file`: the store speaks TLS to PostgreSQL, checking the
+/// server's certificate against that CA; a server that requires TLS refuses
+/// the plaintext store, and a certificate from another CA is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_store_over_tls_checks_the_servers_certificate() {
+    use tresor_e2e::server::TestPki;
+    let pg = Postgres::start();
+    let pki = TestPki::new("state-store-ca");
+    pg.require_tls(&pki);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let url = |host: &str| format!("postgresql://postgres@{host}:{}/postgres", pg.port);
+
+    let store = StateStore::connect_postgres(&url("127.0.0.1"), Some(&pg.password), Some(&ca))
+        .await
+        .expect("TLS with the right CA connects");
+    conformance(&store).await;
+    let tls_sessions: u32 = pg
+        .psql(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'tresor' AND s.ssl",
+        )
+        .parse()
+        .unwrap();
+    let plain_sessions: u32 = pg
+        .psql(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'tresor' AND NOT s.ssl",
+        )
+        .parse()
+        .unwrap();
+    assert!(
+        tls_sessions >= 1 && plain_sessions == 0,
+        "{tls_sessions} TLS, {plain_sessions} plaintext sessions"
+    );
+
+    // Plaintext is refused by the server.
+    let e = StateStore::connect_postgres(
+        &format!("{}?sslmode=disable", url("127.0.0.1")),
+        Some(&pg.password),
+        None,
+    )
+    .await
+    .err()
+    .expect("plaintext must be refused")
+    .to_string();
+    assert!(e.contains("no encryption") || e.contains("pg_hba"), "{e}");
+    // sslmode=require without a CA to check against is refused by Tresor.
+    let e = StateStore::connect_postgres(
+        &format!("{}?sslmode=require", url("127.0.0.1")),
+        Some(&pg.password),
+        None,
+    )
+    .await
+    .err()
+    .expect("require without a CA")
+    .to_string();
+    assert!(e.contains("ca_file"), "{e}");
+    // Another CA's trust: the certificate is refused.
+    let other = dir.path().join("other.pem");
+    std::fs::write(&other, TestPki::new("someone-else").ca_pem).unwrap();
+    let e = StateStore::connect_postgres(&url("127.0.0.1"), Some(&pg.password), Some(&other))
+        .await
+        .err()
+        .expect("an unknown CA must be refused")
+        .to_string();
+    assert!(
+        e.to_lowercase().contains("certificate") || e.contains("UnknownIssuer"),
+        "{e}"
+    );
+    assert!(!e.contains(&pg.password), "{e}");
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tresor::{Caller, Config, Host, Principal};
 
 pub mod conformance;
+pub mod logs;
 pub mod peers;
 pub mod peers_cloud;
 pub mod postgres;

@@ -48,6 +48,32 @@ impl Postgres {
         Postgres { port, password, dir }
     }
 
+    /// Turn TLS on with a certificate for 127.0.0.1 and localhost from
+    /// `pki`, and from now on refuse plaintext connections over TCP.
+    pub fn require_tls(&self, pki: &crate::server::TestPki) {
+        use std::os::unix::fs::PermissionsExt;
+        let data = self.dir.path().join("data");
+        let issued = pki.server();
+        for (name, pem) in [("server.crt", &issued.cert_pem), ("server.key", &issued.key_pem)] {
+            let path = data.join(name);
+            std::fs::write(&path, pem).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if root() {
+                let chown = Command::new("chown").arg("postgres").arg(&path).status().unwrap();
+                assert!(chown.success(), "chown postgres {}", path.display());
+            }
+        }
+        self.psql("ALTER SYSTEM SET ssl = on");
+        self.psql("SELECT pg_reload_conf()");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .unwrap();
+        // Through TLS already (psql prefers it), which proves it is on.
+        self.psql("SELECT pg_reload_conf()");
+    }
+
     /// `host:port` for a sockets grant.
     pub fn authority(&self) -> String {
         format!("127.0.0.1:{}", self.port)

@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use crate::audit::{AccessSpan, AuditEvent, AuditLog, Phase};
+use crate::audit::{AccessSpan, AuditAction, AuditEvent, AuditLog, Phase, Verdict};
 use crate::error::Error;
 use crate::policy::{Action, Decision, PolicyEngine, RequestContext, Resource};
 
@@ -54,16 +54,16 @@ impl<'h> Guard<'h> {
             request_id: caller.request_id.clone().unwrap_or_else(super::request_id),
             phase: Phase::Request,
             principal: caller.principal.name.clone(),
-            action: action.as_str().to_string(),
+            action: action.into(),
             mount: target.mount.to_string(),
             path: target.path.to_string(),
             plugin: target.plugin.to_string(),
-            decision: String::new(),
+            decision: Verdict::Deny,
             policies: Vec::new(),
             outcome: None,
             latency_us: None,
             source: caller.source.clone(),
-            front_door: caller.front_door.as_str().to_string(),
+            front_door: caller.front_door,
             lease_id: None,
         };
         let span = AccessSpan::start(&record);
@@ -135,7 +135,7 @@ impl<'h> Guard<'h> {
 
     fn decided(&mut self, decision: &Decision) -> Result<(), Error> {
         self.span.decision(decision.allowed, &decision.policies);
-        self.record.decision = if decision.allowed { "allow" } else { "deny" }.to_string();
+        self.record.decision = Verdict::from_allowed(decision.allowed);
         self.record.policies = decision.policies.clone();
         if !decision.allowed {
             self.span.outcome("denied", self.elapsed_us());
@@ -216,16 +216,16 @@ pub(crate) fn audit_refusal(audit: &AuditLog, refusal: &RefusedAuthentication<'_
             .token_digest
             .as_ref()
             .map_or_else(|| "anonymous".to_string(), |d| format!("token:{d}")),
-        action: "authenticate".to_string(),
+        action: AuditAction::Authenticate,
         mount: "auth".to_string(),
         path: asked_for,
         plugin: String::new(),
-        decision: "deny".to_string(),
+        decision: Verdict::Deny,
         policies: vec![refusal.reason.rule().to_string()],
         outcome: Some("denied".to_string()),
         latency_us: Some(0),
         source: refusal.source.to_string(),
-        front_door: refusal.front_door.as_str().to_string(),
+        front_door: refusal.front_door,
         lease_id: None,
     };
     let span = AccessSpan::start(&record);

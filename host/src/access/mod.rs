@@ -29,6 +29,7 @@ pub use guard::{RefusalReason, RefusedAuthentication};
 pub use update::Update;
 
 use crate::audit::AuditLog;
+pub use crate::audit::FrontDoor;
 use crate::cache::ReadCache;
 use crate::error::Error;
 use crate::locks::PathLocks;
@@ -37,31 +38,6 @@ use crate::path;
 use crate::policy::{Action, PolicyEngine, Principal, RequestContext, Resource};
 use crate::runtime::MountPool;
 use crate::secret::{Capabilities, Metadata, Secret, SecretBytes, SecretSettings, VersionInfo};
-
-/// Which front door a request came through (recorded in policy context and audit).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FrontDoor {
-    /// The HTTP API.
-    Http,
-    /// The `tresor` command line, in-process.
-    Cli,
-    /// A platform embedding the library.
-    Embed,
-    /// The host itself, resolving `ref:` values in mount configuration.
-    Host,
-}
-
-impl FrontDoor {
-    /// Stable name: "http", "cli", "embed", "host".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FrontDoor::Http => "http",
-            FrontDoor::Cli => "cli",
-            FrontDoor::Embed => "embed",
-            FrontDoor::Host => "host",
-        }
-    }
-}
 
 /// An authenticated caller: who it is and how it reached the host.
 #[derive(Clone, Debug)]
@@ -500,12 +476,20 @@ impl Host {
         // refused), and tell subscribers what changed.
         let request_id = guard.request_id().to_string();
         let reply = guard.finish(result)?;
-        self.publish_change(caller, mount, rel, &op, &reply, &request_id);
+        self.publish_change(caller, mount, rel, &op, &reply, &request_id).await;
         Ok(reply)
     }
 
     /// The change event of a successful, audited operation, if it changed anything.
-    fn publish_change(&self, caller: &Caller, mount: &Mount, rel: &str, op: &Op<'_>, reply: &Reply, request_id: &str) {
+    async fn publish_change(
+        &self,
+        caller: &Caller,
+        mount: &Mount,
+        rel: &str,
+        op: &Op<'_>,
+        reply: &Reply,
+        request_id: &str,
+    ) {
         use crate::events::EventType;
         let (event_type, versions) = match (op, reply) {
             (Op::Write { .. }, Reply::Written(w)) => (EventType::Write, vec![w.version.clone()]),
@@ -528,14 +512,16 @@ impl Host {
             (Op::SetSettings { .. }, _) => (EventType::SettingsWrite, Vec::new()),
             _ => return,
         };
-        self.events.publish(crate::events::Change {
-            event_type,
-            mount: &mount.name,
-            path: rel,
-            versions,
-            request_id,
-            principal: &caller.principal.name,
-        });
+        self.events
+            .publish(crate::events::Change {
+                event_type,
+                mount: &mount.name,
+                path: rel,
+                versions,
+                request_id,
+                principal: &caller.principal.name,
+            })
+            .await;
     }
 
     /// Read a secret from the cache or the plugin (no policy here: callers

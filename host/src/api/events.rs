@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::error::ApiError;
-use super::wire::{self, Body};
+use super::wire::Body;
 use super::Ctx;
 use crate::events::{Event, EventsError};
 
@@ -37,34 +37,6 @@ fn matches(pattern: &str, event: &Event) -> bool {
         Some(prefix) => event.event_type.as_str().starts_with(prefix),
         None => event.event_type.as_str() == pattern,
     }
-}
-
-/// One event as Vault sends it: a CloudEvents envelope.
-fn envelope(event: &Event) -> String {
-    json!({
-        "id": event.id,
-        "source": "tresor",
-        "specversion": "1.0",
-        "type": event.event_type.as_str(),
-        "datacontenttype": "application/cloudevents",
-        "time": wire::rfc3339_ms(event.time_ms),
-        "data": {
-            "event": {
-                "id": event.id,
-                "metadata": {
-                    "path": format!("{}/{}", event.mount, event.path),
-                    "mount": event.mount,
-                    "versions": event.versions,
-                    "current_version": event.version,
-                    "request_id": event.request_id,
-                    "principal": event.principal,
-                },
-            },
-            "event_type": event.event_type.as_str(),
-            "plugin_info": { "mount_path": format!("{}/", event.mount), "plugin": "kv" },
-        },
-    })
-    .to_string()
 }
 
 pub(super) fn subscribe(cx: &Ctx<'_>, pattern: &str, parts: &mut Parts) -> Result<Response<Body>, ApiError> {
@@ -107,7 +79,7 @@ pub(super) fn subscribe(cx: &Ctx<'_>, pattern: &str, parts: &mut Parts) -> Resul
             tokio::select! {
                 next = subscription.next() => match next {
                     Ok(event) if matches(&pattern, &event) => {
-                        if ws.send(Message::text(envelope(&event))).await.is_err() {
+                        if ws.send(Message::text(event.envelope().to_string())).await.is_err() {
                             break;
                         }
                     }

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::checkpoint::{self, Checkpoint, CheckpointError, CheckpointKey};
-use super::AuditError;
+use super::{AuditAction, AuditError, FrontDoor, Verdict};
 
 /// The `prev` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -69,16 +69,16 @@ pub struct AuditEvent {
     pub phase: Phase,
     /// Who asked.
     pub principal: String,
-    /// "read", "write", ...
-    pub action: String,
+    /// What was asked for: a Cedar action, or `authenticate`.
+    pub action: AuditAction,
     /// The mount the access went to.
     pub mount: String,
     /// The secret's path inside the mount ("" for a mount-level operation).
     pub path: String,
     /// The plugin serving the mount.
     pub plugin: String,
-    /// "allow" or "deny".
-    pub decision: String,
+    /// Allowed or denied.
+    pub decision: Verdict,
     /// Ids of the determining policies.
     pub policies: Vec<String>,
     /// Response only: "ok" or an error kind ("not-found", "plugin-timeout", ...).
@@ -87,8 +87,8 @@ pub struct AuditEvent {
     pub latency_us: Option<u64>,
     /// Client address, or "local".
     pub source: String,
-    /// "http", "cli", "embed" or "host".
-    pub front_door: String,
+    /// The front door the request came through.
+    pub front_door: FrontDoor,
     /// The lease an access issued or is about (dynamic secrets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_id: Option<String>,

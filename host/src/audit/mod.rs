@@ -11,6 +11,7 @@
 //! names, decisions and outcomes only.
 
 mod checkpoint;
+mod fields;
 mod log;
 mod span;
 mod telemetry;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 
 pub(crate) use checkpoint::keep as keep_checkpoints;
 pub use checkpoint::{read as read_checkpoint, Checkpoint, CheckpointError, CheckpointKey, CHECKPOINT_INTERVAL};
+pub use fields::{AuditAction, FrontDoor, Verdict};
 pub(crate) use log::format_rfc3339_millis;
 pub use log::{verify, verify_with, AuditEvent, AuditLog, BrokenEntry, HeadCheck, Phase, VerifyReport, GENESIS_HASH};
 pub use span::{AccessSpan, ACCESS_SPAN_NAME};
@@ -141,6 +143,7 @@ mod tests {
 
     use super::log::{format_rfc3339_millis, GENESIS_HASH};
     use super::*;
+    use crate::policy::Action;
 
     /// A value that must never show up in the log or in a span.
     const SECRET: &str = "s3cr3t-VALUE-do-not-log-7f3a";
@@ -150,16 +153,16 @@ mod tests {
             request_id: format!("req-{n}"),
             phase,
             principal: "alice".into(),
-            action: "read".into(),
+            action: Action::Read.into(),
             mount: "kv".into(),
             path: format!("db/password-{n}"),
             plugin: "kv-file".into(),
-            decision: "allow".into(),
+            decision: Verdict::Allow,
             policies: vec!["p-read".into(), "p-team".into()],
             outcome: (phase == Phase::Response).then(|| "ok".into()),
             latency_us: (phase != Phase::Request).then_some(120 + n),
             source: "127.0.0.1:5000".into(),
-            front_door: "http".into(),
+            front_door: FrontDoor::Http,
             lease_id: None,
         }
     }
@@ -552,7 +555,7 @@ mod tests {
             record.principal = "mallory".into();
             record.path = "db/password".into();
             record.source = "local".into();
-            record.front_door = "cli".into();
+            record.front_door = FrontDoor::Cli;
             let denied = AccessSpan::start(&record);
             denied.decision(false, &[]);
             denied.outcome("plugin-timeout", 5);

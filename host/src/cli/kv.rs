@@ -7,7 +7,8 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
-use crate::client::{api_error, encode_path, Client, ClientError};
+use super::CliError;
+use crate::client::{api_error, encode_path, Client};
 
 /// Work with KV v2 secrets on a server (TRESOR_ADDR, TRESOR_TOKEN).
 #[derive(Debug, Subcommand)]
@@ -98,18 +99,18 @@ pub struct MetadataPut {
 }
 
 /// `mount/rest` → (`mount`, `rest`).
-fn split(path: &str) -> Result<(&str, &str), ClientError> {
+fn split(path: &str) -> Result<(&str, &str), CliError> {
     let path = path.trim_start_matches('/');
     match path.split_once('/') {
         Some((m, rest)) if !m.is_empty() => Ok((m, rest)),
         None if !path.is_empty() => Ok((path, "")),
-        _ => Err(ClientError(format!(
+        _ => Err(CliError(format!(
             "`{path}` is not `mount/path` (e.g. `secret/apps/db`)"
         ))),
     }
 }
 
-fn url(section: &str, path: &str) -> Result<String, ClientError> {
+fn url(section: &str, path: &str) -> Result<String, CliError> {
     let (mount, rest) = split(path)?;
     Ok(format!("/v1/{}/{section}/{}", encode_path(mount), encode_path(rest)))
 }
@@ -119,7 +120,7 @@ fn print_json(v: &Value) {
 }
 
 /// Run a `kv` command.
-pub async fn run(client: &Client, command: KvCommand) -> Result<(), ClientError> {
+pub async fn run(client: &Client, command: KvCommand) -> Result<(), CliError> {
     match command {
         KvCommand::Get { version, field, path } => {
             let mut target = url("data", &path)?;
@@ -128,20 +129,20 @@ pub async fn run(client: &Client, command: KvCommand) -> Result<(), ClientError>
             }
             let (status, body) = client.send("GET", &target, None).await?;
             if status == hyper::StatusCode::NOT_FOUND {
-                return Err(ClientError(format!("no value found at {path}")));
+                return Err(CliError(format!("no value found at {path}")));
             }
             if !status.is_success() {
-                return Err(api_error(status, &body));
+                return Err(api_error(status, &body).into());
             }
             let parsed: Value = serde_json::from_slice(&body)
-                .map_err(|e| ClientError(format!("the server answered invalid JSON: {e}")))?;
+                .map_err(|e| CliError(format!("the server answered invalid JSON: {e}")))?;
             let data = &parsed["data"]["data"];
             match field {
                 None => print_json(data),
                 Some(f) => match data.get(&f) {
                     Some(Value::String(s)) => println!("{s}"),
                     Some(other) => println!("{other}"),
-                    None => return Err(ClientError(format!("field `{f}` not present in {path}"))),
+                    None => return Err(CliError(format!("field `{f}` not present in {path}"))),
                 },
             }
             Ok(())
@@ -151,7 +152,7 @@ pub async fn run(client: &Client, command: KvCommand) -> Result<(), ClientError>
             for pair in &pairs {
                 let (k, v) = pair
                     .split_once('=')
-                    .ok_or_else(|| ClientError(format!("`{pair}` is not key=value")))?;
+                    .ok_or_else(|| CliError(format!("`{pair}` is not key=value")))?;
                 data.insert(k.to_string(), Value::String(read_value(v)?.to_string()));
             }
             let mut body = json!({ "data": data });
@@ -176,21 +177,23 @@ pub async fn run(client: &Client, command: KvCommand) -> Result<(), ClientError>
         KvCommand::List { path } => {
             let (status, body) = client.send("LIST", &url("metadata", &path)?, None).await?;
             if status == hyper::StatusCode::NOT_FOUND {
-                return Err(ClientError(format!("no keys found at {path}")));
+                return Err(CliError(format!("no keys found at {path}")));
             }
             if !status.is_success() {
-                return Err(api_error(status, &body));
+                return Err(api_error(status, &body).into());
             }
             let parsed: Value = serde_json::from_slice(&body)
-                .map_err(|e| ClientError(format!("the server answered invalid JSON: {e}")))?;
+                .map_err(|e| CliError(format!("the server answered invalid JSON: {e}")))?;
             for k in parsed["data"]["keys"].as_array().into_iter().flatten() {
                 println!("{}", k.as_str().unwrap_or_default());
             }
             Ok(())
         }
-        KvCommand::Delete { versions, path } if versions.is_empty() => {
-            client.json("DELETE", &url("data", &path)?, None).await.map(drop)
-        }
+        KvCommand::Delete { versions, path } if versions.is_empty() => client
+            .json("DELETE", &url("data", &path)?, None)
+            .await
+            .map(drop)
+            .map_err(CliError::from),
         KvCommand::Delete { versions, path } => versions_op(client, "delete", &path, &versions).await,
         KvCommand::Undelete { versions, path } => versions_op(client, "undelete", &path, &versions).await,
         KvCommand::Destroy { versions, path } => versions_op(client, "destroy", &path, &versions).await,
@@ -210,31 +213,38 @@ pub async fn run(client: &Client, command: KvCommand) -> Result<(), ClientError>
                 .json("POST", &url("metadata", &m.path)?, Some(&body))
                 .await
                 .map(drop)
+                .map_err(CliError::from)
         }
-        KvCommand::Metadata(MetadataCommand::Delete { path }) => {
-            client.json("DELETE", &url("metadata", &path)?, None).await.map(drop)
-        }
+        KvCommand::Metadata(MetadataCommand::Delete { path }) => client
+            .json("DELETE", &url("metadata", &path)?, None)
+            .await
+            .map(drop)
+            .map_err(CliError::from),
     }
 }
 
-async fn versions_op(client: &Client, section: &str, path: &str, versions: &[u64]) -> Result<(), ClientError> {
+async fn versions_op(client: &Client, section: &str, path: &str, versions: &[u64]) -> Result<(), CliError> {
     let body = json!({ "versions": versions });
-    client.json("POST", &url(section, path)?, Some(&body)).await.map(drop)
+    client
+        .json("POST", &url(section, path)?, Some(&body))
+        .await
+        .map(drop)
+        .map_err(CliError::from)
 }
 
 /// A `key=value` value: literal, `@file` (the file's content) or `-` (stdin).
-fn read_value(v: &str) -> Result<Zeroizing<String>, ClientError> {
+fn read_value(v: &str) -> Result<Zeroizing<String>, CliError> {
     if v == "-" {
         let mut s = Zeroizing::new(String::new());
         std::io::stdin()
             .read_to_string(&mut s)
-            .map_err(|e| ClientError(format!("reading stdin: {e}")))?;
+            .map_err(|e| CliError(format!("reading stdin: {e}")))?;
         return Ok(s);
     }
     if let Some(file) = v.strip_prefix('@') {
         return std::fs::read_to_string(file)
             .map(Zeroizing::new)
-            .map_err(|e| ClientError(format!("reading {file}: {e}")));
+            .map_err(|e| CliError(format!("reading {file}: {e}")));
     }
     Ok(Zeroizing::new(v.to_string()))
 }

@@ -6,7 +6,8 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use crate::client::{api_error, encode_path, Client, ClientError};
+use super::CliError;
+use crate::client::{api_error, encode_path, Client};
 
 /// Work with leases on a server.
 #[derive(Debug, Subcommand)]
@@ -46,19 +47,19 @@ pub enum LeaseCommand {
 }
 
 /// `tresor creds <mount>/<role>`: issue a credential and print it with its lease.
-pub async fn creds(client: &Client, role: &str, ttl: Option<String>, json_out: bool) -> Result<(), ClientError> {
+pub async fn creds(client: &Client, role: &str, ttl: Option<String>, json_out: bool) -> Result<(), CliError> {
     let (mount, role) = role
         .split_once('/')
-        .ok_or_else(|| ClientError(format!("`{role}` is not <mount>/<role> (e.g. db/readonly)")))?;
+        .ok_or_else(|| CliError(format!("`{role}` is not <mount>/<role> (e.g. db/readonly)")))?;
     let body = ttl.map(|t| Zeroizing::new(json!({ "ttl": t }).to_string().into_bytes()));
     let path = format!("/v1/{}/creds/{}", encode_path(mount), encode_path(role));
     let (status, bytes) = client.send("POST", &path, body).await?;
     if !status.is_success() {
-        return Err(api_error(status, &bytes));
+        return Err(api_error(status, &bytes).into());
     }
     // The answer holds the credential: parse and print it, never log it.
     let answer: Value =
-        serde_json::from_slice(&bytes).map_err(|e| ClientError(format!("the server answered invalid JSON: {e}")))?;
+        serde_json::from_slice(&bytes).map_err(|e| CliError(format!("the server answered invalid JSON: {e}")))?;
     if json_out {
         println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
         return Ok(());
@@ -78,7 +79,7 @@ pub async fn creds(client: &Client, role: &str, ttl: Option<String>, json_out: b
 }
 
 /// Run a `lease` command.
-pub async fn run(client: &Client, command: LeaseCommand) -> Result<(), ClientError> {
+pub async fn run(client: &Client, command: LeaseCommand) -> Result<(), CliError> {
     match command {
         LeaseCommand::List { prefix } => {
             let ids = list_all(client, &prefix).await?;
@@ -132,7 +133,7 @@ pub async fn run(client: &Client, command: LeaseCommand) -> Result<(), ClientErr
 }
 
 /// Every lease id under `prefix`, walking the listing's levels.
-async fn list_all(client: &Client, prefix: &str) -> Result<Vec<String>, ClientError> {
+async fn list_all(client: &Client, prefix: &str) -> Result<Vec<String>, CliError> {
     let mut out = Vec::new();
     let mut pending = vec![prefix.to_string()];
     while let Some(p) = pending.pop() {
@@ -143,10 +144,10 @@ async fn list_all(client: &Client, prefix: &str) -> Result<Vec<String>, ClientEr
             continue;
         }
         if !status.is_success() {
-            return Err(api_error(status, &bytes));
+            return Err(api_error(status, &bytes).into());
         }
-        let answer: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError(format!("the server answered invalid JSON: {e}")))?;
+        let answer: Value =
+            serde_json::from_slice(&bytes).map_err(|e| CliError(format!("the server answered invalid JSON: {e}")))?;
         let base = if p.is_empty() || p.ends_with('/') {
             p.clone()
         } else {

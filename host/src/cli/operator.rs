@@ -4,7 +4,8 @@
 use clap::Subcommand;
 use serde_json::Value;
 
-use crate::client::{Client, ClientError};
+use super::CliError;
+use crate::client::Client;
 
 /// Look at the hosts sharing a state store.
 #[derive(Debug, Subcommand)]
@@ -19,7 +20,7 @@ pub enum OperatorCommand {
 }
 
 /// Run one operator command.
-pub async fn run(client: &Client, command: OperatorCommand) -> Result<(), ClientError> {
+pub async fn run(client: &Client, command: OperatorCommand) -> Result<(), CliError> {
     match command {
         OperatorCommand::Members { json } => {
             let answer = client.json("GET", "/v1/sys/members", None).await?;

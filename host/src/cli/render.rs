@@ -11,8 +11,9 @@
 //! `secret(path)` is the latest version's fields at `<mount>/<path>`. A
 //! secret or a field that does not exist is an error (nothing is written),
 //! never an empty string. The file is written atomically with mode 0600.
-//! `--watch` renders again every `--interval` and writes (then runs
-//! `--exec`, through `sh -c`) only when the result changed.
+//! `--watch` renders again when the server reports a change (and every
+//! `--interval` in any case) and writes (then runs `--exec`, through
+//! `sh -c`) only when the result changed.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -24,7 +25,9 @@ use clap::Args;
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
 use zeroize::Zeroizing;
 
-use crate::client::{Client, ClientError};
+use super::wake::Wake;
+use super::CliError;
+use crate::client::Client;
 
 /// `tresor render` options.
 #[derive(Debug, Args)]
@@ -37,7 +40,7 @@ pub struct RenderArgs {
     /// Keep rendering: write again when a secret it uses changed.
     #[arg(long)]
     watch: bool,
-    /// With --watch: how often to look, e.g. `30s`.
+    /// With --watch: how often to look even without a change event, e.g. `30s`.
     #[arg(long, default_value = "30s", requires = "watch")]
     interval: String,
     /// With --watch: run this (`sh -c`) after each write, e.g. a reload.
@@ -49,11 +52,15 @@ pub struct RenderArgs {
 type Fetched = BTreeMap<String, serde_json::Map<String, serde_json::Value>>;
 
 /// Render once, or keep rendering with `--watch`.
-pub async fn run(client: &Client, args: RenderArgs) -> Result<(), ClientError> {
+pub async fn run(client: &Client, args: RenderArgs) -> Result<(), CliError> {
     let source = std::fs::read_to_string(&args.template)
-        .map_err(|e| ClientError(format!("cannot read the template {}: {e}", args.template.display())))?;
+        .map_err(|e| CliError(format!("cannot read the template {}: {e}", args.template.display())))?;
     let every =
-        crate::config::parse_duration_seconds(&args.interval).map_err(|e| ClientError(format!("--interval: {e}")))?;
+        crate::config::parse_duration_seconds(&args.interval).map_err(|e| CliError(format!("--interval: {e}")))?;
+    let mut wake = match args.watch {
+        true => Some(Wake::start(client, Duration::from_secs(every.max(1))).await),
+        false => None,
+    };
     let mut last: Option<Zeroizing<String>> = None;
     loop {
         let rendered = render_once(client, &source, &args.template).await?;
@@ -65,15 +72,15 @@ pub async fn run(client: &Client, args: RenderArgs) -> Result<(), ClientError> {
             }
             last = Some(rendered);
         }
-        if !args.watch {
-            return Ok(());
+        match wake.as_mut() {
+            Some(wake) => wake.next().await,
+            None => return Ok(()),
         }
-        tokio::time::sleep(Duration::from_secs(every.max(1))).await;
     }
 }
 
 /// Fetch what the template names, then render it strictly.
-async fn render_once(client: &Client, source: &str, name: &Path) -> Result<Zeroizing<String>, ClientError> {
+async fn render_once(client: &Client, source: &str, name: &Path) -> Result<Zeroizing<String>, CliError> {
     let wanted = paths_used(source).map_err(|e| template_error(name, &e))?;
     let mut fetched = Fetched::new();
     for path in wanted {
@@ -115,10 +122,10 @@ fn paths_used(source: &str) -> Result<Vec<String>, Error> {
 }
 
 /// A template error, with its line, never a value.
-fn template_error(name: &Path, e: &Error) -> ClientError {
+fn template_error(name: &Path, e: &Error) -> CliError {
     let line = e.line().map(|l| format!(" line {l}")).unwrap_or_default();
     let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
-    ClientError(format!(
+    CliError(format!(
         "{}{line}: {}{detail}; nothing was written",
         name.display(),
         e.kind()
@@ -126,7 +133,7 @@ fn template_error(name: &Path, e: &Error) -> ClientError {
 }
 
 /// Write `text` to `file` through a synced temporary file (mode 0600) renamed over it.
-fn write_private(file: &Path, text: &str) -> Result<(), ClientError> {
+fn write_private(file: &Path, text: &str) -> Result<(), CliError> {
     let dir = file
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -146,7 +153,7 @@ fn write_private(file: &Path, text: &str) -> Result<(), ClientError> {
     })();
     written.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        ClientError(format!("writing {}: {e}", file.display()))
+        CliError(format!("writing {}: {e}", file.display()))
     })
 }
 

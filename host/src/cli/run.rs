@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
+use std::time::Duration;
 
 use clap::Args;
 use serde_json::Value;
@@ -27,7 +28,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use zeroize::Zeroizing;
 
 use super::mask::Masker;
-use crate::client::{api_error, encode_path, Client, ClientError};
+use super::wake::Wake;
+use super::CliError;
+use crate::client::{api_error, encode_path, Client};
 
 /// `tresor run` options.
 #[derive(Debug, Args)]
@@ -43,13 +46,19 @@ pub struct RunArgs {
     /// Show the child's output as it is, values included.
     #[arg(long)]
     no_masking: bool,
-    /// Look for changed secrets every `--interval`; when one changed, stop
-    /// the child (SIGTERM) and start it again with the new values.
+    /// Restart the child when a secret changed: stop it (SIGTERM) and start
+    /// it again with the new values. Changes are seen at once when the
+    /// server sends change events, and every `--interval` in any case.
     #[arg(long)]
     watch: bool,
-    /// With --watch: how often to look, e.g. `30s`.
+    /// With --watch: how often to look even without a change event, e.g. `30s`.
     #[arg(long, default_value = "30s", requires = "watch")]
     interval: String,
+    /// With --watch: send this signal (`HUP`, `USR1`, `USR2`, `INT`, `QUIT`,
+    /// `TERM`) to the program when a secret changed instead of restarting
+    /// it, for programs that read their secrets again by themselves.
+    #[arg(long, value_name = "SIGNAL", requires = "watch")]
+    signal: Option<String>,
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -59,12 +68,23 @@ pub struct RunArgs {
 type Variables = BTreeMap<String, Zeroizing<String>>;
 
 /// Fetch the secrets, run the child, and exit as it did.
-pub async fn run(client: &Client, args: RunArgs) -> Result<ExitCode, ClientError> {
+pub async fn run(client: &Client, args: RunArgs) -> Result<ExitCode, CliError> {
     if args.from.is_empty() && args.map.is_none() {
-        return Err(ClientError(
+        return Err(CliError(
             "say which secrets to pass: --from <mount>/<prefix> or --map FILE".into(),
         ));
     }
+    let every =
+        crate::config::parse_duration_seconds(&args.interval).map_err(|e| CliError(format!("--interval: {e}")))?;
+    // Watch before the first fetch: a change after it is not missed.
+    let on_change = match &args.signal {
+        Some(name) => OnChange::Signal(signal_number(name)?),
+        None => OnChange::Restart,
+    };
+    let wake = match args.watch {
+        true => Some(Wake::start(client, Duration::from_secs(every.max(1))).await),
+        false => None,
+    };
     let mut vars = Variables::new();
     for prefix in &args.from {
         from_prefix(client, prefix, &mut vars).await?;
@@ -76,19 +96,17 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<ExitCode, ClientError
             return Err(e);
         }
     }
-    let every =
-        crate::config::parse_duration_seconds(&args.interval).map_err(|e| ClientError(format!("--interval: {e}")))?;
     let renewing = leases.keep_renewing(client);
     let current = std::sync::Arc::new(std::sync::Mutex::new(vars));
     let changed = std::sync::Arc::new(tokio::sync::Notify::new());
-    let watching = args.watch.then(|| {
+    let watching = wake.map(|wake| {
         watch(
             client.clone(),
             args.from.clone(),
             args.map.clone(),
             current.clone(),
             changed.clone(),
-            every,
+            wake,
         )
     });
     let status = loop {
@@ -97,7 +115,7 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<ExitCode, ClientError
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let masker = (!args.no_masking).then(|| Masker::new(vars.values().map(|v| v.as_str())));
-        match spawn(&args.command, &vars, masker, &changed).await {
+        match spawn(&args.command, &vars, masker, &changed, on_change).await {
             Ok(Ended::Changed) => eprintln!("tresor run: a secret changed: the program was restarted"),
             Ok(Ended::Exited(status)) => break Ok(status),
             Err(e) => break Err(e),
@@ -109,6 +127,40 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<ExitCode, ClientError
     Ok(ExitCode::from(exit_code(status?)))
 }
 
+/// What a changed secret does to the running program.
+#[derive(Clone, Copy)]
+enum OnChange {
+    /// Stop it (SIGTERM) and start it again with the new values.
+    Restart,
+    /// Send it this signal; it keeps running (with its old environment).
+    #[cfg_attr(not(unix), allow(dead_code))]
+    Signal(i32),
+}
+
+/// The number of the signal `name` (`HUP`, `SIGHUP`, any case).
+#[cfg(unix)]
+fn signal_number(name: &str) -> Result<i32, CliError> {
+    let upper = name.to_ascii_uppercase();
+    match upper.strip_prefix("SIG").unwrap_or(&upper) {
+        "HUP" => Ok(libc::SIGHUP),
+        "INT" => Ok(libc::SIGINT),
+        "QUIT" => Ok(libc::SIGQUIT),
+        "TERM" => Ok(libc::SIGTERM),
+        "USR1" => Ok(libc::SIGUSR1),
+        "USR2" => Ok(libc::SIGUSR2),
+        _ => Err(CliError(format!(
+            "--signal {name}: not a signal tresor run sends; use HUP, USR1, USR2, INT, QUIT or TERM"
+        ))),
+    }
+}
+
+#[cfg(not(unix))]
+fn signal_number(name: &str) -> Result<i32, CliError> {
+    Err(CliError(format!(
+        "--signal {name}: signals exist on Unix only; without --signal the program is restarted"
+    )))
+}
+
 /// How a run of the child ended.
 enum Ended {
     /// It exited (or a signal ended it).
@@ -117,19 +169,20 @@ enum Ended {
     Changed,
 }
 
-/// Every `every` seconds, fetch the values again (dynamic credentials keep
-/// theirs); when they differ, store them and say so.
+/// At each wake-up (a change event, or the interval), fetch the values
+/// again (dynamic credentials keep theirs); when they differ, store them
+/// and say so.
 fn watch(
     client: Client,
     from: Vec<String>,
     map: Option<PathBuf>,
     current: std::sync::Arc<std::sync::Mutex<Variables>>,
     changed: std::sync::Arc<tokio::sync::Notify>,
-    every: u64,
+    mut wake: Wake,
 ) -> AbortOnDrop {
     AbortOnDrop(tokio::spawn(async move {
         loop {
-            tokio::time::sleep(std::time::Duration::from_secs(every.max(1))).await;
+            wake.next().await;
             let mut fresh = Variables::new();
             let mut fetched = Ok(());
             for prefix in &from {
@@ -169,23 +222,21 @@ impl Leases {
         client: &Client,
         mount: &str,
         role: &str,
-    ) -> Result<serde_json::Map<String, Value>, ClientError> {
+    ) -> Result<serde_json::Map<String, Value>, CliError> {
         let url = format!("/v1/{}/creds/{}", encode_path(mount), encode_path(role));
         let (status, body) = client.send("POST", &url, None).await?;
         if !status.is_success() {
-            return Err(api_error(status, &body));
+            return Err(api_error(status, &body).into());
         }
         let mut answer: Value =
-            serde_json::from_slice(&body).map_err(|e| ClientError(format!("the server answered invalid JSON: {e}")))?;
+            serde_json::from_slice(&body).map_err(|e| CliError(format!("the server answered invalid JSON: {e}")))?;
         let id = answer["lease_id"].as_str().unwrap_or_default().to_string();
         let renewable = answer["renewable"].as_bool().unwrap_or(false);
         let ttl = answer["lease_duration"].as_u64().unwrap_or(0);
         self.held.push((id, renewable, ttl));
         match answer["data"].take() {
             Value::Object(m) => Ok(m),
-            _ => Err(ClientError(format!(
-                "{mount}/creds/{role} answered no credential fields"
-            ))),
+            _ => Err(CliError(format!("{mount}/creds/{role} answered no credential fields"))),
         }
     }
 
@@ -234,19 +285,19 @@ impl Drop for AbortOnDrop {
 }
 
 /// The variables of every secret directly under `prefix`.
-async fn from_prefix(client: &Client, prefix: &str, vars: &mut Variables) -> Result<(), ClientError> {
+async fn from_prefix(client: &Client, prefix: &str, vars: &mut Variables) -> Result<(), CliError> {
     let prefix = prefix.trim_matches('/');
     let (mount, rest) = prefix.split_once('/').unwrap_or((prefix, ""));
     let list = format!("/v1/{}/metadata/{}?list=true", encode_path(mount), encode_path(rest));
     let (status, body) = client.send("GET", &list, None).await?;
     if status == hyper::StatusCode::NOT_FOUND {
-        return Err(ClientError(format!("no secrets under `{prefix}`")));
+        return Err(CliError(format!("no secrets under `{prefix}`")));
     }
     if !status.is_success() {
-        return Err(api_error(status, &body));
+        return Err(api_error(status, &body).into());
     }
     let answer: Value =
-        serde_json::from_slice(&body).map_err(|e| ClientError(format!("the server answered invalid JSON: {e}")))?;
+        serde_json::from_slice(&body).map_err(|e| CliError(format!("the server answered invalid JSON: {e}")))?;
     let keys: Vec<String> = answer["data"]["keys"]
         .as_array()
         .into_iter()
@@ -273,9 +324,9 @@ async fn from_map(
     file: &std::path::Path,
     vars: &mut Variables,
     mut leases: Option<&mut Leases>,
-) -> Result<(), ClientError> {
+) -> Result<(), CliError> {
     let text = std::fs::read_to_string(file)
-        .map_err(|e| ClientError(format!("cannot read the map file {}: {e}", file.display())))?;
+        .map_err(|e| CliError(format!("cannot read the map file {}: {e}", file.display())))?;
     // One lease per role, whatever number of fields the map takes from it.
     let mut issued: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
@@ -283,7 +334,7 @@ async fn from_map(
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let bad = |why: &str| ClientError(format!("{} line {}: {why}", file.display(), n + 1));
+        let bad = |why: &str| CliError(format!("{} line {}: {why}", file.display(), n + 1));
         let (name, target) = line
             .split_once('=')
             .ok_or_else(|| bad("expected NAME=<mount>/<path>[#field]"))?;
@@ -344,8 +395,8 @@ fn add_fields(
     name: &str,
     data: &serde_json::Map<String, Value>,
     path: &str,
-) -> Result<(), ClientError> {
-    let invalid = |n: &str, e: String| ClientError(format!("{path}: variable `{n}`: {e}"));
+) -> Result<(), CliError> {
+    let invalid = |n: &str, e: String| CliError(format!("{path}: variable `{n}`: {e}"));
     if let Some(value) = single_value(data) {
         check_name(name).map_err(|e| invalid(name, e))?;
         vars.insert(name.to_string(), value);
@@ -399,7 +450,8 @@ async fn spawn(
     vars: &Variables,
     masker: Option<Masker>,
     changed: &tokio::sync::Notify,
-) -> Result<Ended, ClientError> {
+    on_change: OnChange,
+) -> Result<Ended, CliError> {
     let mut cmd = tokio::process::Command::new(&command[0]);
     cmd.args(&command[1..]);
     for (k, v) in vars {
@@ -415,7 +467,7 @@ async fn spawn(
     }
     let mut child = cmd
         .spawn()
-        .map_err(|e| ClientError(format!("cannot start `{}`: {e}", command[0])))?;
+        .map_err(|e| CliError(format!("cannot start `{}`: {e}", command[0])))?;
     let mut pumps = Vec::new();
     if let Some(masker) = masker {
         let values: Vec<Zeroizing<String>> = vars.values().cloned().collect();
@@ -428,7 +480,7 @@ async fn spawn(
             Masker::new(values.iter().map(|v| v.as_str())),
         )));
     }
-    let ended = forward_signals_until_exit(&mut child, changed).await?;
+    let ended = forward_signals_until_exit(&mut child, changed, on_change).await?;
     for p in pumps {
         let _ = p.await;
     }
@@ -457,12 +509,13 @@ async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin,
 async fn forward_signals_until_exit(
     child: &mut tokio::process::Child,
     changed: &tokio::sync::Notify,
-) -> Result<Ended, ClientError> {
+    on_change: OnChange,
+) -> Result<Ended, CliError> {
     use tokio::signal::unix::{signal, Signal, SignalKind};
-    let watch = |k: SignalKind| -> Result<(Signal, i32), ClientError> {
+    let watch = |k: SignalKind| -> Result<(Signal, i32), CliError> {
         signal(k)
             .map(|s| (s, k.as_raw_value()))
-            .map_err(|e| ClientError(format!("cannot watch signals: {e}")))
+            .map_err(|e| CliError(format!("cannot watch signals: {e}")))
     };
     let (mut int, n_int) = watch(SignalKind::interrupt())?;
     let (mut term, n_term) = watch(SignalKind::terminate())?;
@@ -476,16 +529,22 @@ async fn forward_signals_until_exit(
             status = child.wait() => {
                 return status
                     .map(Ended::Exited)
-                    .map_err(|e| ClientError(format!("waiting for the program: {e}")));
+                    .map_err(|e| CliError(format!("waiting for the program: {e}")));
             }
-            _ = changed.notified() => {
-                if let Some(pid) = pid {
-                    // SAFETY: kill(2) with the child's pid and SIGTERM.
-                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            _ = changed.notified() => match on_change {
+                OnChange::Signal(signo) => {
+                    eprintln!("tresor run: a secret changed: the program was sent signal {signo}");
+                    signo
                 }
-                child.wait().await.map_err(|e| ClientError(format!("waiting for the program: {e}")))?;
-                return Ok(Ended::Changed);
-            }
+                OnChange::Restart => {
+                    if let Some(pid) = pid {
+                        // SAFETY: kill(2) with the child's pid and SIGTERM.
+                        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                    }
+                    child.wait().await.map_err(|e| CliError(format!("waiting for the program: {e}")))?;
+                    return Ok(Ended::Changed);
+                }
+            },
             _ = int.recv() => n_int,
             _ = term.recv() => n_term,
             _ = hup.recv() => n_hup,
@@ -504,8 +563,9 @@ async fn forward_signals_until_exit(
 async fn forward_signals_until_exit(
     child: &mut tokio::process::Child,
     changed: &tokio::sync::Notify,
-) -> Result<Ended, ClientError> {
-    let wait_err = |e: std::io::Error| ClientError(format!("waiting for the program: {e}"));
+    _on_change: OnChange,
+) -> Result<Ended, CliError> {
+    let wait_err = |e: std::io::Error| CliError(format!("waiting for the program: {e}"));
     tokio::select! {
         status = child.wait() => status.map(Ended::Exited).map_err(wait_err),
         _ = changed.notified() => {

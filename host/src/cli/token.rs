@@ -3,7 +3,8 @@
 use clap::Subcommand;
 use serde_json::{json, Map, Value};
 
-use crate::client::{Client, ClientError};
+use super::CliError;
+use crate::client::Client;
 
 /// Work with tokens on a server (TRESOR_ADDR, TRESOR_TOKEN).
 #[derive(Debug, Subcommand)]
@@ -62,7 +63,7 @@ pub enum TokenCommand {
 }
 
 /// Run a `token` command.
-pub async fn run(client: &Client, command: TokenCommand) -> Result<(), ClientError> {
+pub async fn run(client: &Client, command: TokenCommand) -> Result<(), CliError> {
     match command {
         TokenCommand::Create {
             principal,
@@ -133,7 +134,7 @@ pub async fn run(client: &Client, command: TokenCommand) -> Result<(), ClientErr
                         )
                         .await?
                 }
-                (None, None, false) => return Err(ClientError("give a token, --accessor or --self".into())),
+                (None, None, false) => return Err(CliError("give a token, --accessor or --self".into())),
             };
             eprintln!("revoked");
             Ok(())

@@ -1,6 +1,8 @@
 //! A client of a Tresor server for Rust programs (and for the `tresor`
 //! client commands, which use it too): read and write secrets, list them,
-//! and hold dynamic credentials whose leases renew themselves.
+//! hold dynamic credentials whose leases renew themselves, and watch
+//! secrets change. Failures are [`ClientError`]s: match on the variant
+//! (`NotFound`, `Denied`, `Unreachable`, ...) or print it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), tresor::client::ClientError> {
@@ -17,6 +19,11 @@
 //! // expires, revoked when dropped (or by `creds.revoke().await`).
 //! let creds = client.get_dynamic("db/readonly", Some("1h")).await?;
 //! let user = creds.field("username");
+//! // Each change under a prefix, as it happens (never the value).
+//! let mut changes = client.watch("secret/apps/").await?;
+//! if let Some(change) = changes.next().await {
+//!     println!("{} changed: {}", change?.path, "read it again");
+//! }
 //! # let _ = (password, user);
 //! # Ok(()) }
 //! ```
@@ -25,13 +32,15 @@
 //! `client.write(...)`, and `client.sys.renew_lease` / `revoke_lease` for leases.
 
 mod transport;
+mod watch;
 
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
-pub use transport::{api_error, encode_path, Client, ClientError};
+pub use transport::{api_error, encode_path, invalid_json, Client, ClientError};
+pub use watch::{ChangeEvent, Watch};
 
 /// The fields of one version of a secret. Values are secret: do not log them.
 pub type Fields = Map<String, Value>;
@@ -43,16 +52,15 @@ impl Client {
         let url = format!("/v1/{}/data/{}", encode_path(mount), encode_path(rest));
         let (status, body) = self.send("GET", &url, None).await?;
         if status == hyper::StatusCode::NOT_FOUND {
-            return Err(ClientError(format!("no secret at {path}")));
+            return Err(ClientError::NotFound { path: path.to_string() });
         }
         if !status.is_success() {
             return Err(api_error(status, &body));
         }
-        let mut answer: Value =
-            serde_json::from_slice(&body).map_err(|e| ClientError(format!("the server answered invalid JSON: {e}")))?;
+        let mut answer: Value = serde_json::from_slice(&body).map_err(invalid_json)?;
         match answer["data"]["data"].take() {
             Value::Object(m) => Ok(m),
-            _ => Err(ClientError(format!("{path} holds no key/value data"))),
+            _ => Err(ClientError::InvalidAnswer(format!("{path} holds no key/value data"))),
         }
     }
 
@@ -75,7 +83,14 @@ impl Client {
         }
         out.into_iter()
             .zip(paths)
-            .map(|(r, p)| r.unwrap_or_else(|| (p.to_string(), Err(ClientError("the request was lost".into())))))
+            .map(|(r, p)| {
+                r.unwrap_or_else(|| {
+                    (
+                        p.to_string(),
+                        Err(ClientError::Transport("the request's task ended early".into())),
+                    )
+                })
+            })
             .collect()
     }
 
@@ -120,8 +135,7 @@ impl Client {
         if !status.is_success() {
             return Err(api_error(status, &body));
         }
-        let answer: Value =
-            serde_json::from_slice(&body).map_err(|e| ClientError(format!("the server answered invalid JSON: {e}")))?;
+        let answer: Value = serde_json::from_slice(&body).map_err(invalid_json)?;
         Ok(answer["data"]["keys"]
             .as_array()
             .into_iter()
@@ -150,14 +164,17 @@ impl Client {
         if !status.is_success() {
             return Err(api_error(status, &bytes));
         }
-        let mut answer: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError(format!("the server answered invalid JSON: {e}")))?;
+        let mut answer: Value = serde_json::from_slice(&bytes).map_err(invalid_json)?;
         let lease_id = answer["lease_id"].as_str().unwrap_or_default().to_string();
         let lease_seconds = answer["lease_duration"].as_u64().unwrap_or(0);
         let renewable = answer["renewable"].as_bool().unwrap_or(false);
         let fields = match answer["data"].take() {
             Value::Object(m) => m,
-            _ => return Err(ClientError(format!("{role} answered no credential fields"))),
+            _ => {
+                return Err(ClientError::InvalidAnswer(format!(
+                    "{role} answered no credential fields"
+                )))
+            }
         };
         let renewer = (renewable && lease_seconds > 0).then(|| {
             let (client, id) = (self.clone(), lease_id.clone());
@@ -267,5 +284,5 @@ fn split(path: &str) -> Result<(&str, &str), ClientError> {
     path.trim_matches('/')
         .split_once('/')
         .filter(|(m, r)| !m.is_empty() && !r.is_empty())
-        .ok_or_else(|| ClientError(format!("`{path}` is not <mount>/<path>, e.g. secret/apps/db")))
+        .ok_or_else(|| ClientError::InvalidPath(format!("`{path}` is not <mount>/<path>, e.g. secret/apps/db")))
 }

@@ -19,7 +19,10 @@
 //!
 //! Delivery to a subscriber is best effort: one that falls more than
 //! [`CAPACITY`] events behind is told how many it missed
-//! ([`EventsError::Lagged`]).
+//! ([`EventsError::Lagged`]). Delivery to [webhooks] is at least once,
+//! from an outbox in the host state store.
+
+pub mod webhooks;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -99,11 +102,52 @@ pub struct Event {
     pub principal: String,
 }
 
-/// The host's event bus.
+impl Event {
+    /// The event as Vault sends it (over the websocket, and to webhooks):
+    /// a CloudEvents envelope, JSON.
+    pub fn envelope(&self) -> serde_json::Value {
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.time_ms);
+        serde_json::json!({
+            "id": self.id,
+            "source": "tresor",
+            "specversion": "1.0",
+            "type": self.event_type.as_str(),
+            "datacontenttype": "application/cloudevents",
+            "time": crate::audit::format_rfc3339_millis(time),
+            "data": {
+                "event": {
+                    "id": self.id,
+                    "metadata": {
+                        "path": format!("{}/{}", self.mount, self.path),
+                        "mount": self.mount,
+                        "versions": self.versions,
+                        "current_version": self.version,
+                        "request_id": self.request_id,
+                        "principal": self.principal,
+                    },
+                },
+                "event_type": self.event_type.as_str(),
+                "plugin_info": { "mount_path": format!("{}/", self.mount), "plugin": "kv" },
+            },
+        })
+    }
+}
+
+/// The host's event bus: subscribers and webhooks.
 pub(crate) struct EventBus {
     sender: broadcast::Sender<Arc<Event>>,
     source: String,
     seq: AtomicU64,
+    webhooks: Arc<webhooks::Webhooks>,
+    delivery: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for EventBus {
+    fn drop(&mut self) {
+        if let Some(task) = &self.delivery {
+            task.abort();
+        }
+    }
 }
 
 /// What the access path tells the bus about one change.
@@ -117,17 +161,40 @@ pub(crate) struct Change<'a> {
 }
 
 impl EventBus {
-    /// A bus whose event ids start with `source` (this host's member id).
-    pub(crate) fn new(source: &str) -> EventBus {
-        EventBus {
+    /// A bus whose event ids start with `source` (this host's member id),
+    /// queuing the events of `webhooks` in `state`. Delivery starts with
+    /// [`start_delivery`](Self::start_delivery).
+    pub(crate) fn new(
+        source: &str,
+        webhooks: &[crate::config::WebhookConfig],
+        state: crate::state::StateStore,
+    ) -> Result<EventBus, crate::error::StartupError> {
+        Ok(EventBus {
             sender: broadcast::channel(CAPACITY).0,
             source: source.to_string(),
             seq: AtomicU64::new(0),
+            webhooks: Arc::new(webhooks::Webhooks::new(webhooks, state)?),
+            delivery: None,
+        })
+    }
+
+    /// Start delivering to the webhooks (a no-op without any).
+    pub(crate) fn start_delivery(&mut self) {
+        self.delivery = self.webhooks.start();
+    }
+
+    /// Publish a change that has happened and been audited: to subscribers
+    /// at once, and into the webhook outbox (durably, before this returns,
+    /// so the caller answers only once no restart can lose the event).
+    pub(crate) async fn publish(&self, change: Change<'_>) {
+        let event = self.announce(change);
+        if let Err(e) = self.webhooks.enqueue(&event).await {
+            tracing::error!(event = %event.id, error = %e,
+                "a change event could not be queued for the webhooks; they will miss it");
         }
     }
 
-    /// Publish a change that has happened and been audited.
-    pub(crate) fn publish(&self, change: Change<'_>) {
+    fn announce(&self, change: Change<'_>) -> Arc<Event> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let version = (change.event_type == EventType::Write)
             .then(|| change.versions.first().cloned())
@@ -143,8 +210,10 @@ impl EventBus {
             request_id: change.request_id.to_string(),
             principal: change.principal.to_string(),
         };
+        let event = Arc::new(event);
         // No subscriber is not an error: nobody listens yet.
-        let _ = self.sender.send(Arc::new(event));
+        let _ = self.sender.send(event.clone());
+        event
     }
 }
 

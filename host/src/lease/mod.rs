@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tracing::Instrument as _;
+
 use crate::error::Error;
 use crate::locks::PathLocks;
 use crate::runtime::{GenRole, IssueRequest, MountPool};
@@ -123,6 +125,25 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// How long past its call's deadline an `issuing` lease is taken as
+/// abandoned by a host that stopped mid-issue. Generous, so that hosts
+/// sharing a state store with clocks a little apart never abandon an issue
+/// another host is still making.
+const ABANDON_AFTER_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The request an `issue` of `lease` was (or is being) made with: `abandon`
+/// gets exactly it again, so the plugin finds what it named after it.
+fn issue_request<'a>(role: &'a GenRole, lease: &'a LeaseRecord) -> IssueRequest<'a> {
+    IssueRequest {
+        role,
+        ttl_seconds: lease.expires_ms.saturating_sub(lease.issued_ms) / 1000,
+        now_ms: lease.issued_ms,
+        expires_at_ms: lease.expires_ms,
+        display_name: &lease.principal,
+        issue_id: lease.id.rsplit('/').next().unwrap_or_default(),
+    }
+}
+
 fn state_err(e: StateError) -> Error {
     Error::StateUnavailable(e.to_string())
 }
@@ -156,7 +177,7 @@ impl Leases {
             mounts: arc_swap::ArcSwap::from_pointee(mounts),
             state,
             policy,
-            locks: PathLocks::new(64),
+            locks: PathLocks::new(1024),
         }
     }
 
@@ -215,7 +236,35 @@ impl Leases {
     /// Issue a credential on `mount`/`role` for `ttl` seconds (already
     /// decided by [`ttl_for`](Self::ttl_for)) and record its lease durably
     /// before returning it.
+    ///
+    /// The issue runs to its end in a task of its own: a caller that goes
+    /// away meanwhile (an HTTP client that disconnects) cannot stop it
+    /// between the plugin's `issue` and the lease's record, which would
+    /// leave a credential upstream that no lease knows of. The lease it
+    /// records then ends with its TTL, or with a revoke by prefix.
     pub(crate) async fn issue(
+        self: &Arc<Self>,
+        mount: &str,
+        role: &str,
+        ttl: u64,
+        principal: &str,
+        token_accessor: Option<&str>,
+    ) -> Result<IssuedLease, Error> {
+        let me = self.clone();
+        let (mount, role, principal) = (mount.to_string(), role.to_string(), principal.to_string());
+        let token_accessor = token_accessor.map(str::to_string);
+        let task = tokio::spawn(
+            async move {
+                me.issue_to_the_end(&mount, &role, ttl, &principal, token_accessor.as_deref())
+                    .await
+            }
+            .in_current_span(),
+        );
+        task.await
+            .map_err(|e| Error::Internal(format!("the issue stopped unexpectedly: {e}")))?
+    }
+
+    async fn issue_to_the_end(
         &self,
         mount: &str,
         role: &str,
@@ -224,45 +273,63 @@ impl Leases {
         token_accessor: Option<&str>,
     ) -> Result<IssuedLease, Error> {
         let (m, r) = self.role(mount, role)?;
-        let id = format!("{mount}/creds/{role}/{}", random_suffix()?);
+        let issue_id = random_suffix()?;
+        let id = format!("{mount}/creds/{role}/{issue_id}");
+        // One operation at a time on this lease: the sweeper waits for the
+        // issue to finish before it looks at the intent.
+        let _turn = self.locks.lock(&id).await;
+        // An instance first: the intent's grace below counts from a call
+        // that starts now, not from a wait for a free instance.
+        let mut instance = m.pool.checkout().await?;
         let now = now_ms();
-        let expires = now + ttl * 1000;
-        let credential = m
-            .pool
-            .checkout()
-            .await?
-            .issue(IssueRequest {
-                role: &r.plugin_role,
-                ttl_seconds: ttl,
-                now_ms: now,
-                expires_at_ms: expires,
-                display_name: principal,
-            })
-            .await?;
-        let granted = match credential.ttl_seconds {
-            0 => ttl,
-            t => t.min(ttl),
-        };
-        let lease = LeaseRecord {
+        let grace = m.pool.call_timeout() + ABANDON_AFTER_DEADLINE;
+        let intent = LeaseRecord {
             id,
             mount: mount.to_string(),
             role: role.to_string(),
             principal: principal.to_string(),
             token_accessor: token_accessor.map(str::to_string),
-            revoke_handle: credential.revoke_handle.clone(),
+            revoke_handle: String::new(),
             issued_ms: now,
             renewed_ms: 0,
-            expires_ms: now + granted * 1000,
+            expires_ms: now + ttl * 1000,
             max_expires_ms: now + r.max_ttl.min(self.policy.max_ttl) * 1000,
+            renewable: false,
+            revocable: true,
+            state: LeaseState::Issuing,
+            attempts: 0,
+            next_attempt_ms: now + grace.as_millis() as u64,
+            last_error: None,
+        };
+        // The intent is durable before anything exists upstream: a host that
+        // stops from here on leaves it for the sweeper to abandon.
+        self.state.put_lease(intent.clone()).await.map_err(state_err)?;
+        let request = issue_request(&r.plugin_role, &intent);
+        let credential = match instance.issue(request).await {
+            Ok(credential) => credential,
+            Err(e) => {
+                drop(instance);
+                self.abandon_now(&m, &r.plugin_role, &intent).await;
+                return Err(e);
+            }
+        };
+        drop(instance);
+        let granted = match credential.ttl_seconds {
+            0 => ttl,
+            t => t.min(ttl),
+        };
+        let lease = LeaseRecord {
+            revoke_handle: credential.revoke_handle.clone(),
+            expires_ms: now + granted * 1000,
             renewable: credential.renewable,
             revocable: credential.revocable,
             state: LeaseState::Active,
-            attempts: 0,
             next_attempt_ms: 0,
-            last_error: None,
+            ..intent.clone()
         };
         if let Err(e) = self.state.put_lease(lease.clone()).await {
-            // No lease, no credential: take it back before answering.
+            // No lease, no credential: take it back before answering. If
+            // that fails too, the intent stays for the sweeper.
             let undo = match credential.revocable {
                 true => {
                     m.pool
@@ -274,8 +341,8 @@ impl Leases {
                 false => Ok(()),
             };
             if let Err(undo) = undo {
-                tracing::error!(mount, role, error = %undo, handle = %credential.revoke_handle,
-                    "a credential whose lease could not be recorded could not be revoked either; revoke it upstream by hand");
+                tracing::warn!(mount, role, lease = %intent.id, error = %undo,
+                    "a credential whose lease could not be recorded could not be revoked yet; the sweeper abandons it");
             }
             return Err(state_err(e));
         }
@@ -284,6 +351,24 @@ impl Leases {
             data: credential.data,
             warnings: Vec::new(),
         })
+    }
+
+    /// After a failed `issue`: let the plugin undo whatever the call did
+    /// part-way and forget the intent; when that fails, the intent stays
+    /// and the sweeper retries it.
+    async fn abandon_now(&self, m: &Arc<GeneratorMount>, role: &GenRole, intent: &LeaseRecord) {
+        let undone = match m.pool.checkout().await {
+            Ok(mut instance) => instance.abandon(issue_request(role, intent)).await,
+            Err(e) => Err(e),
+        };
+        let forgotten = match undone {
+            Ok(()) => self.state.delete_lease(&intent.id).await.map_err(state_err).map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = forgotten {
+            tracing::warn!(lease = %intent.id, error = %e,
+                "a failed issue could not be undone upstream yet; the sweeper retries it");
+        }
     }
 
     /// The lease `id`, or `not-found`.
@@ -353,7 +438,10 @@ impl Leases {
             return Ok(());
         };
         if !sync {
-            lease.state = LeaseState::RevocationPending;
+            // An unfinished issue stays one: the sweeper abandons it.
+            if lease.state != LeaseState::Issuing {
+                lease.state = LeaseState::RevocationPending;
+            }
             lease.next_attempt_ms = 0;
             return self.state.put_lease(lease).await.map_err(state_err);
         }
@@ -371,7 +459,8 @@ impl Leases {
     }
 
     /// Revoke the credential behind `lease` upstream (non-revocable
-    /// credentials just lapse).
+    /// credentials just lapse); for an `issuing` lease, abandon what its
+    /// issue may have created.
     async fn revoke_upstream(&self, lease: &LeaseRecord) -> Result<(), Error> {
         if !lease.revocable {
             return Ok(());
@@ -386,7 +475,11 @@ impl Leases {
                 name: lease.role.clone(),
                 settings: Vec::new(),
             });
-        m.pool.checkout().await?.revoke(&role, &lease.revoke_handle).await
+        let mut instance = m.pool.checkout().await?;
+        match lease.state {
+            LeaseState::Issuing => instance.abandon(issue_request(&role, lease)).await,
+            _ => instance.revoke(&role, &lease.revoke_handle).await,
+        }
     }
 
     /// The sweeper's work on one due lease: revoke it and forget it, or
@@ -400,7 +493,7 @@ impl Leases {
         let now = now_ms();
         let due = match lease.state {
             LeaseState::Active => lease.expires_ms <= now,
-            LeaseState::RevocationPending => lease.next_attempt_ms <= now,
+            LeaseState::RevocationPending | LeaseState::Issuing => lease.next_attempt_ms <= now,
             LeaseState::Irrevocable => false,
         };
         if !due {
@@ -411,7 +504,17 @@ impl Leases {
             Err(e) => {
                 lease.attempts += 1;
                 lease.last_error = Some(e.to_string());
-                if lease.attempts >= self.policy.max_attempts {
+                if lease.state == LeaseState::Issuing {
+                    // No handle to give up on: abandoning is retried until
+                    // it succeeds, at the longest retry delay at most.
+                    let shift = (lease.attempts - 1).min(20);
+                    let delay = self
+                        .policy
+                        .retry_initial
+                        .saturating_mul(1 << shift)
+                        .min(self.policy.retry_max);
+                    lease.next_attempt_ms = now + delay.as_millis() as u64;
+                } else if lease.attempts >= self.policy.max_attempts {
                     lease.state = LeaseState::Irrevocable;
                 } else {
                     lease.state = LeaseState::RevocationPending;

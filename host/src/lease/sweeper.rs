@@ -7,10 +7,14 @@
 //! one that leads the [`SWEEPER_JOB`] (see [`crate::state::StateStore::lead`]);
 //! when it stops, another takes over within a sweep interval.
 //!
+//! It also finishes what a host that stopped mid-issue left: an `issuing`
+//! lease still there long after its call's deadline was never handed out,
+//! so the plugin is asked to `abandon` what that issue may have created.
+//!
 //! Each revocation it makes is audited like any access (principal
 //! `tresor:lease-sweeper`, action `revoke`), decided by the built-in rule
-//! `builtin:lease-expiry` rather than by Cedar: an ended lease must be
-//! revoked whatever the policies say.
+//! `builtin:lease-expiry` (or `builtin:abandoned-issue`) rather than by
+//! Cedar: an ended lease must be revoked whatever the policies say.
 
 use std::sync::{Arc, Weak};
 
@@ -20,6 +24,7 @@ use super::{now_ms, Leases};
 use crate::access::{Caller, FrontDoor, Guard, Target};
 use crate::audit::AuditLog;
 use crate::policy::{Action, PolicyEngine, Principal};
+use crate::state::LeaseState;
 
 /// The singleton job the sweeper is, among hosts sharing a state store.
 pub const SWEEPER_JOB: &str = "lease-sweeper";
@@ -96,7 +101,13 @@ pub(crate) async fn sweep(leases: &Leases, policy: &PolicyEngine, audit: &AuditL
         };
         let mut guard = Guard::open(policy, audit, caller, Action::Revoke, target);
         guard.lease(&lease.id);
-        if let Err(e) = guard.allow_builtin("builtin:lease-expiry") {
+        // An intent left by a host that stopped mid-issue is abandoned
+        // under its own rule, so the audit log tells the two apart.
+        let rule = match lease.state {
+            LeaseState::Issuing => "builtin:abandoned-issue",
+            _ => "builtin:lease-expiry",
+        };
+        if let Err(e) = guard.allow_builtin(rule) {
             tracing::warn!(error = %e, "lease sweeper: the audit log is unavailable; revocations wait for it");
             return;
         }

@@ -218,6 +218,11 @@ impl MountPool {
         self.capabilities
     }
 
+    /// The deadline of one call to this mount's plugin.
+    pub fn call_timeout(&self) -> std::time::Duration {
+        self.timeout
+    }
+
     /// The mount this pool serves.
     pub fn mount(&self) -> &str {
         &self.mount
@@ -476,13 +481,7 @@ impl Checkout {
 
     /// Issue a credential (generator mounts).
     pub async fn issue(&mut self, request: IssueRequest<'_>) -> Result<IssuedCredential, Error> {
-        let wit_request = gen::IssueRequest {
-            role: request.role.to_wit(),
-            ttl_seconds: request.ttl_seconds,
-            now_ms: request.now_ms,
-            expires_at_ms: request.expires_at_ms,
-            display_name: request.display_name.to_string(),
-        };
+        let wit_request = request.to_wit();
         let credential = call!(self, Generator.tresor_plugin_generator, call_issue(&wit_request))?;
         let handle_ok = !credential.revoke_handle.is_empty() && credential.revoke_handle.len() <= 1024;
         let issued = IssuedCredential {
@@ -519,6 +518,13 @@ impl Checkout {
             Generator.tresor_plugin_generator,
             call_renew(&role, handle, ttl_seconds, expires_at_ms)
         )
+    }
+
+    /// Undo whatever `issue(request)` may have created upstream (generator
+    /// mounts): the host lost track of that call before it recorded the lease.
+    pub async fn abandon(&mut self, request: IssueRequest<'_>) -> Result<(), Error> {
+        let wit_request = request.to_wit();
+        call!(self, Generator.tresor_plugin_generator, call_abandon(&wit_request))
     }
 
     /// Revoke a credential (generator mounts).
@@ -644,6 +650,22 @@ pub struct IssueRequest<'a> {
     pub expires_at_ms: u64,
     /// The caller's display name.
     pub display_name: &'a str,
+    /// The host's unique id of this issue (the lease id's random part);
+    /// the plugin names what it creates after it, so `abandon` can find it.
+    pub issue_id: &'a str,
+}
+
+impl IssueRequest<'_> {
+    fn to_wit(&self) -> gen::IssueRequest {
+        gen::IssueRequest {
+            role: self.role.to_wit(),
+            ttl_seconds: self.ttl_seconds,
+            now_ms: self.now_ms,
+            expires_at_ms: self.expires_at_ms,
+            display_name: self.display_name.to_string(),
+            issue_id: self.issue_id.to_string(),
+        }
+    }
 }
 
 /// A credential a generator issued. Its fields are secret (zeroized on drop,

@@ -21,6 +21,12 @@ pub use sqlite::SqliteBackend;
 /// Where a lease stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LeaseState {
+    /// Recorded before the plugin's `issue` runs, so that a host that stops
+    /// mid-issue leaves a trace: an `issuing` lease still there at
+    /// `next_attempt_ms` (the call's deadline long past) was never handed
+    /// out, and the sweeper asks the plugin to `abandon` what it may have
+    /// created upstream, then forgets it.
+    Issuing,
     /// Live: the credential works until `expires_ms`.
     Active,
     /// Its revocation failed and is retried at `next_attempt_ms`.
@@ -31,9 +37,11 @@ pub enum LeaseState {
 }
 
 impl LeaseState {
-    /// Stable name, as stored and shown: `active`, `revocation-pending`, `irrevocable`.
+    /// Stable name, as stored and shown: `issuing`, `active`,
+    /// `revocation-pending`, `irrevocable`.
     pub fn as_str(self) -> &'static str {
         match self {
+            LeaseState::Issuing => "issuing",
             LeaseState::Active => "active",
             LeaseState::RevocationPending => "revocation-pending",
             LeaseState::Irrevocable => "irrevocable",
@@ -42,6 +50,7 @@ impl LeaseState {
 
     fn parse(s: &str) -> Option<LeaseState> {
         match s {
+            "issuing" => Some(LeaseState::Issuing),
             "active" => Some(LeaseState::Active),
             "revocation-pending" => Some(LeaseState::RevocationPending),
             "irrevocable" => Some(LeaseState::Irrevocable),
@@ -83,7 +92,8 @@ pub struct LeaseRecord {
     pub state: LeaseState,
     /// Failed revocation attempts so far.
     pub attempts: u32,
-    /// When the next revocation attempt is due (pending leases), ms since the epoch.
+    /// When the next revocation attempt is due (pending leases), or when an
+    /// `issuing` lease is taken as abandoned, ms since the epoch.
     pub next_attempt_ms: u64,
     /// Why the last revocation failed (an error message, never a secret).
     pub last_error: Option<String>,
@@ -120,6 +130,27 @@ pub struct TokenRecord {
     /// A bootstrap root token made by the server at start.
     #[serde(default)]
     pub bootstrap: bool,
+}
+
+/// One webhook delivery waiting in the outbox: an event's body for one
+/// webhook, kept until the webhook answered 2xx (at-least-once).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxRecord {
+    /// `<webhook>/<event id>`: unique, so queuing the same event twice for
+    /// one webhook keeps one row.
+    pub id: String,
+    /// The webhook's name (`[[webhook]] name`).
+    pub webhook: String,
+    /// The body to POST (the event as JSON; never a secret value).
+    pub body: String,
+    /// When it was queued, ms since the epoch.
+    pub created_ms: u64,
+    /// Failed delivery attempts so far.
+    pub attempts: u32,
+    /// When the next attempt is due, ms since the epoch.
+    pub next_attempt_ms: u64,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
 }
 
 /// A host of a state store, as it last reported itself (every second).
@@ -231,6 +262,18 @@ pub trait StateBackend: Send + Sync + 'static {
     async fn members(&self, since_ms: u64) -> Result<Vec<Member>, StateError>;
     /// Answer when the store can be used (for health checks).
     async fn ping(&self) -> Result<(), StateError>;
+
+    /// Queue webhook deliveries, all or none; a row whose id is already
+    /// queued is kept as it is.
+    async fn outbox_push(&self, rows: &[OutboxRecord]) -> Result<(), StateError>;
+    /// Up to `limit` deliveries due at `now_ms`, in the order they were queued.
+    async fn outbox_due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxRecord>, StateError>;
+    /// A delivery succeeded: forget it.
+    async fn outbox_delete(&self, id: &str) -> Result<(), StateError>;
+    /// A delivery failed: record the attempt and when to try again.
+    async fn outbox_retry(&self, id: &str, attempts: u32, next_attempt_ms: u64, error: &str) -> Result<(), StateError>;
+    /// How many deliveries are queued.
+    async fn outbox_len(&self) -> Result<u64, StateError>;
 }
 
 /// The host state store. Clone it freely: clones share one backend.
@@ -263,9 +306,45 @@ impl StateStore {
 
     /// Connect to the PostgreSQL store at `url` (a `postgresql://` URL or
     /// `key=value` string; `password` wins over one in the URL) and bring
-    /// its schema up to date.
-    pub async fn connect_postgres(url: &str, password: Option<&str>) -> Result<StateStore, StateError> {
-        Ok(StateStore::new(PostgresBackend::connect(url, password).await?))
+    /// its schema up to date. With `ca_file` the connection is TLS,
+    /// verified against that CA.
+    pub async fn connect_postgres(
+        url: &str,
+        password: Option<&str>,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<StateStore, StateError> {
+        Ok(StateStore::new(PostgresBackend::connect(url, password, ca_file).await?))
+    }
+
+    /// Queue webhook deliveries durably (all or none).
+    pub async fn outbox_push(&self, rows: &[OutboxRecord]) -> Result<(), StateError> {
+        self.backend.outbox_push(rows).await
+    }
+
+    /// Deliveries due at `now_ms`, in the order they were queued.
+    pub async fn outbox_due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxRecord>, StateError> {
+        self.backend.outbox_due(now_ms, limit).await
+    }
+
+    /// Forget a delivered row.
+    pub async fn outbox_delete(&self, id: &str) -> Result<(), StateError> {
+        self.backend.outbox_delete(id).await
+    }
+
+    /// Record a failed attempt of a row and when to try again.
+    pub async fn outbox_retry(
+        &self,
+        id: &str,
+        attempts: u32,
+        next_attempt_ms: u64,
+        error: &str,
+    ) -> Result<(), StateError> {
+        self.backend.outbox_retry(id, attempts, next_attempt_ms, error).await
+    }
+
+    /// How many deliveries are queued.
+    pub async fn outbox_len(&self) -> Result<u64, StateError> {
+        self.backend.outbox_len().await
     }
 
     /// Record a lease durably (insert or replace).

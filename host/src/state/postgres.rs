@@ -13,10 +13,10 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{NoTls, Row};
 
-use super::{from_json, to_json, LeaseRecord, LeaseState, Member, StateBackend, StateError, TokenRecord};
+use super::{from_json, to_json, LeaseRecord, LeaseState, Member, OutboxRecord, StateBackend, StateError, TokenRecord};
 
 /// The newest schema this build knows.
-const SCHEMA_VERSION: i32 = 3;
+const SCHEMA_VERSION: i32 = 4;
 
 /// Each step brings the schema from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -70,6 +70,19 @@ const MIGRATIONS: &[&str] = &[
         jobs         TEXT NOT NULL
     );
 ",
+    "
+    CREATE TABLE tresor_outbox (
+        seq             BIGSERIAL PRIMARY KEY,
+        id              TEXT NOT NULL UNIQUE,
+        webhook         TEXT NOT NULL,
+        body            TEXT NOT NULL,
+        created_ms      BIGINT NOT NULL,
+        attempts        INTEGER NOT NULL,
+        next_attempt_ms BIGINT NOT NULL,
+        last_error      TEXT
+    );
+    CREATE INDEX tresor_outbox_by_attempt ON tresor_outbox (next_attempt_ms);
+",
 ];
 
 const TOKEN_COLUMNS: &str = "hash, accessor, principal, groups, attributes, created_unix, ttl_seconds, \
@@ -91,6 +104,8 @@ pub struct PostgresBackend {
     target: String,
     /// For the sessions that hold singleton jobs.
     config: tokio_postgres::Config,
+    /// TLS to the server, trusting only the configured CA (`None`: plaintext).
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     /// One session per singleton job, holding (or trying for) its advisory lock.
     leads: tokio::sync::Mutex<std::collections::HashMap<String, Lead>>,
 }
@@ -104,7 +119,13 @@ struct Lead {
 impl PostgresBackend {
     /// Connect to `url` (a `postgresql://` URL or a `key=value` string;
     /// `password` wins over one in the URL) and bring the schema up to date.
-    pub async fn connect(url: &str, password: Option<&str>) -> Result<PostgresBackend, StateError> {
+    /// With `ca_file`, the connection is TLS (required, never downgraded)
+    /// and the server's certificate must chain to that CA and name the host.
+    pub async fn connect(
+        url: &str,
+        password: Option<&str>,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<PostgresBackend, StateError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(|_| StateError::Open {
             path: "[state] postgres".into(),
             // The driver's message may quote the URL, password included.
@@ -116,13 +137,14 @@ impl PostgresBackend {
         config.connect_timeout(WAIT);
         config.application_name("tresor");
         let target = describe(&config);
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let tls = tls_for(&mut config, ca_file)?;
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &tls {
+            Some(tls) => Manager::from_config(config.clone(), tls.clone(), manager_config),
+            None => Manager::from_config(config.clone(), NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(16)
             .runtime(Runtime::Tokio1)
@@ -138,6 +160,7 @@ impl PostgresBackend {
             pool,
             target,
             config,
+            tls,
             leads: Default::default(),
         };
         backend.migrate().await?;
@@ -147,7 +170,7 @@ impl PostgresBackend {
     async fn client(&self, what: &'static str) -> Result<deadpool_postgres::Object, StateError> {
         self.pool.get().await.map_err(|e| StateError::Io {
             what,
-            detail: format!("cannot reach PostgreSQL at {}: {e}", self.target),
+            detail: format!("cannot reach PostgreSQL at {}: {}", self.target, causes(&e)),
         })
     }
 
@@ -160,7 +183,7 @@ impl PostgresBackend {
             .pool
             .get()
             .await
-            .map_err(|e| open_err(format!("cannot connect: {e}")))?;
+            .map_err(|e| open_err(format!("cannot connect: {}", causes(&e))))?;
         let tx = client.transaction().await.map_err(|e| open_err(e.to_string()))?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await
@@ -203,16 +226,24 @@ impl PostgresBackend {
     /// A session of its own (not from the pool: a singleton job's lock lives
     /// as long as the session).
     async fn session(&self) -> Result<tokio_postgres::Client, StateError> {
-        let (client, connection) = self.config.connect(NoTls).await.map_err(|e| StateError::Io {
+        let unreachable = |e: tokio_postgres::Error| StateError::Io {
             what: "opening a session for a singleton job",
             detail: format!("cannot reach PostgreSQL at {}: {e}", self.target),
-        })?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "state store: a singleton job's session ended");
+        };
+        let ended =
+            |e: tokio_postgres::Error| tracing::warn!(error = %e, "state store: a singleton job's session ended");
+        match &self.tls {
+            Some(tls) => {
+                let (client, connection) = self.config.connect(tls.clone()).await.map_err(unreachable)?;
+                tokio::spawn(async move { connection.await.map_err(ended) });
+                Ok(client)
             }
-        });
-        Ok(client)
+            None => {
+                let (client, connection) = self.config.connect(NoTls).await.map_err(unreachable)?;
+                tokio::spawn(async move { connection.await.map_err(ended) });
+                Ok(client)
+            }
+        }
     }
 
     async fn leases(
@@ -237,6 +268,64 @@ fn describe(config: &tokio_postgres::Config) -> String {
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
     format!("{host}:{port}/{}", config.get_dbname().unwrap_or("postgres"))
+}
+
+/// TLS for `[state] ca_file`: required (the URL's `sslmode` may not
+/// disable it), trusting that CA only. Without a CA, `sslmode=require` is
+/// refused: a certificate nobody checks protects nothing.
+fn tls_for(
+    config: &mut tokio_postgres::Config,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Option<tokio_postgres_rustls::MakeRustlsConnect>, StateError> {
+    use tokio_postgres::config::SslMode;
+    let refuse = |detail: &str| StateError::Open {
+        path: "[state] postgres".into(),
+        detail: detail.into(),
+    };
+    let Some(path) = ca_file else {
+        return match config.get_ssl_mode() {
+            SslMode::Require => Err(refuse(
+                "sslmode=require needs the server's CA: set [state] ca_file to its PEM file",
+            )),
+            _ => Ok(None),
+        };
+    };
+    if config.get_ssl_mode() == SslMode::Disable {
+        return Err(refuse(
+            "sslmode=disable and [state] ca_file contradict each other: remove one",
+        ));
+    }
+    config.ssl_mode(SslMode::Require);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in crate::api::read_certs(path).map_err(|e| refuse(&e))? {
+        roots
+            .add(cert)
+            .map_err(|e| refuse(&format!("{}: {e}", path.display())))?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| refuse(&format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Some(tokio_postgres_rustls::MakeRustlsConnect::new(client)))
+}
+
+/// An error and its causes, `: `-separated: the pool's "creating a new
+/// object" says nothing alone; the server's reason is a source or two down
+/// (never a password: PostgreSQL does not echo it).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
 }
 
 fn io(what: &'static str) -> impl Fn(tokio_postgres::Error) -> StateError {
@@ -413,7 +502,7 @@ impl StateBackend for PostgresBackend {
             &format!(
                 "SELECT {COLUMNS} FROM tresor_leases \
                  WHERE (state = 'active' AND expires_ms <= $1) \
-                    OR (state = 'revocation-pending' AND next_attempt_ms <= $1) \
+                    OR (state IN ('revocation-pending', 'issuing') AND next_attempt_ms <= $1) \
                  ORDER BY expires_ms, id LIMIT $2"
             ),
             &[&ms(now_ms), &limit],
@@ -428,7 +517,7 @@ impl StateBackend for PostgresBackend {
                 "SELECT MIN(t) FROM ( \
                    SELECT MIN(expires_ms) AS t FROM tresor_leases WHERE state = 'active' \
                    UNION ALL \
-                   SELECT MIN(next_attempt_ms) AS t FROM tresor_leases WHERE state = 'revocation-pending') AS due",
+                   SELECT MIN(next_attempt_ms) AS t FROM tresor_leases WHERE state IN ('revocation-pending', 'issuing')) AS due",
                 &[],
             )
             .await
@@ -596,6 +685,96 @@ impl StateBackend for PostgresBackend {
                 })
             })
             .collect()
+    }
+
+    async fn outbox_push(&self, rows: &[OutboxRecord]) -> Result<(), StateError> {
+        let mut client = self.client("queuing webhook deliveries").await?;
+        let tx = client.transaction().await.map_err(io("queuing webhook deliveries"))?;
+        let stmt = tx
+            .prepare(
+                "INSERT INTO tresor_outbox (id, webhook, body, created_ms, attempts, next_attempt_ms, last_error) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+            )
+            .await
+            .map_err(io("queuing webhook deliveries"))?;
+        for r in rows {
+            let attempts = i32::try_from(r.attempts).unwrap_or(i32::MAX);
+            tx.execute(
+                &stmt,
+                &[
+                    &r.id,
+                    &r.webhook,
+                    &r.body,
+                    &ms(r.created_ms),
+                    &attempts,
+                    &ms(r.next_attempt_ms),
+                    &r.last_error,
+                ],
+            )
+            .await
+            .map_err(io("queuing webhook deliveries"))?;
+        }
+        tx.commit().await.map_err(io("queuing webhook deliveries"))
+    }
+
+    async fn outbox_due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxRecord>, StateError> {
+        let client = self.client("reading the webhook outbox").await?;
+        let rows = client
+            .query(
+                "SELECT id, webhook, body, created_ms, attempts, next_attempt_ms, last_error FROM tresor_outbox \
+                 WHERE next_attempt_ms <= $1 ORDER BY seq LIMIT $2",
+                &[&ms(now_ms), &(limit as i64)],
+            )
+            .await
+            .map_err(io("reading the webhook outbox"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxRecord {
+                    id: r.try_get(0).map_err(io("reading the webhook outbox"))?,
+                    webhook: r.try_get(1).map_err(io("reading the webhook outbox"))?,
+                    body: r.try_get(2).map_err(io("reading the webhook outbox"))?,
+                    created_ms: r.try_get::<_, i64>(3).map_err(io("reading the webhook outbox"))?.max(0) as u64,
+                    attempts: u32::try_from(r.try_get::<_, i32>(4).map_err(io("reading the webhook outbox"))?)
+                        .unwrap_or(0),
+                    next_attempt_ms: r.try_get::<_, i64>(5).map_err(io("reading the webhook outbox"))?.max(0) as u64,
+                    last_error: r.try_get(6).map_err(io("reading the webhook outbox"))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn outbox_delete(&self, id: &str) -> Result<(), StateError> {
+        let client = self.client("forgetting a delivered webhook event").await?;
+        client
+            .execute("DELETE FROM tresor_outbox WHERE id = $1", &[&id])
+            .await
+            .map(|_| ())
+            .map_err(io("forgetting a delivered webhook event"))
+    }
+
+    async fn outbox_retry(&self, id: &str, attempts: u32, next_attempt_ms: u64, error: &str) -> Result<(), StateError> {
+        let client = self.client("recording a failed webhook delivery").await?;
+        let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
+        client
+            .execute(
+                "UPDATE tresor_outbox SET attempts = $2, next_attempt_ms = $3, last_error = $4 WHERE id = $1",
+                &[&id, &attempts, &ms(next_attempt_ms), &error],
+            )
+            .await
+            .map(|_| ())
+            .map_err(io("recording a failed webhook delivery"))
+    }
+
+    async fn outbox_len(&self) -> Result<u64, StateError> {
+        let client = self.client("counting the webhook outbox").await?;
+        let row = client
+            .query_one("SELECT COUNT(*) FROM tresor_outbox", &[])
+            .await
+            .map_err(io("counting the webhook outbox"))?;
+        Ok(row
+            .try_get::<_, i64>(0)
+            .map_err(io("counting the webhook outbox"))?
+            .max(0) as u64)
     }
 
     async fn ping(&self) -> Result<(), StateError> {

@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{from_json, to_json, LeaseRecord, LeaseState, Member, StateBackend, StateError, TokenRecord};
+use super::{from_json, to_json, LeaseRecord, LeaseState, Member, OutboxRecord, StateBackend, StateError, TokenRecord};
 
 /// The newest schema this build knows.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Each step brings the schema from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -66,6 +66,19 @@ const MIGRATIONS: &[&str] = &[
         last_seen_ms INTEGER NOT NULL,
         jobs         TEXT NOT NULL
     ) STRICT;
+",
+    "
+    CREATE TABLE outbox (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        id              TEXT NOT NULL UNIQUE,
+        webhook         TEXT NOT NULL,
+        body            TEXT NOT NULL,
+        created_ms      INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL,
+        next_attempt_ms INTEGER NOT NULL,
+        last_error      TEXT
+    ) STRICT;
+    CREATE INDEX outbox_by_attempt ON outbox (next_attempt_ms);
 ",
 ];
 
@@ -247,6 +260,99 @@ impl StateBackend for SqliteBackend {
                     })
                 })
                 .collect()
+        })
+        .await
+    }
+
+    async fn outbox_push(&self, rows: &[OutboxRecord]) -> Result<(), StateError> {
+        let rows = rows.to_vec();
+        self.run(move |db| {
+            let mut conn = db.conn();
+            let tx = conn.transaction().map_err(io("queuing webhook deliveries"))?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO outbox (id, webhook, body, created_ms, attempts, next_attempt_ms, last_error) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )
+                    .map_err(io("queuing webhook deliveries"))?;
+                for r in &rows {
+                    stmt.execute(params![
+                        r.id,
+                        r.webhook,
+                        r.body,
+                        ms(r.created_ms),
+                        i64::from(r.attempts),
+                        ms(r.next_attempt_ms),
+                        r.last_error
+                    ])
+                    .map_err(io("queuing webhook deliveries"))?;
+                }
+            }
+            tx.commit().map_err(io("queuing webhook deliveries"))
+        })
+        .await
+    }
+
+    async fn outbox_due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxRecord>, StateError> {
+        self.run(move |db| {
+            let conn = db.conn();
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, webhook, body, created_ms, attempts, next_attempt_ms, last_error FROM outbox \
+                     WHERE next_attempt_ms <= ?1 ORDER BY seq LIMIT ?2",
+                )
+                .map_err(io("reading the webhook outbox"))?;
+            let rows = stmt
+                .query_map(params![ms(now_ms), limit as i64], |r| {
+                    Ok(OutboxRecord {
+                        id: r.get(0)?,
+                        webhook: r.get(1)?,
+                        body: r.get(2)?,
+                        created_ms: r.get::<_, i64>(3)?.max(0) as u64,
+                        attempts: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(u32::MAX),
+                        next_attempt_ms: r.get::<_, i64>(5)?.max(0) as u64,
+                        last_error: r.get(6)?,
+                    })
+                })
+                .map_err(io("reading the webhook outbox"))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(io("reading the webhook outbox"))
+        })
+        .await
+    }
+
+    async fn outbox_delete(&self, id: &str) -> Result<(), StateError> {
+        let id = id.to_string();
+        self.run(move |db| {
+            db.conn()
+                .execute("DELETE FROM outbox WHERE id = ?1", [id])
+                .map(|_| ())
+                .map_err(io("forgetting a delivered webhook event"))
+        })
+        .await
+    }
+
+    async fn outbox_retry(&self, id: &str, attempts: u32, next_attempt_ms: u64, error: &str) -> Result<(), StateError> {
+        let (id, error) = (id.to_string(), error.to_string());
+        self.run(move |db| {
+            db.conn()
+                .execute(
+                    "UPDATE outbox SET attempts = ?2, next_attempt_ms = ?3, last_error = ?4 WHERE id = ?1",
+                    params![id, i64::from(attempts), ms(next_attempt_ms), error],
+                )
+                .map(|_| ())
+                .map_err(io("recording a failed webhook delivery"))
+        })
+        .await
+    }
+
+    async fn outbox_len(&self) -> Result<u64, StateError> {
+        self.run(|db| {
+            db.conn()
+                .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))
+                .map(|n| n.max(0) as u64)
+                .map_err(io("counting the webhook outbox"))
         })
         .await
     }
@@ -546,7 +652,7 @@ impl SqliteDb {
             .prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM leases WHERE state = 'active' AND expires_ms <= ?1 \
                  UNION ALL \
-                 SELECT {COLUMNS} FROM leases WHERE state = 'revocation-pending' AND next_attempt_ms <= ?1 \
+                 SELECT {COLUMNS} FROM leases WHERE state IN ('revocation-pending', 'issuing') AND next_attempt_ms <= ?1 \
                  ORDER BY expires_ms LIMIT ?2"
             ))
             .map_err(io("finding due leases"))?;
@@ -562,7 +668,7 @@ impl SqliteDb {
                 "SELECT MIN(t) FROM ( \
                    SELECT MIN(expires_ms) AS t FROM leases WHERE state = 'active' \
                    UNION ALL \
-                   SELECT MIN(next_attempt_ms) AS t FROM leases WHERE state = 'revocation-pending')",
+                   SELECT MIN(next_attempt_ms) AS t FROM leases WHERE state IN ('revocation-pending', 'issuing'))",
                 [],
                 |r| r.get::<_, Option<i64>>(0),
             )

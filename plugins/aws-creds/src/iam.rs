@@ -52,14 +52,19 @@ pub fn inline_policy_name(role: &str) -> String {
     name[..name.len().min(128)].to_owned()
 }
 
+/// The IAM user an issue request names (the same request, the same user).
+pub fn user_of(request: &IssueRequest) -> Result<String, Error> {
+    let random = names::from_issue_id(&request.issue_id)?;
+    Ok(names::user_name(&request.display_name, &request.role.name, request.now_ms / 1000, &random))
+}
+
 /// Issues an IAM user for `spec`: `CreateUser` (with the role's path and
 /// permissions boundary), `PutUserPolicy`, `AttachUserPolicy` and
 /// `AddUserToGroup` as the role says, then `CreateAccessKey`. When a step
 /// after `CreateUser` fails, the half-made user is deleted (best effort)
 /// and the step's error returned.
 pub fn issue(client: &mut Client, spec: &RoleSpec, request: &IssueRequest) -> Result<Credential, Error> {
-    let random = names::random(names::RANDOM_LEN)?;
-    let user = names::user_name(&request.display_name, &spec.name, request.now_ms / 1000, &random);
+    let user = user_of(request)?;
     let context = |e: Error| {
         let missing = matches!(e, Error::NotFound(_));
         reword(e, |m| {

@@ -165,6 +165,22 @@ impl Generator for AwsCreds {
         }
     }
 
+    /// Deletes the IAM user the request names, if it exists (with its keys
+    /// and policies first); STS sessions were never revocable, so there is
+    /// nothing to undo. A role removed from the configuration (no settings)
+    /// may have made a user: it is looked for.
+    fn abandon(&mut self, request: IssueRequest) -> Result<(), Error> {
+        let sts = match RoleSpec::parse(&request.role) {
+            Ok(spec) => spec.credential_type != CredentialType::IamUser,
+            Err(_) if request.role.settings.is_empty() => false,
+            Err(e) => return Err(e),
+        };
+        match sts {
+            true => Ok(()),
+            false => iam::revoke(&mut self.client, &iam::user_of(&request)?),
+        }
+    }
+
     /// IAM users do not expire: the lease is extended as asked, without
     /// calling AWS. STS sessions cannot be extended.
     fn renew(&mut self, role: &Role, revoke_handle: &str, ttl_seconds: u64, _expires_at_ms: u64) -> Result<u64, Error> {

@@ -89,6 +89,20 @@ pub fn random(len: usize) -> Result<String, Error> {
     Ok(out)
 }
 
+/// The random part of an IAM user's name, taken from the host's issue id
+/// (letters and digits) so that the same issue request always names the
+/// same user: `abandon` finds a user whose lease was never recorded. IAM
+/// names are case-insensitive, so it is lowercased.
+pub fn from_issue_id(issue_id: &str) -> Result<String, Error> {
+    if issue_id.len() < RANDOM_LEN || !issue_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(Error::invalid_input(format!(
+            "the host's issue id must be at least {RANDOM_LEN} letters and digits; \
+             this plugin needs a Tresor host that sends one"
+        )));
+    }
+    Ok(issue_id[..RANDOM_LEN].to_ascii_lowercase())
+}
+
 /// True for a user name this plugin could have created: the `tresor-`
 /// prefix, at most 64 characters of IAM's charset.
 pub fn is_issued_user_name(name: &str) -> bool {
@@ -153,6 +167,15 @@ mod tests {
         assert!(a.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()), "{a}");
         assert_ne!(a, b);
         assert_eq!(random(100).map(|r| r.len()).ok(), Some(100));
+    }
+
+    #[test]
+    fn user_names_come_from_the_issue_id() {
+        assert_eq!(from_issue_id("AbCd1234XyZ9876543210abc").expect("id"), "abcd1234");
+        assert_eq!(from_issue_id("AbCd1234").expect("id"), from_issue_id("AbCd1234").expect("id"));
+        for bad in ["", "short", "has-dash-1234", "\"; DROP x"] {
+            assert!(from_issue_id(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

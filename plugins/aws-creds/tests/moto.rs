@@ -308,7 +308,15 @@ fn request(role: Role, ttl_seconds: u64) -> IssueRequest {
         now_ms: now,
         expires_at_ms: now + ttl_seconds * 1000,
         display_name: "alice".into(),
+        issue_id: issue_id(),
     }
+}
+
+/// A fresh issue id as the host makes them: 24 letters and digits.
+fn issue_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{:08}T{:015}", NEXT.fetch_add(1, Ordering::Relaxed), std::process::id())
 }
 
 fn field<'a>(credential: &'a Credential, name: &str) -> Option<&'a str> {
@@ -472,6 +480,44 @@ fn iam_user_is_created_with_its_grants_and_deleted_in_order() {
         .revoke(&role("deploy", &[]), &user)
         .expect("revoke with the role removed");
     assert_eq!(actions(&recording), ["ListAccessKeys", "ListAccessKeys"]);
+}
+
+#[test]
+fn abandon_deletes_the_user_an_unrecorded_issue_made() {
+    let moto = Moto::start();
+    let mut inspector = moto.inspector();
+    let (mut generator, recording) = generator(&moto);
+    let deploy = role(
+        "deploy",
+        &[("credential_type", "iam_user"), ("policy_document", POLICY)],
+    );
+    let req = request(deploy.clone(), 600);
+    let user = generator.issue(req.clone()).expect("issue").revoke_handle;
+    assert!(user.ends_with(&req.issue_id[..8]), "{user} is named after the issue id");
+    iam(&mut inspector, "GetUser", &[("UserName", &user)]);
+
+    // The host lost the lease: abandon with the same request deletes the
+    // user, keys and inline policy first.
+    recording.borrow_mut().sent.clear();
+    generator.abandon(req.clone()).expect("abandon");
+    assert_eq!(
+        recording.borrow().at_delete_user,
+        [UserState::default()],
+        "when DeleteUser was sent, moto still held something for the user"
+    );
+    let gone = inspector.call(Service::Iam, "GetUser", &[("UserName", &user)], false);
+    assert!(matches!(gone, Err(ref e) if e.is_not_found()), "the user still exists");
+    // Again, and for an issue that created nothing: both succeed.
+    generator.abandon(req).expect("abandon twice");
+    generator.abandon(request(deploy, 600)).expect("abandon of nothing");
+    // STS sessions cannot be undone and need nothing.
+    let sts = role(
+        "ci",
+        &[("credential_type", "federation_token"), ("policy_document", POLICY)],
+    );
+    recording.borrow_mut().sent.clear();
+    generator.abandon(request(sts, 900)).expect("abandon an STS issue");
+    assert!(actions(&recording).is_empty(), "{:?}", actions(&recording));
 }
 
 #[test]

@@ -1,6 +1,12 @@
 //! Connection URLs, `postgresql://[user[:password]@]host[:port][/database][?k=v&...]`,
 //! read strictly: unknown parameters are refused with the closest known
-//! one, and `sslmode` must be `disable` until TLS is supported.
+//! one, and `sslmode` must be given, as one of the modes in [`SslMode`].
+//!
+//! `sslmode` has no default here. PostgreSQL's clients default to
+//! `prefer` (try TLS, fall back to plaintext without a word), which a
+//! secrets manager must not do; guessing a stricter default would turn a
+//! URL copied from elsewhere into a surprise. A URL without `sslmode` is
+//! refused with an error that says what to write.
 //!
 //! Errors describe the problem without quoting the URL: it may hold a
 //! password.
@@ -12,6 +18,61 @@ use zeroize::Zeroizing;
 
 /// The query parameters of a connection URL this crate understands.
 pub const URL_PARAMETERS: &[&str] = &["sslmode", "connect_timeout", "application_name"];
+
+/// How the connection is protected: the `sslmode` parameter, with the
+/// meaning libpq gives it. `prefer` and `allow` (which fall back to
+/// plaintext, or start with it) are refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SslMode {
+    /// `disable`: plaintext. For loopback or a network you trust.
+    Disable,
+    /// `require`: TLS, without checking the server's certificate. Protects
+    /// against passive eavesdropping only: anyone who can intercept the
+    /// connection can pose as the server, see everything sent, and learn
+    /// an MD5 or cleartext password (SCRAM exposes it to offline guessing
+    /// only).
+    Require,
+    /// `verify-ca`: TLS, and the server's certificate chain must lead to
+    /// the CA of config key `ca_pem`; its host name is not checked.
+    VerifyCa,
+    /// `verify-full`: as `verify-ca`, and the certificate must also name the
+    /// host of the URL (DNS name or IP address).
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The value as written in a URL (`verify-full`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    /// True for the modes that speak TLS.
+    pub fn uses_tls(self) -> bool {
+        self != SslMode::Disable
+    }
+
+    /// True for the modes that check the certificate against a CA.
+    pub fn verifies(self) -> bool {
+        matches!(self, SslMode::VerifyCa | SslMode::VerifyFull)
+    }
+}
+
+impl std::fmt::Display for SslMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What every error about `sslmode` tells the user to write.
+const SSLMODE_CHOICES: &str = "write `sslmode=verify-full` (TLS, the server's certificate checked against config key \
+     `ca_pem`, the PEM of the CA that issued it), `sslmode=verify-ca` (the same without the host name check), \
+     `sslmode=require` (TLS without any certificate check: against eavesdropping only) or `sslmode=disable` (no TLS: \
+     loopback or a network you trust only)";
 
 /// The user or password part of a connection URL.
 pub enum UrlPart {
@@ -39,13 +100,15 @@ pub struct ConnectionUrl {
     pub application_name: Option<String>,
     /// The `connect_timeout` parameter (whole seconds), if given.
     pub connect_timeout: Option<Duration>,
+    /// The `sslmode` parameter (required).
+    pub sslmode: SslMode,
 }
 
 /// Parses a connection URL given as config key `connection_url`. `example`
 /// is a valid URL for this plugin, shown when the URL is malformed.
 ///
-/// `sslmode=disable` is required: this client does not speak TLS yet, and
-/// a PostgreSQL client without `sslmode` tries TLS first.
+/// `sslmode` is required (see [`SslMode`]); `prefer` and `allow` are
+/// refused, as is a URL without `sslmode`.
 pub fn parse(url: &str, example: &str) -> Result<ConnectionUrl, Error> {
     let bad = |what: &str| Error::invalid_input(format!("config key `connection_url` {what}: write it as {example}"));
     let rest = url
@@ -112,6 +175,7 @@ pub fn parse(url: &str, example: &str) -> Result<ConnectionUrl, Error> {
         database,
         application_name: None,
         connect_timeout: None,
+        sslmode: SslMode::Disable,
     };
     let mut sslmode = None;
     for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
@@ -129,6 +193,14 @@ pub fn parse(url: &str, example: &str) -> Result<ConnectionUrl, Error> {
                 })?;
                 parsed.connect_timeout = Some(Duration::from_secs(seconds));
             }
+            "sslrootcert" | "sslcert" | "sslkey" | "sslcrl" | "sslpassword" => {
+                return Err(Error::invalid_input(format!(
+                    "connection_url has the `{key}` parameter, which names a file the plugin cannot read: \
+                     give the CA certificate inline as config key `ca_pem` instead (client certificates are \
+                     not supported)",
+                    key = key.as_str()
+                )))
+            }
             other => {
                 return Err(Error::invalid_input(format!(
                     "unknown connection_url parameter `{other}`{}: the parameters this plugin understands are {}",
@@ -138,7 +210,7 @@ pub fn parse(url: &str, example: &str) -> Result<ConnectionUrl, Error> {
             }
         }
     }
-    check_sslmode(sslmode.as_deref())?;
+    parsed.sslmode = sslmode_of(sslmode.as_deref())?;
     Ok(parsed)
 }
 
@@ -170,24 +242,25 @@ fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), &'static str>
     }
 }
 
-/// `sslmode` values that allow a plaintext connection are all this client
-/// can do for now.
-fn check_sslmode(sslmode: Option<&str>) -> Result<(), Error> {
+/// Reads `sslmode`: one of the four modes this client honours, or an
+/// error saying which to write.
+fn sslmode_of(sslmode: Option<&str>) -> Result<SslMode, Error> {
     match sslmode {
-        Some("disable") => Ok(()),
-        Some(mode @ ("allow" | "prefer" | "require" | "verify-ca" | "verify-full")) => {
-            Err(Error::unsupported(format!(
-                "connection_url asks for sslmode={mode}, but this plugin does not support TLS yet: \
-             use sslmode=disable on a network you trust (loopback, a private link)"
-            )))
-        }
-        Some(other) => Err(Error::invalid_input(format!(
-            "connection_url has sslmode={other}, which PostgreSQL does not know: use sslmode=disable"
+        Some("disable") => Ok(SslMode::Disable),
+        Some("require") => Ok(SslMode::Require),
+        Some("verify-ca") => Ok(SslMode::VerifyCa),
+        Some("verify-full") => Ok(SslMode::VerifyFull),
+        Some(mode @ ("allow" | "prefer")) => Err(Error::unsupported(format!(
+            "connection_url asks for sslmode={mode}, which may connect without TLS and never says so; a secrets \
+             manager must know: choose explicitly, {SSLMODE_CHOICES}"
         ))),
-        None => Err(Error::unsupported(
-            "connection_url sets no sslmode, and PostgreSQL clients then try TLS first (sslmode=prefer), \
-             which this plugin does not support yet: add `?sslmode=disable` to connect without TLS",
-        )),
+        Some(other) => Err(Error::invalid_input(format!(
+            "connection_url has sslmode={other}, which PostgreSQL does not know: {SSLMODE_CHOICES}"
+        ))),
+        None => Err(Error::invalid_input(format!(
+            "connection_url sets no sslmode (PostgreSQL clients would then try TLS and silently fall back to \
+             plaintext, which this plugin does not do): add it, {SSLMODE_CHOICES}"
+        ))),
     }
 }
 
@@ -289,14 +362,51 @@ mod tests {
     }
 
     #[test]
-    fn requires_sslmode_disable() {
-        for url in ["postgresql://a@h/d?sslmode=require", "postgresql://a@h/d"] {
-            let (kind, m) = message(parse(url, EXAMPLE));
-            assert_eq!(kind, "Unsupported", "{url}");
-            assert!(m.contains("TLS") && m.contains("sslmode=disable"), "{m}");
+    fn reads_every_sslmode() {
+        for (mode, expected) in [
+            ("disable", SslMode::Disable),
+            ("require", SslMode::Require),
+            ("verify-ca", SslMode::VerifyCa),
+            ("verify-full", SslMode::VerifyFull),
+        ] {
+            let url = parse(&format!("postgresql://a@h/d?sslmode={mode}"), EXAMPLE).unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!(url.sslmode, expected);
+            assert_eq!(url.sslmode.as_str(), mode);
+            assert_eq!(url.sslmode.uses_tls(), mode != "disable");
+            assert_eq!(url.sslmode.verifies(), mode.starts_with("verify"));
         }
+    }
+
+    #[test]
+    fn refuses_modes_that_fall_back_to_plaintext_and_a_missing_sslmode() {
+        for mode in ["prefer", "allow"] {
+            let (kind, m) = message(parse(&format!("postgresql://a@h/d?sslmode={mode}"), EXAMPLE));
+            assert_eq!(kind, "Unsupported", "{mode}");
+            assert!(m.contains(&format!("sslmode={mode}")), "{m}");
+            for choice in ["sslmode=disable", "sslmode=require", "sslmode=verify-full", "`ca_pem`"] {
+                assert!(m.contains(choice), "{m}");
+            }
+        }
+        let (kind, m) = message(parse("postgresql://a:hunter22@h/d", EXAMPLE));
+        assert_eq!(kind, "InvalidInput");
+        assert!(
+            m.contains("sets no sslmode") && m.contains("sslmode=disable") && m.contains("sslmode=verify-full"),
+            "{m}"
+        );
+        assert!(!m.contains("hunter22"), "{m}");
         let (kind, m) = message(parse("postgresql://a@h/d?sslmode=sometimes", EXAMPLE));
         assert_eq!(kind, "InvalidInput");
-        assert!(m.contains("sometimes"), "{m}");
+        assert!(m.contains("sometimes") && m.contains("sslmode=require"), "{m}");
+    }
+
+    #[test]
+    fn refuses_file_parameters_pointing_at_ca_pem() {
+        let (kind, m) = message(parse(
+            "postgresql://a@h/d?sslmode=verify-full&sslrootcert=/etc/ca.pem",
+            EXAMPLE,
+        ));
+        assert_eq!(kind, "InvalidInput");
+        assert!(m.contains("`sslrootcert`") && m.contains("`ca_pem`"), "{m}");
+        assert!(!m.contains("/etc/ca.pem"), "{m}");
     }
 }

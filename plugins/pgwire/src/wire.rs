@@ -1,4 +1,5 @@
-//! A minimal PostgreSQL client over any blocking `Read + Write` stream:
+//! A minimal PostgreSQL client over any blocking `Read + Write` stream
+//! (plaintext TCP, or TLS set up by [`crate::tls::Tls::start`]):
 //! start-up with password authentication (SCRAM-SHA-256, MD5, cleartext),
 //! simple-protocol queries (several statements, no parameters) and
 //! extended-protocol queries (one statement, parameters sent apart from
@@ -87,13 +88,15 @@ pub enum WireError {
     Protocol(String),
     /// The server asks for an authentication method this client lacks.
     UnsupportedAuth(String),
+    /// TLS could not be set up (server without TLS, certificate refused).
+    Tls(crate::tls::TlsError),
 }
 
 impl WireError {
     /// True when the connection cannot be used any more.
     pub fn breaks_connection(&self) -> bool {
         match self {
-            WireError::Io(_) | WireError::Protocol(_) | WireError::UnsupportedAuth(_) => true,
+            WireError::Io(_) | WireError::Protocol(_) | WireError::UnsupportedAuth(_) | WireError::Tls(_) => true,
             WireError::Server(e) => e.is_fatal(),
         }
     }
@@ -106,7 +109,14 @@ impl fmt::Display for WireError {
             WireError::Server(e) => write!(f, "{e}"),
             WireError::Protocol(m) => write!(f, "protocol error: {m}"),
             WireError::UnsupportedAuth(m) => write!(f, "unsupported authentication: {m}"),
+            WireError::Tls(e) => write!(f, "{e}"),
         }
+    }
+}
+
+impl From<crate::tls::TlsError> for WireError {
+    fn from(e: crate::tls::TlsError) -> Self {
+        WireError::Tls(e)
     }
 }
 
@@ -327,7 +337,9 @@ impl<S: Read + Write> Client<S> {
                             sasl::SCRAM_SHA_256
                         )));
                     }
-                    // No TLS, so no channel binding to offer.
+                    // No channel binding (`n,,`), with TLS or without: under
+                    // sslmode=require an active man in the middle is not
+                    // detected (verify-ca and verify-full detect it).
                     let state = sasl::ScramSha256::new(startup.password.as_bytes(), sasl::ChannelBinding::unsupported());
                     let mut out = BytesMut::new();
                     frontend::sasl_initial_response(sasl::SCRAM_SHA_256, state.message(), &mut out)?;

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use tresor_pgwire::tls::{Tls, CA_KEY};
 use tresor_pgwire::url::{self, UrlPart};
 use tresor_plugin_sdk::{Config, Error};
 use zeroize::Zeroizing;
@@ -12,7 +13,13 @@ use zeroize::Zeroizing;
 use crate::schema::{Tables, DEFAULT_TABLE_PREFIX};
 
 /// The mount configuration keys this plugin reads.
-pub const CONFIG_KEYS: &[&str] = &["connection_url", "password", "table_prefix", "connect_timeout_ms"];
+pub const CONFIG_KEYS: &[&str] = &[
+    "connection_url",
+    "password",
+    "table_prefix",
+    "connect_timeout_ms",
+    CA_KEY,
+];
 
 /// A valid `connection_url`, shown when the mount's is malformed.
 const EXAMPLE_URL: &str = "postgresql://tresor@127.0.0.1:5432/postgres?sslmode=disable";
@@ -36,6 +43,8 @@ pub struct Connection {
     pub application_name: String,
     /// How long connecting may take.
     pub connect_timeout: Duration,
+    /// TLS as the URL's `sslmode` says, with the CA of `ca_pem`.
+    pub tls: Tls,
 }
 
 impl Connection {
@@ -52,6 +61,7 @@ impl fmt::Debug for Connection {
             .field("address", &self.address())
             .field("user", &self.user)
             .field("database", &self.database)
+            .field("sslmode", &self.tls.mode())
             .finish_non_exhaustive()
     }
 }
@@ -67,8 +77,10 @@ pub struct KvConfig {
 
 impl KvConfig {
     /// Reads the mount's config: `connection_url`
-    /// (`postgresql://user@host:port/db?sslmode=disable`), `password`,
-    /// `table_prefix` (default `tresor_kv`) and `connect_timeout_ms`.
+    /// (`postgresql://user@host:port/db?sslmode=verify-full`, `sslmode`
+    /// required), `password`, `table_prefix` (default `tresor_kv`),
+    /// `connect_timeout_ms` and `ca_pem` (the CA for
+    /// `sslmode=verify-ca`/`verify-full`).
     pub fn from_config(config: &Config) -> Result<Self, Error> {
         config.check_keys(CONFIG_KEYS)?;
         let parsed = url::parse(config.require("connection_url")?, EXAMPLE_URL)?;
@@ -116,6 +128,7 @@ impl KvConfig {
         } else {
             parsed.database
         };
+        let tls = Tls::new(parsed.sslmode, &parsed.host, config.get(CA_KEY))?;
         Ok(KvConfig {
             connection: Connection {
                 host: parsed.host,
@@ -125,6 +138,7 @@ impl KvConfig {
                 database,
                 application_name: parsed.application_name.unwrap_or_else(|| "tresor-kv".to_owned()),
                 connect_timeout,
+                tls,
             },
             tables,
         })
@@ -227,9 +241,49 @@ mod tests {
             ("table_prefix", "Bad-Name"),
         ])));
         assert!(m.contains("table_prefix"), "{m}");
-        match KvConfig::from_config(&config(&[("connection_url", "postgresql://u@h/d")])) {
-            Err(Error::Unsupported(m)) => assert!(m.contains("sslmode=disable"), "{m}"),
+        let m = invalid(KvConfig::from_config(&config(&[(
+            "connection_url",
+            "postgresql://u@h/d",
+        )])));
+        assert!(
+            m.contains("sslmode=disable") && m.contains("sslmode=verify-full"),
+            "{m}"
+        );
+        match KvConfig::from_config(&config(&[("connection_url", "postgresql://u@h/d?sslmode=prefer")])) {
+            Err(Error::Unsupported(m)) => {
+                assert!(m.contains("sslmode=disable") && m.contains("sslmode=require"), "{m}")
+            }
             other => panic!("expected unsupported, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn reads_the_tls_settings() {
+        use tresor_pgwire::url::SslMode;
+        let ca = {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.self_signed(&key).expect("CA").pem()
+        };
+        let with = |url: &str, ca: Option<&str>| {
+            let mut pairs = vec![("connection_url", url)];
+            pairs.extend(ca.map(|ca| ("ca_pem", ca)));
+            KvConfig::from_config(&config(&pairs))
+        };
+        let c = with("postgresql://u@db.internal/d?sslmode=verify-full", Some(&ca)).expect("verify-full");
+        assert_eq!(c.connection.tls.mode(), SslMode::VerifyFull);
+        assert!(format!("{c:?}").contains("VerifyFull"));
+        let c = with("postgresql://u@h/d?sslmode=require", None).expect("require");
+        assert_eq!(c.connection.tls.mode(), SslMode::Require);
+        let m = invalid(with("postgresql://u@h/d?sslmode=verify-ca", None));
+        assert!(m.contains("`ca_pem` is missing"), "{m}");
+        let m = invalid(with("postgresql://u@h/d?sslmode=disable", Some(&ca)));
+        assert!(m.contains("`ca_pem`") && m.contains("verify-full"), "{m}");
+        let m = invalid(KvConfig::from_config(&config(&[
+            ("connection_url", URL),
+            ("ca_pme", "x"),
+        ])));
+        assert!(m.contains("did you mean `ca_pem`"), "{m}");
     }
 }

@@ -19,19 +19,27 @@
 //! path = "kv"
 //! plugin_path = "tresor_plugin_postgres_kv.wasm"
 //! sha256 = "…"
-//! config = { connection_url = "postgresql://tresor@127.0.0.1:5432/secrets?sslmode=disable",
-//!            password = "ref:secret/postgres/tresor" }
-//! grants = { sockets = ["127.0.0.1:5432"] }
+//! grants = { sockets = ["db.internal:5432"], clock = true }
+//!
+//! [mount.config]
+//! connection_url = "postgresql://tresor@db.internal:5432/secrets?sslmode=verify-full"
+//! password = "ref:secret/postgres/tresor"
+//! ca_pem = """
+//! -----BEGIN CERTIFICATE-----
+//! MIIB...
+//! -----END CERTIFICATE-----
+//! """
 //! ```
 //!
 //! Mount configuration:
 //!
 //! | key                  | meaning                                                        |
 //! |----------------------|----------------------------------------------------------------|
-//! | `connection_url`     | `postgresql://user@host:port/database?sslmode=disable` (required); parameters `sslmode`, `connect_timeout` (s), `application_name` |
+//! | `connection_url`     | `postgresql://user@host:port/database?sslmode=verify-full` (required); parameters `sslmode` (required: `verify-full`, `verify-ca`, `require` or `disable`), `connect_timeout` (s), `application_name` |
 //! | `password`           | the user's password, best given as a `ref:` to another mount (or `{{password}}` in the URL filled from it) |
 //! | `table_prefix`       | the tables are `<prefix>_secrets` and `<prefix>_versions` (default `tresor_kv`): mounts sharing a database use one prefix each |
 //! | `connect_timeout_ms` | how long connecting may take (default 10 000; measured only when the mount grants a clock, else the host's call deadline bounds it) |
+//! | `ca_pem`             | the PEM of the CA that issued the server's certificate, inline (the plugin reads no files): required by `sslmode=verify-ca` and `verify-full`, refused with `require` and `disable` |
 //!
 //! Any other key is refused when the mount starts, naming it.
 //!
@@ -46,9 +54,18 @@
 //! `unavailable`. Times (creation, deletion, `delete_version_after`) are
 //! the database's clock, so the mount needs no clock grant.
 //!
-//! TLS is not supported yet: `connection_url` must say `sslmode=disable`,
-//! for a database on the same machine or a network you trust. The sealed
-//! values are safe on any network; the password and metadata are not.
+//! `sslmode` says how the connection is protected (see [`tresor_pgwire`]):
+//! `verify-full` (TLS; the certificate must be issued by the CA of
+//! `ca_pem` and name the URL's host: the one to use across a network),
+//! `verify-ca` (the issuer is checked, not the name), `require` (TLS
+//! without any certificate check: against passive eavesdropping only) or
+//! `disable` (plaintext: the same machine or a network you trust). There
+//! is no default, and `prefer`/`allow` are refused: they may fall back to
+//! plaintext without saying so. `verify-ca` and `verify-full` check the
+//! certificate's dates and so need the mount's clock grant
+//! (`clock = true`). A server with TLS off is reported as such, never used
+//! in plaintext instead. The sealed values are safe on any network; the
+//! login exchange, the paths and the metadata need TLS off a trusted one.
 
 pub mod config;
 pub mod queries;

@@ -9,9 +9,8 @@
 //! a failure later on is `unavailable` and the server rolls the
 //! transaction back.
 
-use std::net::TcpStream;
-
 use tresor_pgwire::wire::{Client, Param, Row, ServerError, Startup, TransactionStatus, WireError};
+use tresor_pgwire::{Stream, TlsError};
 use tresor_plugin_sdk::Error;
 
 use crate::config::Connection;
@@ -42,7 +41,7 @@ impl From<Error> for Failure {
 
 /// The session, lent to one operation; counts the statements it sent.
 pub struct Conn<'a> {
-    client: &'a mut Client<TcpStream>,
+    client: &'a mut Client<Stream>,
     exchanges: usize,
 }
 
@@ -64,7 +63,7 @@ impl Conn<'_> {
 /// The connection settings and the session, if one is open.
 pub struct Session {
     connection: Connection,
-    client: Option<Client<TcpStream>>,
+    client: Option<Client<Stream>>,
 }
 
 impl Session {
@@ -130,10 +129,12 @@ impl Session {
         })
     }
 
-    /// Opens a fresh session with the mount's credentials.
-    fn connect(&self) -> Result<Client<TcpStream>, Error> {
+    /// Opens a fresh session with the mount's credentials, over TLS unless
+    /// `sslmode=disable`.
+    fn connect(&self) -> Result<Client<Stream>, Error> {
         let c = &self.connection;
-        let stream = tresor_pgwire::connect::open(&c.host, c.port, c.connect_timeout)?;
+        let tcp = tresor_pgwire::connect::open(&c.host, c.port, c.connect_timeout)?;
+        let stream = c.tls.start(tcp).map_err(|e| self.failure(e, "logging in"))?;
         Client::connect(
             stream,
             Startup {
@@ -163,7 +164,19 @@ impl Session {
             WireError::UnsupportedAuth(_) => {
                 Error::unsupported(format!("cannot log in to PostgreSQL at {address} as `{user}`: {text}"))
             }
-            WireError::Server(server) => classify(server, &address, user, what, text),
+            WireError::Tls(TlsError::NoClock) => {
+                Error::invalid_input(format!("cannot connect to PostgreSQL at {address}: {text}"))
+            }
+            WireError::Tls(_) => Error::unavailable(format!(
+                "cannot set up TLS with PostgreSQL at {address} while {what}: {text}"
+            )),
+            WireError::Server(server) => {
+                let text = match tresor_pgwire::tls::login_hint(self.connection.tls.mode(), &server.code) {
+                    Some(hint) => format!("{text} ({hint})"),
+                    None => text,
+                };
+                classify(server, &address, user, what, text)
+            }
         }
     }
 }
@@ -179,7 +192,7 @@ impl Drop for Session {
 
 /// Runs `op` once on `client`; its result and how many statements it sent.
 fn attempt<T>(
-    client: &mut Client<TcpStream>,
+    client: &mut Client<Stream>,
     op: &mut impl FnMut(&mut Conn<'_>) -> Result<T, Failure>,
 ) -> (Result<T, Failure>, usize) {
     let mut conn = Conn { client, exchanges: 0 };
@@ -189,7 +202,7 @@ fn attempt<T>(
 
 /// Leaves `client` outside any transaction; false when it cannot be (it is
 /// then dropped rather than kept).
-fn settle(client: &mut Client<TcpStream>) -> bool {
+fn settle(client: &mut Client<Stream>) -> bool {
     client.transaction_status() == TransactionStatus::Idle || client.simple_query("ROLLBACK").is_ok()
 }
 
@@ -231,6 +244,8 @@ fn classify(server: &ServerError, address: &str, user: &str, what: &str, text: S
 mod tests {
     use std::time::Duration;
 
+    use tresor_pgwire::url::SslMode;
+    use tresor_pgwire::Tls;
     use zeroize::Zeroizing;
 
     use super::*;
@@ -244,6 +259,7 @@ mod tests {
             database: "postgres".into(),
             application_name: "tresor-kv".into(),
             connect_timeout: Duration::from_secs(1),
+            tls: Tls::new(SslMode::Disable, "127.0.0.1", None).expect("disable"),
         })
     }
 
@@ -295,6 +311,18 @@ mod tests {
         assert!(e.message().contains("sockets = [\"127.0.0.1:5432\"]"), "{e:?}");
         let e = s.failure(WireError::UnsupportedAuth("gss".into()), "logging in");
         assert_eq!(kind(&e), "unsupported");
+        let e = s.failure(WireError::Tls(TlsError::UnknownIssuer), "logging in");
+        assert_eq!(kind(&e), "unavailable");
+        assert!(
+            e.message().contains("`ca_pem`") && e.message().contains("127.0.0.1:5432"),
+            "{e:?}"
+        );
+        let e = s.failure(WireError::Tls(TlsError::NoClock), "logging in");
+        assert_eq!(kind(&e), "invalid-input");
+        // A plaintext login refused by pg_hba.conf (hostssl only) hints at TLS.
+        let e = s.failure(server_error("28000", "no pg_hba.conf entry"), "logging in");
+        assert_eq!(kind(&e), "permission-denied");
+        assert!(e.message().contains("sslmode=verify-full"), "{e:?}");
     }
 
     #[test]

@@ -429,3 +429,67 @@ fn another_table_prefix_is_another_store_and_a_bad_password_is_refused() {
         other => panic!("expected permission-denied, got {:?}", other.err()),
     }
 }
+
+/// The TLS cluster and certificates shared with tresor-pgwire's tests.
+#[path = "../../pgwire/tests/support/pg_tls.rs"]
+mod pg_tls;
+
+#[test]
+fn the_store_works_over_verify_full_tls_and_refuses_what_is_not_verified() {
+    let ca = pg_tls::TestCa::new("kv test CA");
+    let pg = pg_tls::Cluster::start_tls(&ca);
+    let config = |sslmode: &str, ca_pem: Option<&str>| {
+        let mut pairs = vec![
+            (
+                "connection_url".to_owned(),
+                format!("postgresql://postgres@localhost:{}/postgres?sslmode={sslmode}", pg.port),
+            ),
+            ("password".to_owned(), pg_tls::ADMIN_PASSWORD.to_owned()),
+        ];
+        pairs.extend(ca_pem.map(|pem| ("ca_pem".to_owned(), pem.to_owned())));
+        KvConfig::from_config(&Config::new(pairs)).unwrap_or_else(|e| panic!("config: {e:?}"))
+    };
+
+    // The mount's config as an operator writes it: the store opens (creating
+    // its tables), writes and reads over TLS.
+    let mut store = Store::open(config("verify-full", Some(ca.pem())), StandIn).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(store.put("app/db", b"over-tls", &[], None).ok().as_deref(), Some("1"));
+    assert_eq!(value(&mut store, "app/db", None), b"over-tls");
+    let mut check = Store::open(config("require", None), StandIn).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(value(&mut check, "app/db", None), b"over-tls");
+
+    // Another CA: the mount does not start, and says why.
+    let other = pg_tls::TestCa::new("another CA");
+    match Store::open(config("verify-full", Some(other.pem())), StandIn) {
+        Err(Error::Unavailable(m)) => {
+            assert!(m.contains("unknown issuer") && m.contains("`ca_pem`"), "{m}");
+            assert!(!m.contains(pg_tls::ADMIN_PASSWORD), "{m}");
+        }
+        other => panic!("expected unavailable, got {:?}", other.err()),
+    }
+    // Plaintext against the hostssl-only server: refused, with the hint.
+    match Store::open(config("disable", None), StandIn) {
+        Err(Error::PermissionDenied(m)) => {
+            assert!(m.contains("28000") && m.contains("sslmode=verify-full"), "{m}");
+            assert!(!m.contains(pg_tls::ADMIN_PASSWORD), "{m}");
+        }
+        other => panic!("expected permission-denied, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn a_server_with_tls_off_is_reported_not_used_in_plaintext() {
+    let pg = pg_tls::Cluster::start_plain();
+    let config = KvConfig::from_config(&Config::new(vec![
+        (
+            "connection_url".to_owned(),
+            format!("postgresql://postgres@127.0.0.1:{}/postgres?sslmode=require", pg.port),
+        ),
+        ("password".to_owned(), pg_tls::ADMIN_PASSWORD.to_owned()),
+    ]))
+    .unwrap_or_else(|e| panic!("config: {e:?}"));
+    match Store::open(config, StandIn) {
+        Err(Error::Unavailable(m)) => assert!(m.contains("ssl = off") && m.contains("turn ssl on"), "{m}"),
+        other => panic!("expected unavailable, got {:?}", other.err()),
+    }
+}

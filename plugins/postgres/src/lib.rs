@@ -5,7 +5,8 @@
 //! the role's `creation_statements`; `renew` moves its `VALID UNTIL`;
 //! `revoke` ends its sessions and drops it. The plugin talks to PostgreSQL
 //! itself over the wire protocol (SCRAM-SHA-256, MD5 or cleartext password
-//! authentication, no TLS yet) on a TCP connection the mount must grant.
+//! authentication; TLS as the URL's `sslmode` says) on a TCP connection the
+//! mount must grant.
 //!
 //! Mount configuration:
 //!
@@ -13,9 +14,17 @@
 //! [[mount]]
 //! path = "db"
 //! plugin = "postgres"
-//! config = { connection_url = "postgresql://{{username}}:{{password}}@127.0.0.1:5432/postgres?sslmode=disable",
-//!            username = "vaultadmin", password = "…" }
-//! grants = { sockets = ["127.0.0.1:5432"] }
+//! grants = { sockets = ["db.internal:5432"], clock = true }
+//!
+//! [mount.config]
+//! connection_url = "postgresql://{{username}}:{{password}}@db.internal:5432/postgres?sslmode=verify-full"
+//! username = "vaultadmin"
+//! password = "ref:secret/db/vaultadmin"
+//! ca_pem = """
+//! -----BEGIN CERTIFICATE-----
+//! MIIB...
+//! -----END CERTIFICATE-----
+//! """
 //!
 //! [mount.roles.readonly]
 //! default_ttl = "1h"
@@ -27,9 +36,11 @@
 //!
 //! - config: `connection_url` (required; `{{username}}` and `{{password}}`
 //!   are filled from `username` and `password`, or the URL carries the
-//!   credentials; `sslmode=disable` is required until TLS is supported;
-//!   `connect_timeout` and `application_name` parameters are understood),
-//!   `username`, `password`, `connect_timeout_ms` (default 10 000).
+//!   credentials; `sslmode` is required, see below; `connect_timeout` and
+//!   `application_name` parameters are understood), `username`,
+//!   `password`, `connect_timeout_ms` (default 10 000), `ca_pem` (the PEM of
+//!   the CA that issued the server's certificate: required by
+//!   `sslmode=verify-ca` and `verify-full`, refused otherwise).
 //! - role settings: `creation_statements` (required), `renew_statements`
 //!   (default `ALTER ROLE "{{name}}" VALID UNTIL '{{expiration}}'`),
 //!   `revocation_statements` (default: terminate the role's sessions,
@@ -40,7 +51,23 @@
 //! - Any other config key or role setting is refused when the mount
 //!   starts, naming it and the key it may have meant.
 //!
-//! TLS is not supported yet: `connection_url` must say `sslmode=disable`.
+//! `sslmode` (see [`tresor_pgwire`] for the details):
+//!
+//! - `verify-full`: TLS; the server's certificate must be issued by the CA
+//!   of `ca_pem` and name the URL's host. The one to use across a network.
+//! - `verify-ca`: TLS; the issuer is checked, the host name is not.
+//! - `require`: TLS without any certificate check: protects against
+//!   passive eavesdropping only (anyone who can intercept the connection
+//!   can pose as the server).
+//! - `disable`: plaintext, for loopback or a network you trust.
+//!
+//! `prefer` and `allow` are refused (they may fall back to plaintext
+//! silently), and so is a URL without `sslmode`: write the mode you want.
+//! `verify-ca` and `verify-full` check the certificate's dates, so the
+//! mount must grant a clock (`clock = true`); without one the connection
+//! fails saying so. The server must have `ssl = on`; a server with TLS off
+//! is reported as such, never used in plaintext instead.
+//!
 //! `connect_timeout_ms` bounds connecting only when the mount grants a
 //! clock (the standard library measures the timeout with it); without one,
 //! the host's call deadline does.
@@ -49,8 +76,6 @@
 //! statement logic ([`wire`], [`template`], [`naming`], [`settings`]) is
 //! plain Rust over `Read + Write`, so the tests run it natively against a
 //! real server.
-
-use std::net::TcpStream;
 
 #[cfg(target_arch = "wasm32")]
 use tresor_plugin_sdk::export_generator;
@@ -62,6 +87,7 @@ pub mod settings;
 pub mod template;
 /// The wire-protocol client, shared with the `postgres-kv` provider.
 pub use tresor_pgwire::wire;
+use tresor_pgwire::{Stream, TlsError};
 
 use settings::{ConnectionSettings, RoleStatements};
 use template::Values;
@@ -71,7 +97,7 @@ use wire::{Client, Row, ServerError, Startup, WireError};
 /// on first use and opened again once when it turns out to be broken.
 pub struct Postgres {
     settings: ConnectionSettings,
-    session: Option<Client<TcpStream>>,
+    session: Option<Client<Stream>>,
 }
 
 /// What a statement was for, to say so when it fails.
@@ -95,10 +121,12 @@ impl Postgres {
         }
     }
 
-    /// Opens a fresh session with the mount's credentials.
-    fn connect(&self) -> Result<Client<TcpStream>, Error> {
+    /// Opens a fresh session with the mount's credentials, over TLS unless
+    /// `sslmode=disable`.
+    fn connect(&self) -> Result<Client<Stream>, Error> {
         let s = &self.settings;
-        let stream = tresor_pgwire::connect::open(&s.host, s.port, s.connect_timeout)?;
+        let tcp = tresor_pgwire::connect::open(&s.host, s.port, s.connect_timeout)?;
+        let stream = s.tls.start(tcp).map_err(|e| self.failure(e, Purpose::Login, &[]))?;
         Client::connect(
             stream,
             Startup {
@@ -169,7 +197,19 @@ impl Postgres {
                 "cannot log in to PostgreSQL at {address} as `{}`: {text}",
                 self.settings.user
             )),
-            WireError::Server(server) => classify(server, &address, &self.settings.user, &what, purpose, text),
+            WireError::Tls(TlsError::NoClock) => {
+                Error::invalid_input(format!("cannot connect to PostgreSQL at {address}: {text}"))
+            }
+            WireError::Tls(_) => Error::unavailable(format!(
+                "cannot set up TLS with PostgreSQL at {address} while {what}: {text}"
+            )),
+            WireError::Server(server) => {
+                let text = match tresor_pgwire::tls::login_hint(self.settings.tls.mode(), &server.code) {
+                    Some(hint) => format!("{text} ({hint})"),
+                    None => text,
+                };
+                classify(server, &address, &self.settings.user, &what, purpose, text)
+            }
         }
     }
 }
@@ -249,7 +289,7 @@ impl Generator for Postgres {
     fn issue(&mut self, request: IssueRequest) -> Result<Credential, Error> {
         let role = &request.role;
         let statements = RoleStatements::from_role(role)?;
-        let name = naming::role_name(&request.display_name, &role.name, request.now_ms)?;
+        let name = naming::role_name(&request.display_name, &role.name, &request.issue_id, request.now_ms)?;
         let password = naming::password()?;
         let expiration = naming::expiration(request.expires_at_ms)?;
         let sql = template::render(
@@ -276,6 +316,12 @@ impl Generator for Postgres {
             revocable: true,
             renewable: true,
         })
+    }
+
+    fn abandon(&mut self, request: IssueRequest) -> Result<(), Error> {
+        // The same request names the same role; revoking it is idempotent.
+        let name = naming::role_name(&request.display_name, &request.role.name, &request.issue_id, request.now_ms)?;
+        self.revoke(&request.role, &name)
     }
 
     fn renew(&mut self, role: &Role, revoke_handle: &str, ttl_seconds: u64, expires_at_ms: u64) -> Result<u64, Error> {

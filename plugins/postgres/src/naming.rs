@@ -10,25 +10,32 @@ pub const MAX_ROLE_NAME_LEN: usize = 63;
 /// Length of a generated password, in characters.
 pub const PASSWORD_LEN: usize = 36;
 
-/// Letters and digits: the random part of role names.
-const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+/// The longest issue id a role name takes whole: with the 8-byte display
+/// and role parts and 17 digits of seconds, the name stays within 63 bytes.
+const MAX_ISSUE_ID_LEN: usize = 24;
 
 /// Letters, digits and `-`: the password alphabet. Nothing in it needs
 /// escaping inside an SQL string literal or a connection string.
 const PASSWORD_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-";
 
 /// Names a new role like Vault's default username template:
-/// `v-<display name, 8>-<role, 8>-<20 random letters and digits>-<unix seconds>`,
-/// at most 63 bytes. Characters of the display or role name outside
-/// `[A-Za-z0-9_-]` become `_`, so the name never needs more than double
-/// quotes around it.
-pub fn role_name(display_name: &str, role: &str, now_ms: u64) -> Result<String, Error> {
-    let random = random_string(ALPHANUMERIC, 20)?;
+/// `v-<display name, 8>-<role, 8>-<issue id>-<unix seconds>`, at most 63
+/// bytes. The issue id is the host's random part (24 letters and digits),
+/// so the same request always names the same role: that is how `abandon`
+/// finds a role whose lease the host never recorded. Characters of the
+/// display or role name outside `[A-Za-z0-9_-]` become `_`, so the name
+/// never needs more than double quotes around it.
+pub fn role_name(display_name: &str, role: &str, issue_id: &str, now_ms: u64) -> Result<String, Error> {
+    if issue_id.is_empty() || issue_id.len() > MAX_ISSUE_ID_LEN || !issue_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(Error::invalid_input(format!(
+            "the host's issue id must be 1 to {MAX_ISSUE_ID_LEN} letters and digits; \
+             this plugin needs a Tresor host that sends one"
+        )));
+    }
     let mut name = format!(
-        "v-{}-{}-{}-{}",
+        "v-{}-{}-{issue_id}-{}",
         name_part(display_name, 8),
         name_part(role, 8),
-        random.as_str(),
         now_ms / 1000
     );
     name.truncate(MAX_ROLE_NAME_LEN);
@@ -106,41 +113,45 @@ fn random_string(alphabet: &[u8], len: usize) -> Result<Zeroizing<String>, Error
 mod tests {
     use super::*;
 
+    const ID: &str = "AbCdEfGhIjKlMnOpQrStUvW1";
+
     #[test]
     fn role_names_follow_vaults_template() {
-        let name = role_name("alice", "readonly", 1_764_700_200_123).expect("name");
-        let parts: Vec<&str> = name.split('-').collect();
-        assert_eq!(parts.len(), 5, "{name}");
-        assert_eq!(parts[0], "v");
-        assert_eq!(parts[1], "alice");
-        assert_eq!(parts[2], "readonly");
-        assert_eq!(parts[3].len(), 20);
-        assert!(parts[3].bytes().all(|b| b.is_ascii_alphanumeric()), "{name}");
-        assert_eq!(parts[4], "1764700200");
+        let name = role_name("alice", "readonly", ID, 1_764_700_200_123).expect("name");
+        assert_eq!(name, format!("v-alice-readonly-{ID}-1764700200"));
         assert!(is_role_name(&name));
     }
 
     #[test]
     fn role_names_truncate_and_replace_odd_characters() {
-        let name = role_name("alice@example.com", "a-very-long-role-name", 0).expect("name");
-        assert!(name.starts_with("v-alice_ex-a-very-l-"), "{name}");
-        assert!(name.ends_with("-0"), "{name}");
-        let name = role_name("Zoë \"x\"; DROP", "r", 0).expect("name");
+        let name = role_name("alice@example.com", "a-very-long-role-name", ID, 0).expect("name");
+        assert_eq!(name, format!("v-alice_ex-a-very-l-{ID}-0"));
+        let name = role_name("Zoë \"x\"; DROP", "r", ID, 0).expect("name");
         assert!(name.starts_with("v-Zo___x__-r-"), "{name}");
         assert!(is_role_name(&name), "{name}");
     }
 
     #[test]
-    fn role_names_never_exceed_63_bytes() {
-        // The largest possible timestamp keeps the whole name under the limit;
-        // the final truncation is the safety net.
-        let name = role_name(&"d".repeat(100), &"r".repeat(100), u64::MAX).expect("name");
+    fn role_names_never_exceed_63_bytes_and_keep_the_whole_issue_id() {
+        let name = role_name(&"d".repeat(100), &"r".repeat(100), ID, u64::MAX).expect("name");
         assert!(name.len() <= MAX_ROLE_NAME_LEN, "{} bytes: {name}", name.len());
+        assert!(name.contains(ID), "{name}");
         assert!(is_role_name(&name));
-        assert_ne!(
-            role_name("a", "b", 0).expect("name"),
-            role_name("a", "b", 0).expect("name")
-        );
+    }
+
+    #[test]
+    fn the_same_request_names_the_same_role_and_another_issue_id_another() {
+        let first = role_name("a", "b", ID, 5_000).expect("name");
+        assert_eq!(first, role_name("a", "b", ID, 5_000).expect("name"));
+        assert_ne!(first, role_name("a", "b", "AbCdEfGhIjKlMnOpQrStUvW2", 5_000).expect("name"));
+    }
+
+    #[test]
+    fn issue_ids_that_could_break_a_name_are_refused() {
+        for bad in ["", "has-dash", "has space", "\"; DROP ROLE x; --", &"a".repeat(25)] {
+            let err = role_name("a", "b", bad, 0).expect_err(bad);
+            assert!(err.message().contains("issue id"), "{}", err.message());
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use tresor_pgwire::tls::{Tls, CA_KEY};
 use tresor_pgwire::url::{self, UrlPart};
 use tresor_plugin_sdk::{Config, Error, Role};
 use zeroize::Zeroizing;
@@ -13,7 +14,7 @@ use zeroize::Zeroizing;
 use crate::template::{self, Placeholder};
 
 /// The mount configuration keys this plugin reads.
-pub const MOUNT_KEYS: &[&str] = &["connection_url", "username", "password", "connect_timeout_ms"];
+pub const MOUNT_KEYS: &[&str] = &["connection_url", "username", "password", "connect_timeout_ms", CA_KEY];
 
 /// The role settings this plugin reads.
 pub const ROLE_KEYS: &[&str] = &["creation_statements", "revocation_statements", "renew_statements"];
@@ -40,6 +41,8 @@ pub struct ConnectionSettings {
     pub application_name: String,
     /// How long connecting may take.
     pub connect_timeout: Duration,
+    /// TLS as the URL's `sslmode` says, with the CA of `ca_pem`.
+    pub tls: Tls,
 }
 
 /// Never prints the password.
@@ -49,6 +52,7 @@ impl fmt::Debug for ConnectionSettings {
             .field("address", &self.address())
             .field("user", &self.user)
             .field("database", &self.database)
+            .field("sslmode", &self.tls.mode())
             .finish_non_exhaustive()
     }
 }
@@ -57,8 +61,9 @@ impl ConnectionSettings {
     /// Reads the mount's config: `connection_url` in Vault's form
     /// (`postgresql://{{username}}:{{password}}@127.0.0.1:5432/postgres?sslmode=disable`,
     /// placeholders filled from `username` and `password`, or a URL with the
-    /// credentials in it), and `connect_timeout_ms`. Errors name the key,
-    /// never a value.
+    /// credentials in it; `sslmode` required), `connect_timeout_ms` and
+    /// `ca_pem` (the CA for `sslmode=verify-ca`/`verify-full`). Errors name
+    /// the key, never a value.
     pub fn from_config(config: &Config) -> Result<Self, Error> {
         config.check_keys(MOUNT_KEYS)?;
         let url = config.require("connection_url")?;
@@ -120,6 +125,7 @@ impl ConnectionSettings {
         } else {
             parsed.database
         };
+        let tls = Tls::new(parsed.sslmode, &parsed.host, config.get(CA_KEY))?;
         Ok(ConnectionSettings {
             host: parsed.host,
             port: parsed.port,
@@ -128,6 +134,7 @@ impl ConnectionSettings {
             database,
             application_name,
             connect_timeout,
+            tls,
         })
     }
 
@@ -354,22 +361,70 @@ mod tests {
     }
 
     #[test]
-    fn refuses_tls_modes_it_cannot_honour() {
-        for url in [
-            "postgresql://a@h/d?sslmode=require",
-            "postgresql://a@h/d?sslmode=verify-full",
-            "postgresql://a@h/d",
-        ] {
+    fn reads_the_tls_settings() {
+        use tresor_pgwire::url::SslMode;
+        let ca = {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.self_signed(&key).expect("CA").pem()
+        };
+        let with = |url: &str, ca: Option<&str>| {
+            let mut pairs = vec![("connection_url", url), ("username", "a")];
+            pairs.extend(ca.map(|ca| ("ca_pem", ca)));
+            ConnectionSettings::from_config(&config(&pairs))
+        };
+        let s = with("postgresql://h/d?sslmode=verify-full", Some(&ca)).expect("verify-full");
+        assert_eq!(s.tls.mode(), SslMode::VerifyFull);
+        assert!(format!("{s:?}").contains("VerifyFull"));
+        assert_eq!(
+            with("postgresql://h/d?sslmode=require", None)
+                .expect("require")
+                .tls
+                .mode(),
+            SslMode::Require
+        );
+        assert_eq!(
+            with("postgresql://h/d?sslmode=verify-ca", Some(&ca))
+                .expect("verify-ca")
+                .tls
+                .mode(),
+            SslMode::VerifyCa
+        );
+        // verify-* without a CA, require with one: refused at mount start.
+        let m = invalid(with("postgresql://h/d?sslmode=verify-full", None));
+        assert!(m.contains("`ca_pem` is missing"), "{m}");
+        let m = invalid(with("postgresql://h/d?sslmode=require", Some(&ca)));
+        assert!(m.contains("`ca_pem`") && m.contains("verify-full"), "{m}");
+        let m = invalid(with("postgresql://h/d?sslmode=verify-ca", Some("not PEM")));
+        assert!(m.contains("`ca_pem`"), "{m}");
+        // A misspelt key is refused naming it.
+        let m = invalid(ConnectionSettings::from_config(&config(&[
+            ("connection_url", VAULT_URL),
+            ("username", "a"),
+            ("password", "p"),
+            ("ca_perm", "x"),
+        ])));
+        assert!(m.contains("did you mean `ca_pem`"), "{m}");
+    }
+
+    #[test]
+    fn refuses_sslmodes_that_may_fall_back_to_plaintext() {
+        for url in ["postgresql://a@h/d?sslmode=prefer", "postgresql://a@h/d?sslmode=allow"] {
             match ConnectionSettings::from_config(&config(&[("connection_url", url)])) {
-                Err(Error::Unsupported(m)) => assert!(m.contains("TLS") && m.contains("sslmode=disable"), "{m}"),
+                Err(Error::Unsupported(m)) => {
+                    assert!(
+                        m.contains("sslmode=disable") && m.contains("sslmode=verify-full"),
+                        "{m}"
+                    )
+                }
                 other => panic!("{url}: expected unsupported, got {other:?}"),
             }
         }
-        let m = invalid(ConnectionSettings::from_config(&config(&[(
-            "connection_url",
-            "postgresql://a@h/d?sslmode=sometimes",
-        )])));
-        assert!(m.contains("sometimes"), "{m}");
+        for url in ["postgresql://a@h/d", "postgresql://a@h/d?sslmode=sometimes"] {
+            let m = invalid(ConnectionSettings::from_config(&config(&[("connection_url", url)])));
+            assert!(m.contains("sslmode=disable") && m.contains("sslmode=require"), "{m}");
+        }
     }
 
     #[test]

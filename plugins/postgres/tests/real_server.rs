@@ -135,7 +135,15 @@ fn request(role: Role, now: u64, ttl_seconds: u64) -> IssueRequest {
         now_ms: now,
         expires_at_ms: now + ttl_seconds * 1000,
         display_name: "alice".into(),
+        issue_id: issue_id(),
     }
+}
+
+/// A fresh issue id as the host makes them: 24 letters and digits.
+fn issue_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("T{:011}{:012}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 fn field<'a>(data: &'a [(String, String)], key: &str) -> &'a str {
@@ -261,6 +269,29 @@ fn issues_renews_and_revokes_real_roles() {
 }
 
 #[test]
+fn abandon_drops_the_role_an_unrecorded_issue_made_and_is_idempotent() {
+    let cluster = Cluster::start();
+    let mut admin = cluster.admin();
+    let mut generator = cluster.generator(ADMIN_PASSWORD);
+    let readonly = role("readonly", &[("creation_statements", "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';")]);
+
+    // The host issued, then lost track of the call: abandon with the same
+    // request finds the role by its name alone.
+    let req = request(readonly.clone(), now_ms(), 600);
+    let issued = generator.issue(req.clone()).expect("issue");
+    let name = field(&issued.data, "username").to_owned();
+    assert!(name.contains(&req.issue_id), "{name} is named after the issue id");
+    assert!(role_exists(&mut admin, &name));
+    generator.abandon(req.clone()).expect("abandon");
+    assert!(!role_exists(&mut admin, &name), "abandon must drop {name}");
+    // Again, and for a request that never created anything: both succeed.
+    generator.abandon(req).expect("abandon twice");
+    generator
+        .abandon(request(readonly, now_ms(), 600))
+        .expect("abandon of an issue that created nothing");
+}
+
+#[test]
 fn failing_statements_are_atomic_and_never_show_the_password() {
     let cluster = Cluster::start();
     let mut admin = cluster.admin();
@@ -324,6 +355,72 @@ fn an_unreachable_server_is_unavailable_naming_the_address() {
         Err(Error::Unavailable(m)) => {
             assert!(m.contains(&format!("127.0.0.1:{port}")), "{m}");
             assert!(!m.contains("Secret-Pw"), "{m}");
+        }
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+}
+
+/// The TLS cluster and certificates shared with tresor-pgwire's tests.
+#[path = "../../pgwire/tests/support/pg_tls.rs"]
+mod pg_tls;
+
+#[test]
+fn issues_and_revokes_over_verify_full_tls() {
+    use tresor_pgwire::url::SslMode;
+    use tresor_pgwire::Tls;
+
+    let ca = pg_tls::TestCa::new("generator test CA");
+    let pg = pg_tls::Cluster::start_tls(&ca);
+    let generator = |ca_pem: &str| {
+        Postgres::configure(Config::new(vec![
+            (
+                "connection_url".into(),
+                format!(
+                    "postgresql://{{{{username}}}}:{{{{password}}}}@localhost:{}/postgres?sslmode=verify-full",
+                    pg.port
+                ),
+            ),
+            ("username".into(), "postgres".into()),
+            ("password".into(), pg_tls::ADMIN_PASSWORD.into()),
+            ("ca_pem".into(), ca_pem.into()),
+        ]))
+        .unwrap_or_else(|e| panic!("configure: {e:?}"))
+    };
+    let mut g = generator(ca.pem());
+    let readonly = role("readonly", &[("creation_statements", READONLY)]);
+    let issued = g
+        .issue(request(readonly.clone(), now_ms(), 600))
+        .expect("issue over TLS");
+    let name = field(&issued.data, "username").to_owned();
+    let password = field(&issued.data, "password").to_owned();
+
+    // The new role logs in (over TLS: the server takes nothing else).
+    let tls = Tls::new(SslMode::VerifyFull, "localhost", Some(ca.pem())).expect("tls");
+    let stream = tls
+        .start(TcpStream::connect(("127.0.0.1", pg.port)).expect("TCP"))
+        .expect("handshake");
+    let mut user = Client::connect(
+        stream,
+        Startup {
+            user: &name,
+            password: &password,
+            database: "postgres",
+            application_name: "test",
+        },
+    )
+    .expect("the issued role logs in over TLS");
+    let rows = user
+        .simple_query("SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .expect("query");
+    assert_eq!(rows, vec![vec![Some("true".to_owned())]]);
+    g.revoke(&readonly, &name).expect("revoke over TLS");
+
+    // A CA that did not issue the server's certificate: nothing is issued.
+    let other = pg_tls::TestCa::new("another CA");
+    match generator(other.pem()).issue(request(readonly, now_ms(), 60)) {
+        Err(Error::Unavailable(m)) => {
+            assert!(m.contains("unknown issuer") && m.contains("`ca_pem`"), "{m}");
+            assert!(!m.contains(pg_tls::ADMIN_PASSWORD), "{m}");
         }
         other => panic!("expected unavailable, got {other:?}"),
     }

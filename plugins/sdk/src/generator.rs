@@ -43,8 +43,17 @@ pub trait Generator: Sized + 'static {
     fn check_role(&mut self, role: &Role) -> Result<(), Error>;
 
     /// Issues a credential for `request.role`, valid until
-    /// `request.expires_at_ms`.
+    /// `request.expires_at_ms`. Name what you create upstream from
+    /// `request.issue_id` (and the other fields) deterministically, so that
+    /// [`abandon`](Generator::abandon) can find it from the same request.
     fn issue(&mut self, request: IssueRequest) -> Result<Credential, Error>;
+
+    /// Removes whatever [`issue`](Generator::issue) with this `request` may
+    /// have created upstream: the host lost track of that call (it stopped
+    /// before it recorded the lease, or the call failed part-way), so no one
+    /// holds the credential. Succeed when nothing was created; the host
+    /// retries a failure until it succeeds.
+    fn abandon(&mut self, request: IssueRequest) -> Result<(), Error>;
 
     /// Extends a credential so it ends at `expires_at_ms`; returns the TTL
     /// granted in seconds. Default: `unsupported` (the lease is then not
@@ -115,6 +124,10 @@ impl<S: GeneratorSlot> Guest for S {
         with_generator::<S, _>("issue", |g| g.issue(request))
     }
 
+    fn abandon(request: IssueRequest) -> Result<(), Error> {
+        with_generator::<S, _>("abandon", |g| g.abandon(request))
+    }
+
     fn renew(role: Role, revoke_handle: String, ttl_seconds: u64, expires_at_ms: u64) -> Result<u64, Error> {
         with_generator::<S, _>("renew", |g| g.renew(&role, &revoke_handle, ttl_seconds, expires_at_ms))
     }
@@ -148,11 +161,15 @@ impl<S: GeneratorSlot> Guest for S {
 ///     fn issue(&mut self, request: IssueRequest) -> Result<Credential, Error> {
 ///         Ok(Credential {
 ///             data: vec![("token".into(), "not-a-real-token".into())],
-///             revoke_handle: format!("{}-{}", request.role.name, request.now_ms),
+///             revoke_handle: format!("{}-{}", request.role.name, request.issue_id),
 ///             ttl_seconds: request.ttl_seconds,
 ///             revocable: true,
 ///             renewable: false,
 ///         })
+///     }
+///
+///     fn abandon(&mut self, _request: IssueRequest) -> Result<(), Error> {
+///         Ok(()) // nothing upstream to clean up
 ///     }
 ///
 ///     fn revoke(&mut self, _role: &Role, _revoke_handle: &str) -> Result<(), Error> {

@@ -1,5 +1,6 @@
 //! Crash-test leaser: starts a host from the config file given as the first
-//! argument, issues one `db/ro` credential per TTL argument (seconds), prints
+//! argument, issues one `db/ro` credential (the role `$TRESOR_LEASER_ROLE`
+//! names, when set) per TTL argument (seconds), prints
 //! `lease <id> <username> <password>` after each (test output on a pipe, the
 //! only place the password goes), then waits forever. The lease crash test
 //! SIGKILLs it with the leases outstanding.
@@ -16,10 +17,11 @@ async fn main() {
         .await
         .expect("host starts");
     let me = tresor_e2e::caller("crash", &["admins"]);
+    let role = std::env::var("TRESOR_LEASER_ROLE").unwrap_or_else(|_| "db/ro".into());
     let stdout = std::io::stdout();
     for ttl in args {
         let ttl: u64 = ttl.parse().expect("TTL in seconds");
-        let issued = host.issue(&me, "db/ro", Some(ttl)).await.expect("issue");
+        let issued = host.issue(&me, &role, Some(ttl)).await.expect("issue");
         let field = |name: &str| {
             issued
                 .data

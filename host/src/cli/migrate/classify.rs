@@ -52,6 +52,14 @@ pub fn classify(name: &str, value: &str, include: &[String], exclude: &[String])
             kind,
         };
     }
+    // `*_SECRET*`: JWT_SECRETS, SECRETS_FILE_CONTENT, APP_SECRETKEY.
+    if upper.starts_with("SECRET") || upper.contains("_SECRET") {
+        return Decision {
+            secret: true,
+            reason: "name contains SECRET".into(),
+            kind,
+        };
+    }
     if let Some(why) = secret_value(value) {
         return Decision {
             secret: true,
@@ -105,6 +113,19 @@ fn secret_value(value: &str) -> Option<&'static str> {
         {
             return Some("a URL with a password");
         }
+        // Any other URL is an address, however random its path looks.
+        if !scheme.is_empty() && !scheme.contains(char::is_whitespace) {
+            return None;
+        }
+    }
+    // ADO.NET / ODBC connection strings: `Server=db;User Id=app;Password=...`.
+    if value.split(';').any(|part| {
+        part.split_once('=').is_some_and(|(k, v)| {
+            let k = k.trim().to_ascii_lowercase();
+            (k == "password" || k == "pwd") && !v.trim().is_empty()
+        })
+    }) {
+        return Some("a connection string with a password");
     }
     const KNOWN: &[(&str, &str)] = &[
         ("AKIA", "an AWS access key id"),
@@ -172,6 +193,16 @@ mod tests {
             "a URL with a password"
         );
         assert!(!secret("HOMEPAGE", "https://example.com/a:b@c").0);
+        assert!(secret("JWT_SECRETS", "a,b").0, "*_SECRET*");
+        assert!(
+            !secret("CALLBACK", "https://example.com/cb?state=q8Zr2LxN0vTb7KpWm3Yc").0,
+            "a URL is an address"
+        );
+        assert_eq!(
+            secret("LEGACY_DB", "Server=db;User Id=app;Password=x;").1,
+            "a connection string with a password"
+        );
+        assert!(!secret("LEGACY_DB", "Server=db;Integrated Security=true;").0);
         assert_eq!(secret("UPSTREAM", "AKIAIOSFODNN7EXAMPLE1234").1, "an AWS access key id");
         assert_eq!(
             secret("BLOB", "-----BEGIN RSA PRIVATE KEY-----\nabc").1,

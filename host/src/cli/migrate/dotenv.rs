@@ -151,6 +151,15 @@ impl Parser<'_> {
             return Err(self.error(line, "quoted names are not supported: write the name without quotes"));
         }
         self.skip_blanks();
+        // `NAME` alone: python-dotenv reads a name without a value (None).
+        // Nothing to migrate; the line stays as it is.
+        if self.peek() == Some(b'#') {
+            self.rest_of_line();
+            return Ok(None);
+        }
+        if self.line_end().is_some() {
+            return Ok(None);
+        }
         if self.peek() != Some(b'=') {
             return Err(self.error(
                 line,
@@ -195,6 +204,15 @@ impl Parser<'_> {
             self.pos += c.len_utf8();
             match c {
                 '\n' => {
+                    self.line += 1;
+                    out.push('\n');
+                }
+                // Python reads text files with universal newlines: a CRLF
+                // (or a lone CR) inside quotes is one `\n` to python-dotenv.
+                '\r' => {
+                    if self.text[self.pos..].starts_with('\n') {
+                        self.pos += 1;
+                    }
                     self.line += 1;
                     out.push('\n');
                 }
@@ -289,6 +307,8 @@ mod tests {
         assert_eq!(one(r"K='it\'s \\ \n'"), r"it's \ \n");
         assert_eq!(one(r#"K="a\nb\t\"c\" \\ \q""#), "a\nb\t\"c\" \\ \\q");
         assert_eq!(one("K=\"line1\nline2\" # c"), "line1\nline2");
+        assert_eq!(one("K=\"line1\r\nline2\"\r\n"), "line1\nline2");
+        assert_eq!(one("K='a\rb'"), "a\nb");
         assert_eq!(one("K='${HOME}' "), "${HOME}");
         assert_eq!(one("K=${HOME}/x"), "${HOME}/x");
         assert_eq!(
@@ -308,6 +328,13 @@ mod tests {
         assert_eq!(&text[st[1].span.clone()], "export B=\"x\ny\"  # two lines\n");
         assert_eq!(st[1].line, 4);
         assert_eq!((&text[st[2].span.clone()], st[2].line, st[2].line_end), ("C=3", 6, ""));
+    }
+
+    #[test]
+    fn a_name_without_a_value_is_kept_as_it_is() {
+        let st = parse("A=1\nFLAG_ONLY\nexport ALSO # no value\nB=2\n").unwrap();
+        let names: Vec<&str> = st.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["A", "B"]);
     }
 
     #[test]

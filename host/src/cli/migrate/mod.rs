@@ -31,7 +31,8 @@ use ring::digest;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use crate::client::{api_error, encode_path, Client, ClientError};
+use crate::cli::CliError;
+use crate::client::{api_error, encode_path, Client};
 
 /// `tresor migrate` options.
 #[derive(Debug, Args)]
@@ -79,14 +80,13 @@ struct Row {
 }
 
 /// Run the migration; see the module docs.
-pub async fn run(client: Client, args: MigrateArgs) -> Result<ExitCode, ClientError> {
-    let raw =
-        std::fs::read(&args.file).map_err(|e| ClientError(format!("cannot read {}: {e}", args.file.display())))?;
+pub async fn run(client: Client, args: MigrateArgs) -> Result<ExitCode, CliError> {
+    let raw = std::fs::read(&args.file).map_err(|e| CliError(format!("cannot read {}: {e}", args.file.display())))?;
     let text = Zeroizing::new(
-        String::from_utf8(raw).map_err(|_| ClientError(format!("{} is not UTF-8 text", args.file.display())))?,
+        String::from_utf8(raw).map_err(|_| CliError(format!("{} is not UTF-8 text", args.file.display())))?,
     );
     let statements =
-        dotenv::parse(&text).map_err(|e| ClientError(format!("{}: {e}; nothing was migrated", args.file.display())))?;
+        dotenv::parse(&text).map_err(|e| CliError(format!("{}: {e}; nothing was migrated", args.file.display())))?;
     let prefix = args.to.as_deref().map(|t| t.trim_matches('/').to_string());
     let mut rows: Vec<Row> = statements
         .iter()
@@ -159,7 +159,7 @@ pub async fn run(client: Client, args: MigrateArgs) -> Result<ExitCode, ClientEr
 }
 
 /// Remove the migrated file, after a typed `yes` unless `yes` already.
-fn delete_file(file: &Path, kept: usize, yes: bool) -> Result<(), ClientError> {
+fn delete_file(file: &Path, kept: usize, yes: bool) -> Result<(), CliError> {
     if !yes {
         eprint!(
             "delete {}{}? type yes: ",
@@ -177,14 +177,14 @@ fn delete_file(file: &Path, kept: usize, yes: bool) -> Result<(), ClientError> {
             return Ok(());
         }
     }
-    std::fs::remove_file(file).map_err(|e| ClientError(format!("deleting {}: {e}", file.display())))?;
+    std::fs::remove_file(file).map_err(|e| CliError(format!("deleting {}: {e}", file.display())))?;
     eprintln!("deleted {}", file.display());
     Ok(())
 }
 
 /// Write `value` at `target` unless it already holds it, then its metadata
 /// unless it already has it (a run stopped between the two is finished).
-async fn store(client: &Client, target: &str, value: &str, kind: &str) -> Result<&'static str, ClientError> {
+async fn store(client: &Client, target: &str, value: &str, kind: &str) -> Result<&'static str, CliError> {
     let (mount, path) = split(target)?;
     let same_value = read_value(client, target).await?.is_some_and(|v| *v == value);
     if !same_value {
@@ -192,14 +192,14 @@ async fn store(client: &Client, target: &str, value: &str, kind: &str) -> Result
         let url = format!("/v1/{}/data/{}", encode_path(mount), encode_path(path));
         let (status, answer) = client.send("POST", &url, Some(body)).await?;
         if !status.is_success() {
-            return Err(api_error(status, &answer));
+            return Err(api_error(status, &answer).into());
         }
     }
     let wanted = json!({ "source": ".env", "type": kind });
     let url = format!("/v1/{}/metadata/{}", encode_path(mount), encode_path(path));
     let (status, answer) = client.send("GET", &url, None).await?;
     if !status.is_success() {
-        return Err(api_error(status, &answer));
+        return Err(api_error(status, &answer).into());
     }
     let current: Value = serde_json::from_slice(&answer).unwrap_or_default();
     let has = |k: &str| current["data"]["custom_metadata"][k] == wanted[k];
@@ -211,13 +211,13 @@ async fn store(client: &Client, target: &str, value: &str, kind: &str) -> Result
         .send("PATCH", &url, Some(Zeroizing::new(meta.to_string().into_bytes())))
         .await?;
     if !status.is_success() {
-        return Err(api_error(status, &answer));
+        return Err(api_error(status, &answer).into());
     }
     Ok("written")
 }
 
 /// The `value` field of the latest version at `target`, if there is one.
-async fn read_value(client: &Client, target: &str) -> Result<Option<Zeroizing<String>>, ClientError> {
+async fn read_value(client: &Client, target: &str) -> Result<Option<Zeroizing<String>>, CliError> {
     let (mount, path) = split(target)?;
     let url = format!("/v1/{}/data/{}", encode_path(mount), encode_path(path));
     let (status, body) = client.send("GET", &url, None).await?;
@@ -225,20 +225,20 @@ async fn read_value(client: &Client, target: &str) -> Result<Option<Zeroizing<St
         return Ok(None);
     }
     if !status.is_success() {
-        return Err(api_error(status, &body));
+        return Err(api_error(status, &body).into());
     }
     let answer: Value =
-        serde_json::from_slice(&body).map_err(|e| ClientError(format!("the server answered invalid JSON: {e}")))?;
+        serde_json::from_slice(&body).map_err(|e| CliError(format!("the server answered invalid JSON: {e}")))?;
     Ok(answer["data"]["data"]["value"]
         .as_str()
         .map(|s| Zeroizing::new(s.to_string())))
 }
 
-fn split(target: &str) -> Result<(&str, &str), ClientError> {
+fn split(target: &str) -> Result<(&str, &str), CliError> {
     target
         .split_once('/')
         .filter(|(m, p)| !m.is_empty() && !p.is_empty())
-        .ok_or_else(|| ClientError(format!("`{target}` is not <mount>/<path>: give --to <mount>/<prefix>")))
+        .ok_or_else(|| CliError(format!("`{target}` is not <mount>/<path>: give --to <mount>/<prefix>")))
 }
 
 fn digest_of(value: &str) -> Vec<u8> {
@@ -262,8 +262,8 @@ fn rewritten(text: &str, migrated: &[(&dotenv::Statement, &str)]) -> Zeroizing<S
 /// Replace `file` with `text`: a synced temporary file with the same
 /// permissions, renamed over it. Interrupted anywhere, the file is the old
 /// one or the new one.
-fn replace_file(file: &Path, text: &str) -> Result<(), ClientError> {
-    let fail = |what: &str, e: std::io::Error| ClientError(format!("{what} {}: {e}", file.display()));
+fn replace_file(file: &Path, text: &str) -> Result<(), CliError> {
+    let fail = |what: &str, e: std::io::Error| CliError(format!("{what} {}: {e}", file.display()));
     let dir = file
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -290,13 +290,13 @@ fn replace_file(file: &Path, text: &str) -> Result<(), ClientError> {
 
 /// Copy the file to `.tresor-backups/<name>.<time>` beside it (mode 0600),
 /// warning when a git work tree there would not ignore the copy.
-fn make_backup(file: &Path, bytes: &[u8]) -> Result<PathBuf, ClientError> {
+fn make_backup(file: &Path, bytes: &[u8]) -> Result<PathBuf, CliError> {
     let dir = file
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .join(".tresor-backups");
-    crate::files::create_owner_only_dir(&dir).map_err(|e| ClientError(format!("creating {}: {e}", dir.display())))?;
+    crate::files::create_owner_only_dir(&dir).map_err(|e| CliError(format!("creating {}: {e}", dir.display())))?;
     let stamp: String = crate::audit::format_rfc3339_millis(std::time::SystemTime::now())
         .chars()
         .filter(|c| c.is_ascii_digit() || *c == 'T')
@@ -311,10 +311,10 @@ fn make_backup(file: &Path, bytes: &[u8]) -> Result<PathBuf, ClientError> {
         .write(true)
         .create_new(true)
         .open(&path)
-        .map_err(|e| ClientError(format!("creating the backup {}: {e}", path.display())))?;
+        .map_err(|e| CliError(format!("creating the backup {}: {e}", path.display())))?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
-        .map_err(|e| ClientError(format!("writing the backup {}: {e}", path.display())))?;
+        .map_err(|e| CliError(format!("writing the backup {}: {e}", path.display())))?;
     let ignored = std::process::Command::new("git")
         .arg("-C")
         .arg(&dir)

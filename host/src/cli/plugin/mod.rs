@@ -17,7 +17,8 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde_json::Value;
 
-use crate::client::{Client, ClientError};
+use crate::cli::CliError;
+use crate::client::Client;
 
 /// Plugins: write, check, list and reload them.
 #[derive(Debug, Subcommand)]
@@ -76,7 +77,7 @@ pub fn run_local(command: PluginCommand) -> ExitCode {
 }
 
 /// Run a plugin command against the server the environment names.
-pub async fn run_remote(client: &Client, command: PluginCommand) -> Result<(), ClientError> {
+pub async fn run_remote(client: &Client, command: PluginCommand) -> Result<(), CliError> {
     match command {
         PluginCommand::List { json } => {
             let answer = client.json("GET", "/v1/sys/plugins/catalog", None).await?;
