@@ -368,6 +368,7 @@ async fn a_host_with_another_master_key_is_refused() {
 /// `[state] ca_file`: the store speaks TLS to PostgreSQL, checking the
 /// server's certificate against that CA; a server that requires TLS refuses
 /// the plaintext store, and a certificate from another CA is refused.
+#[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgresql_store_over_tls_checks_the_servers_certificate() {
     use tresor_e2e::server::TestPki;

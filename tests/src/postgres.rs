@@ -50,6 +50,7 @@ impl Postgres {
 
     /// Turn TLS on with a certificate for 127.0.0.1 and localhost from
     /// `pki`, and from now on refuse plaintext connections over TCP.
+    #[cfg(unix)]
     pub fn require_tls(&self, pki: &crate::server::TestPki) {
         use std::os::unix::fs::PermissionsExt;
         let data = self.dir.path().join("data");
