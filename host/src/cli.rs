@@ -72,6 +72,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rotate a secret now by its `[[rotation]]` rule (`tresor rotate
+    /// secret/apps/db`); the value it replaces stays readable as version
+    /// `previous`.
+    Rotate {
+        /// `<mount>/<path>`.
+        path: String,
+    },
     /// List, look up, renew and revoke leases of dynamic credentials.
     #[command(subcommand)]
     Lease(lease::LeaseCommand),
@@ -185,6 +192,16 @@ impl Cli {
                 remote(|client| async move { lease::creds(&client, &role, ttl, json).await })
             }
             Command::Lease(command) => remote(|client| async move { lease::run(&client, command).await }),
+            Command::Rotate { path } => remote(|client| async move {
+                let answer = client.rotate(&path).await?;
+                println!(
+                    "rotated {path}: version {} is current (it replaced {}); next rotation: {}",
+                    answer["version"].as_str().unwrap_or("?"),
+                    answer["previous_version"].as_str().unwrap_or("nothing"),
+                    answer["next_rotation"].as_str().unwrap_or("only when asked")
+                );
+                Ok(())
+            }),
             Command::Operator(command) => remote(|client| async move { operator::run(&client, command).await }),
             Command::Plugin(command) if command.is_remote() => {
                 remote(|client| async move { plugin::run_remote(&client, command).await })

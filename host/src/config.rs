@@ -78,6 +78,10 @@ pub struct Config {
     /// Webhooks: change events POSTed to HTTP endpoints (`[[webhook]]`).
     #[serde(default, rename = "webhook")]
     pub webhooks: Vec<WebhookConfig>,
+    /// Rotation rules (`[[rotation]]`): which secrets rotate, how often,
+    /// and how their new values are made (see [`crate::rotation`]).
+    #[serde(default, rename = "rotation")]
+    pub rotations: Vec<crate::rotation::RotationRule>,
 }
 
 /// A webhook (`[[webhook]]`): every change event under `prefix` is POSTed
@@ -524,6 +528,7 @@ impl Config {
             leases: LeaseConfig::default(),
             state: StateConfig::default(),
             webhooks: Vec::new(),
+            rotations: Vec::new(),
         }
     }
 
@@ -640,6 +645,11 @@ impl Config {
         }
         self.lease_limits()?;
         self.check_webhooks()?;
+        let hooks: Vec<&str> = self.webhooks.iter().map(|w| w.name.as_str()).collect();
+        for (i, rule) in self.rotations.iter().enumerate() {
+            rule.check(&hooks)
+                .map_err(|e| StartupError::Config(format!("[[rotation]] number {}: {e}", i + 1)))?;
+        }
         let mut seen = std::collections::BTreeSet::new();
         for m in &self.mounts {
             if !is_mount_name(&m.path) {

@@ -114,6 +114,10 @@ pub enum Error {
         /// What is wrong and how to fix it.
         reason: String,
     },
+    /// A rotation ended without a new value (its check was refused, or the
+    /// secret changed meanwhile); the current value is unchanged.
+    #[error("the rotation did not happen: {0}; the current value is unchanged")]
+    RotationRefused(String),
     /// An internal error in a plugin or the host.
     #[error("internal error: {0}")]
     Internal(String),
@@ -143,6 +147,7 @@ impl Error {
             Error::AuditUnavailable(_) => "audit-unavailable",
             Error::StateUnavailable(_) => "state-unavailable",
             Error::ReloadRefused { .. } => "reload-refused",
+            Error::RotationRefused(_) => "rotation-refused",
             Error::Internal(_) => "internal",
         }
     }

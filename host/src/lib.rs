@@ -36,6 +36,7 @@ pub mod platform;
 pub mod plugins;
 pub mod policy;
 pub mod reload;
+pub mod rotation;
 pub mod runtime;
 pub mod secret;
 mod startup;

@@ -87,6 +87,12 @@ impl Host {
             _heartbeat: None,
             reloader: crate::reload::Reloader::new(runtime.clone(), key.clone(), config.clone()),
             events: crate::events::EventBus::new(&member.id, &config.webhooks, store.clone())?,
+            rotations: crate::rotation::Rotations::new(
+                config.rotations.clone(),
+                store.clone(),
+                key.sealer_for("tresor:rotation"),
+            ),
+            _rotation_scheduler: Default::default(),
         };
         let mut generators = BTreeMap::new();
         for m in &config.mounts {

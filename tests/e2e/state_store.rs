@@ -4,7 +4,7 @@
 //! start together, a newer schema refused, and a bad password refused
 //! without being echoed.
 
-use tresor::state::{LeaseRecord, LeaseState, OutboxRecord, StateStore};
+use tresor::state::{LeaseRecord, LeaseState, OutboxRecord, RotationRecord, RotationStage, StateStore};
 use tresor_e2e::postgres::Postgres;
 
 fn lease(id: &str, expires_ms: u64) -> LeaseRecord {
@@ -102,6 +102,82 @@ async fn conformance(store: &StateStore) {
     assert_eq!(store.get_lease("db/creds/ro/a").await.unwrap(), None);
 
     outbox_conformance(store).await;
+    rotation_conformance(store).await;
+}
+
+fn rotation(path: &str, revision: u64, next_due_ms: u64) -> RotationRecord {
+    RotationRecord {
+        path: path.into(),
+        revision,
+        period_ms: 2_000,
+        next_due_ms,
+        maker: r#"{"kind":"hex","bytes":16}"#.into(),
+        field: Some("password".into()),
+        check_webhook: None,
+        source: "config".into(),
+        stage: None,
+        previous_version: None,
+        current_version: Some("1".into()),
+        last_rotated_ms: None,
+        last_error: None,
+        failures: 0,
+    }
+}
+
+/// Rotation records: created once, changed only by compare-and-swap on
+/// the revision (two hosts never both start one rotation), listed by
+/// prefix (`_` and `%` are no wildcards), due ones soonest first.
+async fn rotation_conformance(store: &StateStore) {
+    let paths = |v: Vec<RotationRecord>| v.into_iter().map(|r| r.path).collect::<Vec<_>>();
+    let first = rotation("secret/a/db", 0, 5_000);
+    assert!(store.swap_rotation(&first, None).await.unwrap());
+    assert!(
+        !store.swap_rotation(&rotation("secret/a/db", 0, 1), None).await.unwrap(),
+        "created twice"
+    );
+    assert_eq!(store.get_rotation("secret/a/db").await.unwrap(), Some(first.clone()));
+
+    let mut staged = rotation("secret/a/db", 1, 15_000);
+    staged.stage = Some(RotationStage {
+        due_ms: 5_000,
+        started_ms: 5_010,
+        base_version: Some("1".into()),
+        pending_sealed: "00ff".into(),
+        request_id: "r-1".into(),
+    });
+    assert!(store.swap_rotation(&staged, Some(0)).await.unwrap());
+    // A second host with the old revision loses.
+    assert!(!store
+        .swap_rotation(&rotation("secret/a/db", 1, 9), Some(0))
+        .await
+        .unwrap());
+    assert_eq!(store.get_rotation("secret/a/db").await.unwrap(), Some(staged.clone()));
+
+    assert!(store
+        .swap_rotation(&rotation("secret/a_b/x", 0, 7_000), None)
+        .await
+        .unwrap());
+    assert!(store
+        .swap_rotation(&rotation("secret/ab/y", 0, u64::MAX), None)
+        .await
+        .unwrap());
+    assert_eq!(
+        paths(store.list_rotations("secret/a_").await.unwrap()),
+        ["secret/a_b/x"]
+    );
+    assert_eq!(
+        paths(store.list_rotations("secret/a").await.unwrap()),
+        ["secret/a/db", "secret/a_b/x", "secret/ab/y"]
+    );
+    assert_eq!(paths(store.due_rotations(7_000, 10).await.unwrap()), ["secret/a_b/x"]);
+    assert_eq!(
+        paths(store.due_rotations(20_000, 10).await.unwrap()),
+        ["secret/a_b/x", "secret/a/db"]
+    );
+    assert_eq!(paths(store.due_rotations(20_000, 1).await.unwrap()), ["secret/a_b/x"]);
+    assert!(store.due_rotations(4_000, 10).await.unwrap().is_empty());
+    assert!(store.delete_rotation("secret/ab/y").await.unwrap());
+    assert!(!store.delete_rotation("secret/ab/y").await.unwrap());
 }
 
 fn row(webhook: &str, event: &str, next_attempt_ms: u64) -> OutboxRecord {
@@ -163,6 +239,11 @@ async fn the_embedded_store_keeps_its_contract_across_reopening() {
     let store = StateStore::open_embedded(&path).unwrap();
     assert_eq!(store.list_leases("").await.unwrap().len(), 5);
     assert_eq!(store.outbox_len().await.unwrap(), 2, "the outbox outlives the process");
+    assert_eq!(
+        store.list_rotations("").await.unwrap().len(),
+        2,
+        "rotations outlive the process"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,7 +262,7 @@ async fn a_postgresql_store_keeps_the_same_contract() {
     for s in starts {
         stores.push(s.await.unwrap().expect("a host connects and migrates"));
     }
-    assert_eq!(pg.psql("SELECT version FROM tresor_schema"), "4");
+    assert_eq!(pg.psql("SELECT version FROM tresor_schema"), "5");
     conformance(&stores[0]).await;
     // What one host wrote, another reads.
     assert_eq!(stores[3].list_leases("").await.unwrap().len(), 5);
@@ -213,7 +294,7 @@ async fn a_postgresql_store_keeps_the_same_contract() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("schema version 99, newer than this Tresor knows (4)"), "{e}");
+    assert!(e.contains("schema version 99, newer than this Tresor knows (5)"), "{e}");
 }
 
 /// Two hosts on one PostgreSQL share their tokens: made on one, a token
@@ -410,8 +491,7 @@ async fn a_postgresql_store_over_tls_checks_the_servers_certificate() {
         None,
     )
     .await
-    .err()
-    .expect("plaintext must be refused")
+    .expect_err("plaintext must be refused")
     .to_string();
     assert!(e.contains("no encryption") || e.contains("pg_hba"), "{e}");
     // sslmode=require without a CA to check against is refused by Tresor.
@@ -421,8 +501,7 @@ async fn a_postgresql_store_over_tls_checks_the_servers_certificate() {
         None,
     )
     .await
-    .err()
-    .expect("require without a CA")
+    .expect_err("require without a CA")
     .to_string();
     assert!(e.contains("ca_file"), "{e}");
     // Another CA's trust: the certificate is refused.
@@ -430,8 +509,7 @@ async fn a_postgresql_store_over_tls_checks_the_servers_certificate() {
     std::fs::write(&other, TestPki::new("someone-else").ca_pem).unwrap();
     let e = StateStore::connect_postgres(&url("127.0.0.1"), Some(&pg.password), Some(&other))
         .await
-        .err()
-        .expect("an unknown CA must be refused")
+        .expect_err("an unknown CA must be refused")
         .to_string();
     assert!(
         e.to_lowercase().contains("certificate") || e.contains("UnknownIssuer"),

@@ -236,8 +236,7 @@ async fn a_webhook_without_a_usable_key_or_url_is_refused_in_the_config() {
         dir.path().join("short.key").display()
     );
     let e = tresor::Config::from_toml(&config)
-        .err()
-        .expect("a 9-byte key is refused")
+        .expect_err("a 9-byte key is refused")
         .to_string();
     assert!(e.contains("webhook `w`") && e.contains("at least 16"), "{e}");
     assert!(!e.contains("too-short"), "the key is in the error: {e}");
@@ -247,8 +246,7 @@ async fn a_webhook_without_a_usable_key_or_url_is_refused_in_the_config() {
         config_text(dir.path(), "")
     );
     let e = tresor::Config::from_toml(&config)
-        .err()
-        .expect("an ftp url is refused")
+        .expect_err("an ftp url is refused")
         .to_string();
     assert!(e.contains("http:// or https://"), "{e}");
 }

@@ -15,6 +15,7 @@
 mod chain;
 mod guard;
 mod leases;
+mod rotate;
 mod settings;
 mod update;
 
@@ -147,6 +148,10 @@ pub struct Host {
     pub(crate) reloader: crate::reload::Reloader,
     /// Change events, for subscribers.
     pub(crate) events: crate::events::EventBus,
+    /// Rotation rules and records.
+    pub(crate) rotations: crate::rotation::Rotations,
+    /// The rotation scheduler, once [`Host::start_schedules`] started it.
+    pub(crate) _rotation_scheduler: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for Host {
@@ -161,6 +166,14 @@ impl Drop for Host {
             w.abort();
         }
         if let Some(w) = &self._heartbeat {
+            w.abort();
+        }
+        if let Some(w) = self
+            ._rotation_scheduler
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
             w.abort();
         }
         if let Err(e) = self.audit.checkpoint() {
@@ -477,6 +490,9 @@ impl Host {
         let request_id = guard.request_id().to_string();
         let reply = guard.finish(result)?;
         self.publish_change(caller, mount, rel, &op, &reply, &request_id).await;
+        if let Reply::Written(receipt) = &reply {
+            self.schedule_rotation(mount, rel, &receipt.metadata).await;
+        }
         Ok(reply)
     }
 
@@ -527,6 +543,18 @@ impl Host {
     /// Read a secret from the cache or the plugin (no policy here: callers
     /// of `fetch` have authorized, or authorize before releasing the value).
     async fn fetch(&self, mount: &Mount, rel: &str, version: Option<&str>) -> Result<Secret, Error> {
+        // A rotation's version label stands for a version (or the pending value).
+        let labelled;
+        let version = match version.and_then(crate::rotation::Label::parse) {
+            None => version,
+            Some(label) => match self.labelled(mount, rel, label).await? {
+                rotate::LabelTarget::Pending(secret) => return Ok(secret),
+                rotate::LabelTarget::Version(v) => {
+                    labelled = v;
+                    labelled.as_deref()
+                }
+            },
+        };
         if let Some(hit) = mount.cache.as_ref().and_then(|c| c.get(rel, version)) {
             return Ok(hit);
         }

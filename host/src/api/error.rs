@@ -108,7 +108,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Unavailable(_) | Error::AuditUnavailable(_) | Error::StateUnavailable(_) | Error::Plugin { .. } => {
             StatusCode::SERVICE_UNAVAILABLE
         }
-        Error::UpstreamDenied(_) => StatusCode::BAD_GATEWAY,
+        Error::UpstreamDenied(_) | Error::RotationRefused(_) => StatusCode::BAD_GATEWAY,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

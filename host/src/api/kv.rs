@@ -155,10 +155,12 @@ fn version_metadata(info: &VersionInfo) -> Value {
     })
 }
 
-/// `GET data/<path>[?version=N]`.
+/// `GET data/<path>[?version=N]`, also `?version=current|previous|pending`
+/// (a rotation's labels, see [`crate::rotation::Label`]).
 async fn read(cx: &Ctx<'_>, route: &KvRoute, query: &Query) -> Result<Response<Body>, ApiError> {
     let version = match query.version.as_deref().map(str::trim) {
         None | Some("") | Some("0") => None,
+        Some(label) if crate::rotation::Label::parse(label).is_some() => Some(label.to_string()),
         Some(v) => Some(
             v.parse::<u64>()
                 .map_err(|_| {

@@ -8,6 +8,7 @@
 //! | `/v1/<mount>/delete\|undelete\|destroy/<path>`  | versions                               |
 //! | `/v1/sys/health`, `/v1/sys/mounts`, `/v1/sys/internal/ui/mounts/<path>` | server and mounts |
 //! | `/v1/auth/token/...`                          | tokens: create, lookup, revoke         |
+//! | `/v1/sys/rotate/<path>`, `/v1/sys/rotation/<path>` | rotate now, rotation status        |
 //!
 //! Every secret operation goes through [`Host`]'s access path (Cedar, audit)
 //! with the caller the request authenticated as: a token (`X-Vault-Token`
@@ -22,6 +23,7 @@ mod events;
 mod kv;
 mod leases;
 mod plugins;
+mod rotation;
 mod shape;
 mod sys;
 mod tls;
@@ -320,6 +322,10 @@ enum Route {
     Plugins(plugins::PluginsRoute),
     /// `sys/events/subscribe/<event type>`: a websocket of change events.
     Events(String),
+    /// `sys/rotate/<path>`: rotate a secret now.
+    Rotate(String),
+    /// `sys/rotation/<path>`: a secret's rotation record.
+    Rotation(String),
 }
 
 impl Route {
@@ -334,6 +340,8 @@ impl Route {
             Route::Lease(l) => l.allow(),
             Route::Plugins(p) => p.allow(),
             Route::Events(_) => "GET",
+            Route::Rotate(_) => "POST, PUT",
+            Route::Rotation(_) => "GET",
         }
     }
 }
@@ -480,6 +488,8 @@ impl State {
             Route::Lease(l) => leases::handle(&cx, l, &method, &body).await,
             Route::Plugins(p) => plugins::handle(&cx, p, &body).await,
             Route::Events(event_type) => events::subscribe(&cx, &event_type, &mut parts),
+            Route::Rotate(path) => rotation::rotate(&cx, &path).await,
+            Route::Rotation(path) => rotation::status(&cx, &path).await,
         }
     }
 
@@ -501,6 +511,8 @@ impl State {
                 _ if tail.starts_with("events/subscribe/") => {
                     Ok(Route::Events(tail["events/subscribe/".len()..].to_string()))
                 }
+                _ if tail.starts_with("rotate/") => Ok(Route::Rotate(tail["rotate/".len()..].to_string())),
+                _ if tail.starts_with("rotation/") => Ok(Route::Rotation(tail["rotation/".len()..].to_string())),
                 _ if tail.starts_with("plugins/") => plugins::PluginsRoute::parse(&tail["plugins/".len()..])
                     .map(Route::Plugins)
                     .ok_or_else(|| ApiError::no_route(&rest)),

@@ -74,6 +74,7 @@ async fn serve(args: ServerArgs) -> Result<(), String> {
     }
 
     let host = Arc::new(Host::start(config.clone()).await.map_err(|e| e.to_string())?);
+    host.start_schedules();
     let token_file = config.server.token_file(&config.state_dir);
     let tokens = Arc::new(
         TokenStore::open(host.state().clone(), Some(&token_file))

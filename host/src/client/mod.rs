@@ -152,6 +152,16 @@ impl Client {
         self.json("DELETE", &url, None).await.map(drop)
     }
 
+    /// Rotate the secret at `path` (`mount/path`) now, by the server's
+    /// rotation rule for it; answers the rotation's JSON (`version`,
+    /// `previous_version`, `next_rotation`).
+    pub async fn rotate(&self, path: &str) -> Result<Value, ClientError> {
+        let (mount, rest) = split(path)?;
+        let url = format!("/v1/sys/rotate/{}/{}", encode_path(mount), encode_path(rest));
+        let answer = self.json("POST", &url, Some(&json!({}))).await?;
+        Ok(answer["data"].clone())
+    }
+
     /// A dynamic credential from `<mount>/<role>` (`db/readonly`), with a
     /// lease of `ttl` (e.g. `"1h"`; the role's default when `None`). The
     /// lease is renewed at half its duration while the handle lives, and

@@ -57,6 +57,19 @@ pub enum EventType {
     /// The secret's (or the mount's) version settings changed (`kv-v2/metadata-write`).
     #[serde(rename = "kv-v2/metadata-write")]
     SettingsWrite,
+    /// A rotation made a pending value (`rotation/started`).
+    #[serde(rename = "rotation/started")]
+    RotationStarted,
+    /// Sent to a rule's check webhook only: accept the pending value
+    /// (readable as version `pending`) by answering 2xx (`rotation/check`).
+    #[serde(rename = "rotation/check")]
+    RotationCheck,
+    /// The pending value became current (`rotation/succeeded`).
+    #[serde(rename = "rotation/succeeded")]
+    RotationSucceeded,
+    /// A rotation failed; the current value is unchanged (`rotation/failed`).
+    #[serde(rename = "rotation/failed")]
+    RotationFailed,
 }
 
 impl EventType {
@@ -69,6 +82,10 @@ impl EventType {
             EventType::Destroy => "kv-v2/destroy",
             EventType::Undelete => "kv-v2/undelete",
             EventType::SettingsWrite => "kv-v2/metadata-write",
+            EventType::RotationStarted => "rotation/started",
+            EventType::RotationCheck => "rotation/check",
+            EventType::RotationSucceeded => "rotation/succeeded",
+            EventType::RotationFailed => "rotation/failed",
         }
     }
 }
@@ -183,6 +200,14 @@ impl EventBus {
         self.delivery = self.webhooks.start();
     }
 
+    /// Ask the webhook `name` whether it accepts a rotation's pending value:
+    /// one signed POST of a `rotation/check` event now (not queued; no
+    /// retry), `Ok` when it answers 2xx. Subscribers do not see the event.
+    pub(crate) async fn check(&self, name: &str, change: Change<'_>) -> Result<(), String> {
+        let event = self.make(change);
+        self.webhooks.check(name, &event).await
+    }
+
     /// Publish a change that has happened and been audited: to subscribers
     /// at once, and into the webhook outbox (durably, before this returns,
     /// so the caller answers only once no restart can lose the event).
@@ -195,6 +220,13 @@ impl EventBus {
     }
 
     fn announce(&self, change: Change<'_>) -> Arc<Event> {
+        let event = Arc::new(self.make(change));
+        // No subscriber is not an error: nobody listens yet.
+        let _ = self.sender.send(event.clone());
+        event
+    }
+
+    fn make(&self, change: Change<'_>) -> Event {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let version = (change.event_type == EventType::Write)
             .then(|| change.versions.first().cloned())
@@ -210,9 +242,6 @@ impl EventBus {
             request_id: change.request_id.to_string(),
             principal: change.principal.to_string(),
         };
-        let event = Arc::new(event);
-        // No subscriber is not an error: nobody listens yet.
-        let _ = self.sender.send(event.clone());
         event
     }
 }

@@ -112,6 +112,16 @@ impl Webhooks {
         Ok(())
     }
 
+    /// POST `event` to the webhook `name` once, now; `Ok` on 2xx.
+    pub(crate) async fn check(&self, name: &str, event: &Event) -> Result<(), String> {
+        let target = self
+            .targets
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| format!("no webhook is named `{name}`"))?;
+        post(target, &event.envelope().to_string(), &event.id, 1).await
+    }
+
     /// Start the delivery task on the current tokio runtime; it ends when
     /// the host drops its webhooks.
     pub(crate) fn start(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
@@ -156,7 +166,8 @@ impl Webhooks {
                 let _ = self.state.outbox_delete(&row.id).await;
                 continue;
             };
-            let result = post(target, &row).await;
+            let event_id = row.id.split_once('/').map_or(row.id.as_str(), |(_, id)| id);
+            let result = post(target, &row.body, event_id, row.attempts + 1).await;
             let recorded = match &result {
                 Ok(()) => self.state.outbox_delete(&row.id).await,
                 Err(why) => {
@@ -223,21 +234,21 @@ pub fn signature(key: &hmac::Key, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(hmac::sign(key, body).as_ref()))
 }
 
-/// POST one queued event; `Err` says why it did not arrive (no value in it).
-async fn post(t: &Target, row: &OutboxRecord) -> Result<(), String> {
-    match tokio::time::timeout(t.timeout, exchange(t, row)).await {
+/// POST one event's `body` (delivery `attempt`, from 1); `Err` says why it
+/// did not arrive (no value in it).
+async fn post(t: &Target, body: &str, event_id: &str, attempt: u32) -> Result<(), String> {
+    match tokio::time::timeout(t.timeout, exchange(t, body, event_id, attempt)).await {
         Ok(result) => result,
         Err(_) => Err(format!("no answer within {} ms", t.timeout.as_millis())),
     }
 }
 
-async fn exchange(t: &Target, row: &OutboxRecord) -> Result<(), String> {
+async fn exchange(t: &Target, body: &str, event_id: &str, attempt: u32) -> Result<(), String> {
     let host = t.url.host().unwrap_or_default().trim_matches(['[', ']']);
     let port = t.url.port_u16().unwrap_or(if t.tls.is_some() { 443 } else { 80 });
     let tcp = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
-    let event_id = row.id.split_once('/').map_or(row.id.as_str(), |(_, id)| id);
     let authority = t.url.authority().map(|a| a.as_str().to_string()).unwrap_or_default();
     let request = Request::post(t.url.path_and_query().map_or("/", |p| p.as_str()))
         .header(hyper::header::HOST, authority)
@@ -245,9 +256,9 @@ async fn exchange(t: &Target, row: &OutboxRecord) -> Result<(), String> {
         .header(hyper::header::USER_AGENT, concat!("tresor/", env!("CARGO_PKG_VERSION")))
         .header("x-tresor-webhook", t.name.as_str())
         .header("x-tresor-event-id", event_id)
-        .header("x-tresor-delivery-attempt", (row.attempts + 1).to_string())
-        .header(SIGNATURE_HEADER, signature(&t.key, row.body.as_bytes()))
-        .body(Full::new(Bytes::from(row.body.clone())))
+        .header("x-tresor-delivery-attempt", attempt.to_string())
+        .header(SIGNATURE_HEADER, signature(&t.key, body.as_bytes()))
+        .body(Full::new(Bytes::from(body.to_string())))
         .map_err(|e| format!("cannot build the request: {e}"))?;
     let status = match &t.tls {
         Some(tls) => {

@@ -656,7 +656,7 @@ pub struct IssueRequest<'a> {
 }
 
 impl IssueRequest<'_> {
-    fn to_wit(&self) -> gen::IssueRequest {
+    fn to_wit(self) -> gen::IssueRequest {
         gen::IssueRequest {
             role: self.role.to_wit(),
             ttl_seconds: self.ttl_seconds,

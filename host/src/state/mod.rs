@@ -153,6 +153,67 @@ pub struct OutboxRecord {
     pub last_error: Option<String>,
 }
 
+/// The rotation schedule and staging state of one secret (see
+/// [`crate::rotation`]). Kept as one JSON document per secret; changed only
+/// by compare-and-swap on `revision` ([`StateBackend::swap_rotation`]), so
+/// two hosts never both start the rotation of one due time.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RotationRecord {
+    /// `<mount>/<path>` of the secret.
+    pub path: String,
+    /// Bumped by every change; the compare-and-swap key.
+    pub revision: u64,
+    /// How often it rotates, ms (0: only when asked).
+    pub period_ms: u64,
+    /// When the next scheduled rotation is due, ms since the epoch
+    /// (`u64::MAX`: none is scheduled).
+    pub next_due_ms: u64,
+    /// How new values are made (the rotation module's JSON; not secret).
+    pub maker: String,
+    /// The field of a JSON-object value that rotates (`None`: the whole value).
+    #[serde(default)]
+    pub field: Option<String>,
+    /// The webhook that must accept a pending value before it becomes current.
+    #[serde(default)]
+    pub check_webhook: Option<String>,
+    /// Where the policy comes from: `config` (a `[[rotation]]` rule) or `api`.
+    pub source: String,
+    /// The rotation under way, if one is.
+    #[serde(default)]
+    pub stage: Option<RotationStage>,
+    /// The version that was current before the last rotation (`previous`).
+    #[serde(default)]
+    pub previous_version: Option<String>,
+    /// The version the last rotation made current.
+    #[serde(default)]
+    pub current_version: Option<String>,
+    /// When the last rotation succeeded, ms since the epoch.
+    #[serde(default)]
+    pub last_rotated_ms: Option<u64>,
+    /// Why the last rotation failed (a message, never a value).
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Failed rotations in a row.
+    #[serde(default)]
+    pub failures: u32,
+}
+
+/// A rotation between its start and its end: the pending value, sealed by
+/// the host's master key (never stored in plaintext), and what it replaces.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RotationStage {
+    /// The due time it rotates for (its start time when asked for).
+    pub due_ms: u64,
+    /// When it started, ms since the epoch.
+    pub started_ms: u64,
+    /// The version current when it started (`None`: the secret did not exist).
+    pub base_version: Option<String>,
+    /// The pending value, sealed, hex.
+    pub pending_sealed: String,
+    /// The request that started it.
+    pub request_id: String,
+}
+
 /// A host of a state store, as it last reported itself (every second).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Member {
@@ -274,6 +335,18 @@ pub trait StateBackend: Send + Sync + 'static {
     async fn outbox_retry(&self, id: &str, attempts: u32, next_attempt_ms: u64, error: &str) -> Result<(), StateError>;
     /// How many deliveries are queued.
     async fn outbox_len(&self) -> Result<u64, StateError>;
+
+    /// Store `record` if the stored one has revision `expected`
+    /// (`None`: there must be none); false when another change came first.
+    async fn swap_rotation(&self, record: &RotationRecord, expected: Option<u64>) -> Result<bool, StateError>;
+    /// The rotation record of the secret at `path`.
+    async fn get_rotation(&self, path: &str) -> Result<Option<RotationRecord>, StateError>;
+    /// Forget the rotation record of `path`; true when it existed.
+    async fn delete_rotation(&self, path: &str) -> Result<bool, StateError>;
+    /// Every rotation record whose path starts with `prefix`, ordered by path.
+    async fn list_rotations(&self, prefix: &str) -> Result<Vec<RotationRecord>, StateError>;
+    /// Up to `limit` records due at `now_ms`, soonest first.
+    async fn due_rotations(&self, now_ms: u64, limit: usize) -> Result<Vec<RotationRecord>, StateError>;
 }
 
 /// The host state store. Clone it freely: clones share one backend.
@@ -345,6 +418,32 @@ impl StateStore {
     /// How many deliveries are queued.
     pub async fn outbox_len(&self) -> Result<u64, StateError> {
         self.backend.outbox_len().await
+    }
+
+    /// Store a rotation record if the stored one still has revision
+    /// `expected` (`None`: none stored); false when another change won.
+    pub async fn swap_rotation(&self, record: &RotationRecord, expected: Option<u64>) -> Result<bool, StateError> {
+        self.backend.swap_rotation(record, expected).await
+    }
+
+    /// The rotation record of `path` (`<mount>/<path>`).
+    pub async fn get_rotation(&self, path: &str) -> Result<Option<RotationRecord>, StateError> {
+        self.backend.get_rotation(path).await
+    }
+
+    /// Forget the rotation record of `path`.
+    pub async fn delete_rotation(&self, path: &str) -> Result<bool, StateError> {
+        self.backend.delete_rotation(path).await
+    }
+
+    /// Rotation records under `prefix`, ordered by path.
+    pub async fn list_rotations(&self, prefix: &str) -> Result<Vec<RotationRecord>, StateError> {
+        self.backend.list_rotations(prefix).await
+    }
+
+    /// Rotation records due at `now_ms`, soonest first.
+    pub async fn due_rotations(&self, now_ms: u64, limit: usize) -> Result<Vec<RotationRecord>, StateError> {
+        self.backend.due_rotations(now_ms, limit).await
     }
 
     /// Record a lease durably (insert or replace).
@@ -469,6 +568,18 @@ impl StateStore {
 /// A token's groups or attributes as stored (JSON text).
 fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("strings serialize")
+}
+
+/// A rotation record as stored (JSON text).
+fn rotation_to_json(record: &RotationRecord) -> String {
+    serde_json::to_string(record).expect("rotation records serialize")
+}
+
+/// Stored JSON text back into a rotation record.
+fn rotation_from_json(text: &str) -> Result<RotationRecord, StateError> {
+    serde_json::from_str(text).map_err(|e| StateError::Damaged {
+        detail: format!("a rotation record does not parse: {e}"),
+    })
 }
 
 /// Stored JSON text back into groups or attributes.

@@ -13,10 +13,13 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{NoTls, Row};
 
-use super::{from_json, to_json, LeaseRecord, LeaseState, Member, OutboxRecord, StateBackend, StateError, TokenRecord};
+use super::{
+    from_json, to_json, LeaseRecord, LeaseState, Member, OutboxRecord, RotationRecord, StateBackend, StateError,
+    TokenRecord,
+};
 
 /// The newest schema this build knows.
-const SCHEMA_VERSION: i32 = 4;
+const SCHEMA_VERSION: i32 = 5;
 
 /// Each step brings the schema from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -82,6 +85,15 @@ const MIGRATIONS: &[&str] = &[
         last_error      TEXT
     );
     CREATE INDEX tresor_outbox_by_attempt ON tresor_outbox (next_attempt_ms);
+",
+    "
+    CREATE TABLE tresor_rotations (
+        path        TEXT PRIMARY KEY,
+        revision    BIGINT NOT NULL,
+        next_due_ms BIGINT NOT NULL,
+        body        TEXT NOT NULL
+    );
+    CREATE INDEX tresor_rotations_by_due ON tresor_rotations (next_due_ms);
 ",
 ];
 
@@ -740,6 +752,84 @@ impl StateBackend for PostgresBackend {
                     last_error: r.try_get(6).map_err(io("reading the webhook outbox"))?,
                 })
             })
+            .collect()
+    }
+
+    async fn swap_rotation(&self, record: &RotationRecord, expected: Option<u64>) -> Result<bool, StateError> {
+        let client = self.client("recording a rotation").await?;
+        let (revision, due, body) = (
+            ms(record.revision),
+            ms(record.next_due_ms),
+            super::rotation_to_json(record),
+        );
+        let changed = match expected {
+            None => {
+                client
+                    .execute(
+                        "INSERT INTO tresor_rotations (path, revision, next_due_ms, body) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (path) DO NOTHING",
+                        &[&record.path, &revision, &due, &body],
+                    )
+                    .await
+            }
+            Some(old) => {
+                client
+                    .execute(
+                        "UPDATE tresor_rotations SET revision = $2, next_due_ms = $3, body = $4 \
+                         WHERE path = $1 AND revision = $5",
+                        &[&record.path, &revision, &due, &body, &ms(old)],
+                    )
+                    .await
+            }
+        };
+        changed.map(|n| n == 1).map_err(io("recording a rotation"))
+    }
+
+    async fn get_rotation(&self, path: &str) -> Result<Option<RotationRecord>, StateError> {
+        let client = self.client("reading a rotation").await?;
+        let rows = client
+            .query("SELECT body FROM tresor_rotations WHERE path = $1", &[&path])
+            .await
+            .map_err(io("reading a rotation"))?;
+        rows.first()
+            .map(|r| super::rotation_from_json(r.get::<_, &str>(0)))
+            .transpose()
+    }
+
+    async fn delete_rotation(&self, path: &str) -> Result<bool, StateError> {
+        let client = self.client("forgetting a rotation").await?;
+        client
+            .execute("DELETE FROM tresor_rotations WHERE path = $1", &[&path])
+            .await
+            .map(|n| n > 0)
+            .map_err(io("forgetting a rotation"))
+    }
+
+    async fn list_rotations(&self, prefix: &str) -> Result<Vec<RotationRecord>, StateError> {
+        let client = self.client("listing rotations").await?;
+        let rows = client
+            .query(
+                "SELECT body FROM tresor_rotations WHERE path LIKE $1 ESCAPE '\\' ORDER BY path",
+                &[&like_prefix(prefix)],
+            )
+            .await
+            .map_err(io("listing rotations"))?;
+        rows.iter()
+            .map(|r| super::rotation_from_json(r.get::<_, &str>(0)))
+            .collect()
+    }
+
+    async fn due_rotations(&self, now_ms: u64, limit: usize) -> Result<Vec<RotationRecord>, StateError> {
+        let client = self.client("reading due rotations").await?;
+        let rows = client
+            .query(
+                "SELECT body FROM tresor_rotations WHERE next_due_ms <= $1 ORDER BY next_due_ms LIMIT $2",
+                &[&ms(now_ms), &(limit as i64)],
+            )
+            .await
+            .map_err(io("reading due rotations"))?;
+        rows.iter()
+            .map(|r| super::rotation_from_json(r.get::<_, &str>(0)))
             .collect()
     }
 

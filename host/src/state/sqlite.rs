@@ -10,10 +10,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{from_json, to_json, LeaseRecord, LeaseState, Member, OutboxRecord, StateBackend, StateError, TokenRecord};
+use super::{
+    from_json, to_json, LeaseRecord, LeaseState, Member, OutboxRecord, RotationRecord, StateBackend, StateError,
+    TokenRecord,
+};
 
 /// The newest schema this build knows.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// Each step brings the schema from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -79,6 +82,15 @@ const MIGRATIONS: &[&str] = &[
         last_error      TEXT
     ) STRICT;
     CREATE INDEX outbox_by_attempt ON outbox (next_attempt_ms);
+",
+    "
+    CREATE TABLE rotations (
+        path        TEXT PRIMARY KEY,
+        revision    INTEGER NOT NULL,
+        next_due_ms INTEGER NOT NULL,
+        body        TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX rotations_by_due ON rotations (next_due_ms);
 ",
 ];
 
@@ -353,6 +365,91 @@ impl StateBackend for SqliteBackend {
                 .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))
                 .map(|n| n.max(0) as u64)
                 .map_err(io("counting the webhook outbox"))
+        })
+        .await
+    }
+
+    async fn swap_rotation(&self, record: &RotationRecord, expected: Option<u64>) -> Result<bool, StateError> {
+        let (path, revision, due, body) = (
+            record.path.clone(),
+            ms(record.revision),
+            ms(record.next_due_ms),
+            super::rotation_to_json(record),
+        );
+        self.run(move |db| {
+            let conn = db.conn();
+            let changed = match expected {
+                None => conn.execute(
+                    "INSERT INTO rotations (path, revision, next_due_ms, body) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (path) DO NOTHING",
+                    params![path, revision, due, body],
+                ),
+                Some(old) => conn.execute(
+                    "UPDATE rotations SET revision = ?2, next_due_ms = ?3, body = ?4 WHERE path = ?1 AND revision = ?5",
+                    params![path, revision, due, body, ms(old)],
+                ),
+            };
+            changed.map(|n| n == 1).map_err(io("recording a rotation"))
+        })
+        .await
+    }
+
+    async fn get_rotation(&self, path: &str) -> Result<Option<RotationRecord>, StateError> {
+        let path = path.to_string();
+        self.run(move |db| {
+            let body: Option<String> = db
+                .conn()
+                .query_row("SELECT body FROM rotations WHERE path = ?1", [path], |r| r.get(0))
+                .optional()
+                .map_err(io("reading a rotation"))?;
+            body.as_deref().map(super::rotation_from_json).transpose()
+        })
+        .await
+    }
+
+    async fn delete_rotation(&self, path: &str) -> Result<bool, StateError> {
+        let path = path.to_string();
+        self.run(move |db| {
+            db.conn()
+                .execute("DELETE FROM rotations WHERE path = ?1", [path])
+                .map(|n| n > 0)
+                .map_err(io("forgetting a rotation"))
+        })
+        .await
+    }
+
+    async fn list_rotations(&self, prefix: &str) -> Result<Vec<RotationRecord>, StateError> {
+        let prefix = prefix.to_string();
+        self.run(move |db| {
+            let conn = db.conn();
+            let end = prefix_end(&prefix);
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT body FROM rotations WHERE path >= ?1 AND (?2 IS NULL OR path < ?2) ORDER BY path",
+                )
+                .map_err(io("listing rotations"))?;
+            let bodies = stmt
+                .query_map(params![prefix, end], |r| r.get::<_, String>(0))
+                .map_err(io("listing rotations"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(io("listing rotations"))?;
+            bodies.iter().map(|b| super::rotation_from_json(b)).collect()
+        })
+        .await
+    }
+
+    async fn due_rotations(&self, now_ms: u64, limit: usize) -> Result<Vec<RotationRecord>, StateError> {
+        self.run(move |db| {
+            let conn = db.conn();
+            let mut stmt = conn
+                .prepare_cached("SELECT body FROM rotations WHERE next_due_ms <= ?1 ORDER BY next_due_ms LIMIT ?2")
+                .map_err(io("reading due rotations"))?;
+            let bodies = stmt
+                .query_map(params![ms(now_ms), limit as i64], |r| r.get::<_, String>(0))
+                .map_err(io("reading due rotations"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(io("reading due rotations"))?;
+            bodies.iter().map(|b| super::rotation_from_json(b)).collect()
         })
         .await
     }

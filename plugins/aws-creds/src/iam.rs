@@ -55,7 +55,12 @@ pub fn inline_policy_name(role: &str) -> String {
 /// The IAM user an issue request names (the same request, the same user).
 pub fn user_of(request: &IssueRequest) -> Result<String, Error> {
     let random = names::from_issue_id(&request.issue_id)?;
-    Ok(names::user_name(&request.display_name, &request.role.name, request.now_ms / 1000, &random))
+    Ok(names::user_name(
+        &request.display_name,
+        &request.role.name,
+        request.now_ms / 1000,
+        &random,
+    ))
 }
 
 /// Issues an IAM user for `spec`: `CreateUser` (with the role's path and

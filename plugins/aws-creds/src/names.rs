@@ -172,7 +172,10 @@ mod tests {
     #[test]
     fn user_names_come_from_the_issue_id() {
         assert_eq!(from_issue_id("AbCd1234XyZ9876543210abc").expect("id"), "abcd1234");
-        assert_eq!(from_issue_id("AbCd1234").expect("id"), from_issue_id("AbCd1234").expect("id"));
+        assert_eq!(
+            from_issue_id("AbCd1234").expect("id"),
+            from_issue_id("AbCd1234").expect("id")
+        );
         for bad in ["", "short", "has-dash-1234", "\"; DROP x"] {
             assert!(from_issue_id(bad).is_err(), "{bad}");
         }

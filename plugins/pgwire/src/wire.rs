@@ -62,6 +62,19 @@ impl ServerError {
     pub fn is_fatal(&self) -> bool {
         matches!(self.severity.as_str(), "FATAL" | "PANIC")
     }
+
+    /// True when the statement lost a race with a concurrent session and
+    /// the same statement, run again, can succeed: a serialization failure
+    /// (`40001`), a deadlock (`40P01`), or the catalog's "tuple concurrently
+    /// updated" (`XX000`), which PostgreSQL raises instead of waiting when
+    /// two sessions `GRANT` on one object or alter one role at once.
+    pub fn is_concurrent_conflict(&self) -> bool {
+        match self.code.as_str() {
+            "40001" | "40P01" => true,
+            "XX000" => self.message.starts_with("tuple concurrently"),
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for ServerError {
@@ -672,6 +685,22 @@ mod tests {
             message(b'R', &0i32.to_be_bytes()),
         ]);
         assert!(matches!(Client::connect(stream, STARTUP), Err(WireError::Protocol(m)) if m.contains("proving")));
+    }
+
+    #[test]
+    fn concurrent_conflicts_are_told_apart_from_other_errors() {
+        let error = |code: &str, message: &str| ServerError {
+            severity: "ERROR".into(),
+            code: code.into(),
+            message: message.into(),
+            ..ServerError::default()
+        };
+        assert!(error("XX000", "tuple concurrently updated").is_concurrent_conflict());
+        assert!(error("XX000", "tuple concurrently deleted").is_concurrent_conflict());
+        assert!(error("40001", "could not serialize access").is_concurrent_conflict());
+        assert!(error("40P01", "deadlock detected").is_concurrent_conflict());
+        assert!(!error("XX000", "cache lookup failed for relation 1").is_concurrent_conflict());
+        assert!(!error("42710", "role \"x\" already exists").is_concurrent_conflict());
     }
 
     #[test]

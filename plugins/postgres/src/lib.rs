@@ -40,14 +40,22 @@
 //!   `application_name` parameters are understood), `username`,
 //!   `password`, `connect_timeout_ms` (default 10 000), `ca_pem` (the PEM of
 //!   the CA that issued the server's certificate: required by
-//!   `sslmode=verify-ca` and `verify-full`, refused otherwise).
+//!   `sslmode=verify-ca` and `verify-full`, refused otherwise),
+//!   `password_authentication` (Vault's: `password`, the default, puts the
+//!   password itself in `{{password}}`; `scram-sha-256` puts the SCRAM
+//!   verifier the plugin derives from it, so the server never sees the
+//!   password, see [`settings::PasswordAuthentication`]).
 //! - role settings: `creation_statements` (required), `renew_statements`
 //!   (default `ALTER ROLE "{{name}}" VALID UNTIL '{{expiration}}'`),
 //!   `revocation_statements` (default: terminate the role's sessions,
 //!   reassign and drop what it owns, drop the role). Placeholders:
 //!   `{{name}}` (alias `{{username}}`), `{{password}}` (creation only),
 //!   `{{expiration}}` (creation and renew). Several statements separated by
-//!   `;` run as one simple query, in one implicit transaction.
+//!   `;` run as one simple query, in one implicit transaction. When they
+//!   lose a race with a concurrent session (two `GRANT`s on one table at
+//!   once fail with "tuple concurrently updated"; serialization failures,
+//!   deadlocks) PostgreSQL rolls them back, and they run again after a
+//!   short random pause, up to 16 more times.
 //! - Any other config key or role setting is refused when the mount
 //!   starts, naming it and the key it may have meant.
 //!
@@ -89,9 +97,10 @@ pub mod template;
 pub use tresor_pgwire::wire;
 use tresor_pgwire::{Stream, TlsError};
 
-use settings::{ConnectionSettings, RoleStatements};
+use settings::{ConnectionSettings, PasswordAuthentication, RoleStatements};
 use template::Values;
 use wire::{Client, Row, ServerError, Startup, WireError};
+use zeroize::Zeroizing;
 
 /// Issues PostgreSQL roles for a mount: one connection per instance, opened
 /// on first use and opened again once when it turns out to be broken.
@@ -148,10 +157,10 @@ impl Postgres {
             Some(client) => client,
             None => self.connect().map_err(WireFailure::Mapped)?,
         };
-        let mut result = client.simple_query(sql);
+        let mut result = run_with_retries(&mut client, sql);
         if reused && matches!(&result, Err(e) if e.breaks_connection()) {
             client = self.connect().map_err(WireFailure::Mapped)?;
-            result = client.simple_query(sql);
+            result = run_with_retries(&mut client, sql);
         }
         match result {
             Ok(rows) => {
@@ -212,6 +221,43 @@ impl Postgres {
             }
         }
     }
+}
+
+/// How many more times statements that lost a race with a concurrent
+/// session are run (PostgreSQL rolled the first run back whole).
+const CONFLICT_RETRIES: u32 = 16;
+
+/// Runs `sql` as one simple query (one implicit transaction), and again
+/// after a short random pause when it lost a race with another session
+/// ([`ServerError::is_concurrent_conflict`]: two `GRANT`s on one table at
+/// once). The failed run was rolled back, so running it again is safe.
+fn run_with_retries(client: &mut Client<Stream>, sql: &str) -> Result<Vec<Row>, WireError> {
+    let mut attempt = 0;
+    loop {
+        match client.simple_query(sql) {
+            Err(WireError::Server(e)) if e.is_concurrent_conflict() && attempt < CONFLICT_RETRIES => {
+                attempt += 1;
+                pause(client, attempt)?;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Waits a random 1 to 2^attempt ms (at most 64 ms) so that colliding
+/// sessions spread out. The server sleeps (`pg_sleep`): the mount may grant
+/// the plugin no clock.
+fn pause(client: &mut Client<Stream>, attempt: u32) -> Result<(), WireError> {
+    let ceiling_ms = 1u32 << attempt.min(6);
+    let mut random = [0u8; 4];
+    // Without randomness the pause is the ceiling: still a pause.
+    let ms = match getrandom::fill(&mut random) {
+        Ok(()) => 1 + u32::from_le_bytes(random) % ceiling_ms,
+        Err(_) => ceiling_ms,
+    };
+    client
+        .simple_query(&format!("SELECT pg_catalog.pg_sleep({}.{:03})", ms / 1000, ms % 1000))
+        .map(|_| ())
 }
 
 /// A failed statement: the server's SQLSTATE kept for the callers that
@@ -292,11 +338,17 @@ impl Generator for Postgres {
         let name = naming::role_name(&request.display_name, &role.name, &request.issue_id, request.now_ms)?;
         let password = naming::password()?;
         let expiration = naming::expiration(request.expires_at_ms)?;
+        let sent = match self.settings.password_authentication {
+            PasswordAuthentication::Password => password.clone(),
+            PasswordAuthentication::ScramSha256 => {
+                Zeroizing::new(postgres_protocol::password::scram_sha_256(password.as_bytes()))
+            }
+        };
         let sql = template::render(
             &statements.creation,
             Values {
                 name: &name,
-                password: Some(&password),
+                password: Some(&sent),
                 expiration: Some(&expiration),
             },
         );
@@ -304,7 +356,7 @@ impl Generator for Postgres {
             role: &role.name,
             key: "creation_statements",
         };
-        self.execute(&sql, purpose, &[&password])
+        self.execute(&sql, purpose, &[&password, &sent])
             .map_err(WireFailure::into_error)?;
         Ok(Credential {
             data: vec![
@@ -320,7 +372,12 @@ impl Generator for Postgres {
 
     fn abandon(&mut self, request: IssueRequest) -> Result<(), Error> {
         // The same request names the same role; revoking it is idempotent.
-        let name = naming::role_name(&request.display_name, &request.role.name, &request.issue_id, request.now_ms)?;
+        let name = naming::role_name(
+            &request.display_name,
+            &request.role.name,
+            &request.issue_id,
+            request.now_ms,
+        )?;
         self.revoke(&request.role, &name)
     }
 

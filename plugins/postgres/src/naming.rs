@@ -26,7 +26,8 @@ const PASSWORD_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrs
 /// display or role name outside `[A-Za-z0-9_-]` become `_`, so the name
 /// never needs more than double quotes around it.
 pub fn role_name(display_name: &str, role: &str, issue_id: &str, now_ms: u64) -> Result<String, Error> {
-    if issue_id.is_empty() || issue_id.len() > MAX_ISSUE_ID_LEN || !issue_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if issue_id.is_empty() || issue_id.len() > MAX_ISSUE_ID_LEN || !issue_id.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
         return Err(Error::invalid_input(format!(
             "the host's issue id must be 1 to {MAX_ISSUE_ID_LEN} letters and digits; \
              this plugin needs a Tresor host that sends one"
@@ -143,7 +144,10 @@ mod tests {
     fn the_same_request_names_the_same_role_and_another_issue_id_another() {
         let first = role_name("a", "b", ID, 5_000).expect("name");
         assert_eq!(first, role_name("a", "b", ID, 5_000).expect("name"));
-        assert_ne!(first, role_name("a", "b", "AbCdEfGhIjKlMnOpQrStUvW2", 5_000).expect("name"));
+        assert_ne!(
+            first,
+            role_name("a", "b", "AbCdEfGhIjKlMnOpQrStUvW2", 5_000).expect("name")
+        );
     }
 
     #[test]

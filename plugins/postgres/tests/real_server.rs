@@ -61,13 +61,24 @@ impl Cluster {
     }
 
     fn generator(&self, password: &str) -> Postgres {
-        let config = Config::new(vec![
+        self.generator_with(password, &[])
+    }
+
+    /// A generator with more mount config keys.
+    fn generator_with(&self, password: &str, extra: &[(&str, &str)]) -> Postgres {
+        let mut pairs = vec![
             ("connection_url".into(), self.url()),
             ("username".into(), "postgres".into()),
             ("password".into(), password.into()),
             ("connect_timeout_ms".into(), "5000".into()),
-        ]);
-        Postgres::configure(config).unwrap_or_else(|e| panic!("configure: {e:?}"))
+        ];
+        pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Postgres::configure(Config::new(pairs)).unwrap_or_else(|e| panic!("configure: {e:?}"))
+    }
+
+    /// The server's log so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
     /// A session of our own client, as any user.
@@ -143,7 +154,11 @@ fn request(role: Role, now: u64, ttl_seconds: u64) -> IssueRequest {
 fn issue_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("T{:011}{:012}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "T{:011}{:012}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn field<'a>(data: &'a [(String, String)], key: &str) -> &'a str {
@@ -268,12 +283,150 @@ fn issues_renews_and_revokes_real_roles() {
     assert!(!role_exists(&mut admin, &again_name));
 }
 
+/// Creation and revocation statements that `GRANT` and `REVOKE` on one
+/// table: PostgreSQL fails such statements of concurrent sessions with
+/// "tuple concurrently updated" instead of waiting.
+const GRANTS: [(&str, &str); 2] = [
+    (
+        "creation_statements",
+        "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; \
+         GRANT SELECT ON public.shared TO \"{{name}}\";",
+    ),
+    (
+        "revocation_statements",
+        "REVOKE ALL PRIVILEGES ON public.shared FROM \"{{name}}\"; DROP ROLE IF EXISTS \"{{name}}\";",
+    ),
+];
+
+#[test]
+fn concurrent_grants_on_one_table_all_succeed() {
+    const SESSIONS: usize = 8;
+    const EACH: usize = 15;
+    let cluster = Cluster::start();
+    let mut admin = cluster.admin();
+    admin
+        .simple_query("CREATE TABLE public.shared (id int)")
+        .expect("set up a table");
+    let rollbacks = |admin: &mut Client<TcpStream>| {
+        scalar(
+            admin,
+            "SELECT xact_rollback FROM pg_stat_database WHERE datname = 'postgres'",
+        )
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0)
+    };
+    let before = rollbacks(&mut admin);
+    let grants = role("grants", &GRANTS);
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..SESSIONS)
+            .map(|_| {
+                let grants = grants.clone();
+                let cluster = &cluster;
+                scope.spawn(move || {
+                    let mut generator = cluster.generator(ADMIN_PASSWORD);
+                    let mut failures = Vec::new();
+                    for _ in 0..EACH {
+                        match generator.issue(request(grants.clone(), now_ms(), 600)) {
+                            Ok(issued) => {
+                                if let Err(e) = generator.revoke(&grants, &issued.revoke_handle) {
+                                    failures.push(format!("revoke: {e:?}"));
+                                }
+                            }
+                            Err(e) => failures.push(format!("issue: {e:?}")),
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("worker")).collect()
+    });
+    // Conflicts are a race: how many happened this run is shown, not asserted.
+    std::thread::sleep(std::time::Duration::from_millis(600)); // statistics are flushed lazily
+    eprintln!(
+        "transactions rolled back (lost races, retried): {}",
+        rollbacks(&mut admin) - before
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} failed: {:?}",
+        failures.len(),
+        SESSIONS * EACH * 2,
+        &failures[..failures.len().min(3)]
+    );
+    assert_eq!(
+        scalar(&mut admin, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'").as_deref(),
+        Some("0"),
+        "every issued role is revoked"
+    );
+}
+
+#[test]
+fn scram_sha_256_sends_the_server_only_the_verifier() {
+    let cluster = Cluster::start();
+    let mut admin = cluster.admin();
+    // Every statement in the server's log, and passwords the server derives
+    // itself as MD5: a SCRAM verifier stored below came from the plugin.
+    for sql in [
+        "ALTER SYSTEM SET log_statement = 'all'",
+        "SELECT pg_reload_conf()",
+        "ALTER ROLE postgres SET password_encryption = 'md5'",
+    ] {
+        admin.simple_query(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let login = role(
+        "login",
+        &[(
+            "creation_statements",
+            "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+        )],
+    );
+    let stored = |admin: &mut Client<TcpStream>, name: &str| {
+        scalar(
+            admin,
+            &format!("SELECT rolpassword FROM pg_authid WHERE rolname = '{name}'"),
+        )
+        .unwrap_or_default()
+    };
+
+    // `password` (the default): the server receives the password.
+    let mut plain = cluster.generator(ADMIN_PASSWORD);
+    let issued = plain.issue(request(login.clone(), now_ms(), 600)).expect("issue");
+    let (name, password) = (field(&issued.data, "username"), field(&issued.data, "password"));
+    assert!(stored(&mut admin, name).starts_with("md5"), "the server derived it");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        cluster.log().contains(password),
+        "log_statement shows the password sent in the clear"
+    );
+
+    // `scram-sha-256`: only the verifier; the password still logs in.
+    let mut hashed = cluster.generator_with(ADMIN_PASSWORD, &[("password_authentication", "scram-sha-256")]);
+    let issued = hashed.issue(request(login.clone(), now_ms(), 600)).expect("issue");
+    let (name, password) = (field(&issued.data, "username"), field(&issued.data, "password"));
+    let verifier = stored(&mut admin, name);
+    assert!(verifier.starts_with("SCRAM-SHA-256$4096:"), "{verifier}");
+    let mut user = cluster.login(name, password).expect("the new role logs in with SCRAM");
+    assert_eq!(scalar(&mut user, "SELECT current_user").as_deref(), Some(name));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = cluster.log();
+    assert!(log.contains(&verifier), "the statement was logged");
+    assert!(!log.contains(password), "the password reached the server's log");
+    hashed.revoke(&login, name).expect("revoke");
+}
+
 #[test]
 fn abandon_drops_the_role_an_unrecorded_issue_made_and_is_idempotent() {
     let cluster = Cluster::start();
     let mut admin = cluster.admin();
     let mut generator = cluster.generator(ADMIN_PASSWORD);
-    let readonly = role("readonly", &[("creation_statements", "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';")]);
+    let readonly = role(
+        "readonly",
+        &[(
+            "creation_statements",
+            "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+        )],
+    );
 
     // The host issued, then lost track of the call: abandon with the same
     // request finds the role by its name alone.
