@@ -36,6 +36,7 @@ pub mod platform;
 pub mod plugins;
 pub mod policy;
 pub mod reload;
+mod retry;
 pub mod rotation;
 pub mod runtime;
 pub mod secret;

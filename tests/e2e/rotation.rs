@@ -604,3 +604,79 @@ field = "key"
     );
     server.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_set_through_the_api_schedules_the_secret() {
+    let server = start_server_with(TEST_POLICIES, "", |_| String::new()).await;
+    server.host.start_schedules();
+    let root = server.root_token.clone();
+    let app = server.token("billing", &["apps"], 600).await;
+    let w = server
+        .http(
+            "POST",
+            "/v1/secret/data/api/k",
+            Some(&root),
+            Some(r#"{"data": {"k": "v0"}}"#),
+        )
+        .await;
+    assert_eq!(w.status, 200, "{}", w.text);
+    let policy = r#"{"period": "1s", "value": {"kind": "hex", "bytes": 8}, "field": "k"}"#;
+
+    let denied = server
+        .http("PUT", "/v1/sys/rotation/secret/api/k", Some(&app), Some(policy))
+        .await;
+    assert_eq!(denied.status, 403, "{}", denied.text);
+    let bad = server
+        .http(
+            "PUT",
+            "/v1/sys/rotation/secret/api/k",
+            Some(&root),
+            Some(r#"{"periode": "1s"}"#),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    assert!(bad.errors().contains("does not parse"), "{}", bad.text);
+    let hook = server
+        .http(
+            "PUT",
+            "/v1/sys/rotation/secret/api/k",
+            Some(&root),
+            Some(r#"{"check_webhook": "nope"}"#),
+        )
+        .await;
+    assert_eq!(hook.status, 400, "{}", hook.text);
+    assert!(hook.errors().contains("names no [[webhook]]"), "{}", hook.text);
+
+    let set = server
+        .http("PUT", "/v1/sys/rotation/secret/api/k", Some(&root), Some(policy))
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text);
+    assert_eq!(set.json()["data"]["source"], "api");
+    assert_eq!(set.json()["data"]["period_seconds"], 1);
+    // The schedule rotates it (no [[rotation]] rule in the configuration).
+    let rotated = eventually(Duration::from_secs(10), || async {
+        let r = server.http("GET", "/v1/secret/data/api/k", Some(&root), None).await;
+        r.json()["data"]["metadata"]["version"].as_u64().unwrap_or(0) >= 2
+    })
+    .await;
+    assert!(rotated, "the API-set schedule never rotated the secret");
+    let r = server.http("GET", "/v1/secret/data/api/k", Some(&root), None).await;
+    let value = r.json()["data"]["data"]["k"].as_str().unwrap().to_string();
+    assert!(
+        value.len() == 16 && value.chars().all(|c| c.is_ascii_hexdigit()),
+        "{value}"
+    );
+
+    let removed = server
+        .http("DELETE", "/v1/sys/rotation/secret/api/k", Some(&root), None)
+        .await;
+    assert_eq!(removed.status, 204, "{}", removed.text);
+    let gone = server
+        .http("GET", "/v1/sys/rotation/secret/api/k", Some(&root), None)
+        .await;
+    assert_eq!(gone.status, 404, "{}", gone.text);
+    let again = server
+        .http("DELETE", "/v1/sys/rotation/secret/api/k", Some(&root), None)
+        .await;
+    assert_eq!(again.status, 404, "{}", again.text);
+}

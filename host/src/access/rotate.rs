@@ -110,6 +110,124 @@ impl Host {
         Ok(record)
     }
 
+    /// Set the rotation policy of the secret at `path` (`mount/path`), as
+    /// `rule` says (its `path` and `prefix` are ignored): the API's
+    /// `PUT sys/rotation/<path>`. It replaces what the configuration's rules
+    /// say for this secret until it is removed with
+    /// [`remove_rotation`](Host::remove_rotation). Cedar decides action
+    /// `rotate` on the secret.
+    pub async fn set_rotation(
+        &self,
+        caller: &Caller,
+        path: &str,
+        mut rule: rotation::RotationRule,
+    ) -> Result<RotationRecord, Error> {
+        let table = self.table();
+        let (mount, rel) = table.resolve(path, false)?;
+        let full = format!("{}/{rel}", mount.name);
+        let _turn = self.turn(mount, rel).await;
+        let target = Target {
+            mount: &mount.name,
+            path: rel,
+            plugin: &mount.plugin,
+        };
+        let mut guard = Guard::open(&self.policy, &self.audit, caller, Action::Rotate, target);
+        let tags = self.latest_metadata(mount, rel).await.unwrap_or_default();
+        let resource = Resource::Secret {
+            mount: mount.name.clone(),
+            path: rel.to_string(),
+            plugin: mount.plugin.clone(),
+            tags: tags.clone(),
+        };
+        guard.authorize(&resource, &caller.context(Some("rotation-policy".into())))?;
+        let result = async {
+            rule.path = Some(full.clone());
+            rule.prefix = None;
+            let names = self.events.webhook_names();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            rule.check(&names).map_err(Error::InvalidInput)?;
+            let state = self.rotations.state();
+            let stored = state.get_rotation(&full).await.map_err(rotation::state_error)?;
+            if stored.as_ref().is_some_and(|r| r.stage.is_some()) {
+                return Err(Error::Conflict(format!(
+                    "a rotation of `{full}` is under way; set its policy once it has ended"
+                )));
+            }
+            let mut record = stored.clone().unwrap_or_else(|| RotationRecord {
+                path: full.clone(),
+                revision: 0,
+                period_ms: 0,
+                next_due_ms: u64::MAX,
+                maker: String::new(),
+                field: None,
+                check_webhook: None,
+                source: rotation::SOURCE_API.into(),
+                stage: None,
+                previous_version: None,
+                current_version: None,
+                last_rotated_ms: None,
+                last_error: None,
+                failures: 0,
+            });
+            record.source = rotation::SOURCE_API.into();
+            record.period_ms = u64::MAX; // make `follow` restart the schedule
+            rotation::follow(&mut record, &rule, &tags, rotation_now());
+            record.revision = stored.as_ref().map_or(0, |r| r.revision + 1);
+            let expected = stored.map(|r| r.revision);
+            if !state
+                .swap_rotation(&record, expected)
+                .await
+                .map_err(rotation::state_error)?
+            {
+                return Err(Error::Conflict(format!(
+                    "the rotation record of `{full}` changed meanwhile; try again"
+                )));
+            }
+            Ok(record)
+        }
+        .instrument(guard.span().clone())
+        .await;
+        guard.finish(result)
+    }
+
+    /// Remove the rotation policy the API set for the secret at `path`:
+    /// the configuration's rules apply to it again (`DELETE
+    /// sys/rotation/<path>`). Cedar decides action `rotate` on the secret.
+    pub async fn remove_rotation(&self, caller: &Caller, path: &str) -> Result<(), Error> {
+        let table = self.table();
+        let (mount, rel) = table.resolve(path, false)?;
+        let full = format!("{}/{rel}", mount.name);
+        let _turn = self.turn(mount, rel).await;
+        let target = Target {
+            mount: &mount.name,
+            path: rel,
+            plugin: &mount.plugin,
+        };
+        let mut guard = Guard::open(&self.policy, &self.audit, caller, Action::Rotate, target);
+        let resource = self.secret_resource(mount, rel).await;
+        guard.authorize(&resource, &caller.context(Some("rotation-policy".into())))?;
+        let result = async {
+            let state = self.rotations.state();
+            match state.get_rotation(&full).await.map_err(rotation::state_error)? {
+                Some(r) if r.stage.is_some() => Err(Error::Conflict(format!(
+                    "a rotation of `{full}` is under way; remove its policy once it has ended"
+                ))),
+                Some(r) if r.source == rotation::SOURCE_API => state
+                    .delete_rotation(&full)
+                    .await
+                    .map_err(rotation::state_error)
+                    .map(drop),
+                _ => Err(Error::NotFound(format!(
+                    "`{full}` has no rotation policy set through the API (the configuration's rules are \
+                     changed in the configuration file)"
+                ))),
+            }
+        }
+        .instrument(guard.span().clone())
+        .await;
+        guard.finish(result)
+    }
+
     async fn secret_resource(&self, mount: &Mount, rel: &str) -> Resource {
         let tags = if self.policy.uses_resource_tags() {
             self.latest_metadata(mount, rel).await.unwrap_or_default()
@@ -418,7 +536,7 @@ impl Host {
             ._rotation_scheduler
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if slot.is_none() && self.rotations.has_rules() {
+        if slot.is_none() {
             *slot = Some(crate::rotation::scheduler::start(std::sync::Arc::downgrade(self)));
         }
     }

@@ -341,7 +341,7 @@ impl Route {
             Route::Plugins(p) => p.allow(),
             Route::Events(_) => "GET",
             Route::Rotate(_) => "POST, PUT",
-            Route::Rotation(_) => "GET",
+            Route::Rotation(_) => "GET, PUT, POST, DELETE",
         }
     }
 }
@@ -489,7 +489,7 @@ impl State {
             Route::Plugins(p) => plugins::handle(&cx, p, &body).await,
             Route::Events(event_type) => events::subscribe(&cx, &event_type, &mut parts),
             Route::Rotate(path) => rotation::rotate(&cx, &path).await,
-            Route::Rotation(path) => rotation::status(&cx, &path).await,
+            Route::Rotation(path) => rotation::handle(&cx, &path, &method, &body).await,
         }
     }
 

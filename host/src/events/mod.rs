@@ -200,6 +200,11 @@ impl EventBus {
         self.delivery = self.webhooks.start();
     }
 
+    /// The configured webhooks' names.
+    pub(crate) fn webhook_names(&self) -> Vec<String> {
+        self.webhooks.names()
+    }
+
     /// Ask the webhook `name` whether it accepts a rotation's pending value:
     /// one signed POST of a `rotation/check` event now (not queued; no
     /// retry), `Ok` when it answers 2xx. Subscribers do not see the event.

@@ -112,6 +112,11 @@ impl Webhooks {
         Ok(())
     }
 
+    /// The webhooks' names.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.targets.iter().map(|t| t.name.clone()).collect()
+    }
+
     /// POST `event` to the webhook `name` once, now; `Ok` on 2xx.
     pub(crate) async fn check(&self, name: &str, event: &Event) -> Result<(), String> {
         let target = self
@@ -172,8 +177,7 @@ impl Webhooks {
                 Ok(()) => self.state.outbox_delete(&row.id).await,
                 Err(why) => {
                     let attempts = row.attempts.saturating_add(1);
-                    let shift = (attempts - 1).min(20);
-                    let wait = target.retry_initial.saturating_mul(1 << shift).min(target.retry_max);
+                    let wait = crate::retry::backoff(attempts, target.retry_initial, target.retry_max);
                     tracing::warn!(webhook = %target.name, event = %row.id, attempt = attempts,
                         retry_in_ms = wait.as_millis() as u64, error = %why, "webhook delivery failed; it will be retried");
                     self.state

@@ -504,26 +504,15 @@ impl Leases {
             Err(e) => {
                 lease.attempts += 1;
                 lease.last_error = Some(e.to_string());
+                let delay = crate::retry::backoff(lease.attempts, self.policy.retry_initial, self.policy.retry_max);
                 if lease.state == LeaseState::Issuing {
                     // No handle to give up on: abandoning is retried until
                     // it succeeds, at the longest retry delay at most.
-                    let shift = (lease.attempts - 1).min(20);
-                    let delay = self
-                        .policy
-                        .retry_initial
-                        .saturating_mul(1 << shift)
-                        .min(self.policy.retry_max);
                     lease.next_attempt_ms = now + delay.as_millis() as u64;
                 } else if lease.attempts >= self.policy.max_attempts {
                     lease.state = LeaseState::Irrevocable;
                 } else {
                     lease.state = LeaseState::RevocationPending;
-                    let shift = (lease.attempts - 1).min(20);
-                    let delay = self
-                        .policy
-                        .retry_initial
-                        .saturating_mul(1 << shift)
-                        .min(self.policy.retry_max);
                     lease.next_attempt_ms = now + delay.as_millis() as u64;
                 }
                 self.state.put_lease(lease).await.map_err(state_err)?;

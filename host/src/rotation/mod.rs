@@ -36,6 +36,8 @@ pub mod maker;
 pub mod rules;
 pub(crate) mod scheduler;
 
+use std::time::Duration;
+
 use zeroize::Zeroizing;
 
 pub use maker::ValueMaker;
@@ -103,6 +105,31 @@ pub(crate) struct Rotations {
     sealer: Sealer,
 }
 
+/// `source` of a record made from a `[[rotation]]` rule.
+pub const SOURCE_CONFIG: &str = "config";
+/// `source` of a record set through the API; the configuration's rules do
+/// not change it.
+pub const SOURCE_API: &str = "api";
+
+/// Make `record` follow `rule` (its maker, field, check and period, by the
+/// secret's `tags`); a changed period restarts the schedule from now.
+pub(crate) fn follow(record: &mut RotationRecord, rule: &RotationRule, tags: &Metadata, now_ms: u64) {
+    let period_ms = rule.period_seconds(tags).map_or(0, |s| s.saturating_mul(1000));
+    record.maker = serde_json::to_string(&rule.value).expect("makers serialize");
+    record.field = rule.field.clone();
+    record.check_webhook = rule.check_webhook.clone();
+    if period_ms != record.period_ms {
+        record.period_ms = period_ms;
+        if record.stage.is_none() {
+            record.next_due_ms = if period_ms == 0 {
+                u64::MAX
+            } else {
+                now_ms.saturating_add(period_ms)
+            };
+        }
+    }
+}
+
 /// The sealing context of a pending value: which secret it is for.
 fn seal_context(path: &str) -> Vec<u8> {
     let mut context = b"tresor-rotation-pending\0".to_vec();
@@ -125,44 +152,60 @@ impl Rotations {
         !self.rules.is_empty()
     }
 
-    /// The record of `path`, made from the rule covering it when there is
-    /// none yet (not stored). `None`: no rule covers the secret.
+    /// The record of `path` and whether it is stored: the stored one (a
+    /// record from the configuration follows its rule as the rule is now),
+    /// else one made from the rule covering it (not stored yet). `None`: no
+    /// policy covers the secret (a stored record whose rule was removed is
+    /// unscheduled).
     pub(crate) async fn record_for(
         &self,
         path: &str,
         tags: &Metadata,
         now_ms: u64,
     ) -> Result<Option<(RotationRecord, bool)>, Error> {
-        if let Some(record) = self.state.get_rotation(path).await.map_err(state_error)? {
-            return Ok(Some((record, true)));
+        let stored = self.state.get_rotation(path).await.map_err(state_error)?;
+        let rule = rule_for(&self.rules, path);
+        match (stored, rule) {
+            (Some(record), _) if record.source == SOURCE_API => Ok(Some((record, true))),
+            (Some(mut record), Some(rule)) => {
+                follow(&mut record, rule, tags, now_ms);
+                Ok(Some((record, true)))
+            }
+            (Some(record), None) if record.stage.is_some() => Ok(Some((record, true))),
+            (Some(record), None) => {
+                if record.next_due_ms != u64::MAX {
+                    let mut idle = record.clone();
+                    idle.revision += 1;
+                    idle.next_due_ms = u64::MAX;
+                    self.state
+                        .swap_rotation(&idle, Some(record.revision))
+                        .await
+                        .map_err(state_error)?;
+                }
+                Ok(None)
+            }
+            (None, Some(rule)) => {
+                let mut record = RotationRecord {
+                    path: path.to_string(),
+                    revision: 0,
+                    period_ms: 0,
+                    next_due_ms: u64::MAX,
+                    maker: String::new(),
+                    field: None,
+                    check_webhook: None,
+                    source: SOURCE_CONFIG.into(),
+                    stage: None,
+                    previous_version: None,
+                    current_version: None,
+                    last_rotated_ms: None,
+                    last_error: None,
+                    failures: 0,
+                };
+                follow(&mut record, rule, tags, now_ms);
+                Ok(Some((record, false)))
+            }
+            (None, None) => Ok(None),
         }
-        let Some(rule) = rule_for(&self.rules, path) else {
-            return Ok(None);
-        };
-        let period_ms = rule.period_seconds(tags).map_or(0, |s| s.saturating_mul(1000));
-        Ok(Some((
-            RotationRecord {
-                path: path.to_string(),
-                revision: 0,
-                period_ms,
-                next_due_ms: if period_ms == 0 {
-                    u64::MAX
-                } else {
-                    now_ms.saturating_add(period_ms)
-                },
-                maker: serde_json::to_string(&rule.value).expect("makers serialize"),
-                field: rule.field.clone(),
-                check_webhook: rule.check_webhook.clone(),
-                source: "config".into(),
-                stage: None,
-                previous_version: None,
-                current_version: None,
-                last_rotated_ms: None,
-                last_error: None,
-                failures: 0,
-            },
-            false,
-        )))
     }
 
     /// Start the schedule of a secret a rule covers, if it has none yet
@@ -237,7 +280,7 @@ pub(crate) fn next_due(period_ms: u64, due_ms: u64, now_ms: u64) -> u64 {
 /// How long a failed rotation waits before its next try: 1 s doubling per
 /// failure, at most a minute, and never past its period.
 pub(crate) fn retry_after_ms(failures: u32, period_ms: u64) -> u64 {
-    let wait = 1000u64.saturating_mul(1 << failures.min(6)).min(60_000);
+    let wait = crate::retry::backoff(failures, Duration::from_secs(1), Duration::from_secs(60)).as_millis() as u64;
     if period_ms == 0 {
         wait
     } else {
