@@ -169,6 +169,18 @@ enum AuditCommand {
         #[arg(long)]
         key_file: Option<PathBuf>,
     },
+    /// Per secret: reads, last read, last writer, last rotation and denied
+    /// accesses, from the audit log, to find unused and hot secrets.
+    Stats {
+        /// The audit log file.
+        log: PathBuf,
+        /// Only secrets under this `mount/` or `mount/path/` prefix.
+        #[arg(default_value = "")]
+        prefix: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -227,6 +239,7 @@ impl Cli {
             }
             Command::Policy(PolicyCommand::Test(t)) => policy_test(t),
             Command::Audit(AuditCommand::Verify { log, key_file }) => audit::verify(&log, key_file),
+            Command::Audit(AuditCommand::Stats { log, prefix, json }) => audit::stats(&log, &prefix, json),
         }
     }
 }

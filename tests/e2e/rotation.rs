@@ -256,6 +256,25 @@ value = { kind = "password", length = 40 }
         .filter(|l| l.contains("\"action\":\"rotate\"") && l.contains("\"outcome\":\"ok\""))
         .count();
     assert_eq!(rotations, after.len() - 1, "one audited rotation per new version");
+    // The same from `tresor audit stats`.
+    let out = std::process::Command::new(tresor_bin())
+        .args(["audit", "stats", "--json"])
+        .arg(dir.path().join("audit.log"))
+        .arg("secret/rot/")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats.as_array().unwrap().len(), 1, "{stats}");
+    let db = &stats[0];
+    assert_eq!(db["path"], "secret/rot/db");
+    assert_eq!(
+        db["writes"],
+        after.len() as u64,
+        "the first write and every rotation: {db}"
+    );
+    assert_eq!(db["last_rotation"][1], "tresor:rotation-scheduler", "{db}");
+    assert!(db["reads"].as_u64().unwrap() >= after.len() as u64, "{db}");
     for v in &all_values[1..] {
         assert!(
             !output.contains(v.as_str()),

@@ -14,6 +14,7 @@ mod checkpoint;
 mod fields;
 mod log;
 mod span;
+pub mod stats;
 mod telemetry;
 
 use std::io;

@@ -12,6 +12,42 @@ use std::process::ExitCode;
 use crate::audit::{self, CheckpointError, HeadCheck};
 use crate::keys::MasterKey;
 
+/// Print the access statistics of the secrets under `prefix` in `log`.
+pub(super) fn stats(log: &Path, prefix: &str, json: bool) -> ExitCode {
+    let all = match audit::stats::stats(log, prefix) {
+        Ok(all) => all,
+        Err(e) => return super::fail(e),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all).expect("statistics serialize"));
+        return ExitCode::SUCCESS;
+    }
+    let when = |v: &Option<(String, String)>| {
+        v.as_ref()
+            .map_or_else(|| "never".to_string(), |(time, who)| format!("{time} by {who}"))
+    };
+    println!(
+        "{:<40} {:>7} {:>7} {:>7}  last read / last write / last rotation",
+        "SECRET", "READS", "WRITES", "DENIED"
+    );
+    for s in &all {
+        println!(
+            "{:<40} {:>7} {:>7} {:>7}  {} / {} / {}",
+            s.path,
+            s.reads,
+            s.writes,
+            s.denied,
+            when(&s.last_read),
+            when(&s.last_write),
+            when(&s.last_rotation)
+        );
+    }
+    if all.is_empty() {
+        println!("(no secret under `{prefix}` in {})", log.display());
+    }
+    ExitCode::SUCCESS
+}
+
 /// Verify the log at `log`; the master key comes from `key_file`, else
 /// `$TRESOR_MASTER_KEY`, else `master.key` beside the log (the default
 /// layout of a state directory).
