@@ -433,10 +433,6 @@ value = {{ kind = "hex", bytes = 16 }}
     assert_eq!(current["owner"], "billing");
     assert_eq!(read("current").await.json()["data"]["data"], current);
     assert_eq!(read("previous").await.json()["data"]["data"]["key"], "first-key-value");
-    assert_eq!(
-        read("AWSPREVIOUS").await.json()["data"]["data"]["key"],
-        "first-key-value"
-    );
     let none = read("pending").await;
     assert_eq!(none.status, 404, "{}", none.text);
     assert_eq!(

@@ -22,7 +22,7 @@
 //!    `kv-v2/data-write`).
 //!
 //! Reads may ask for version `current`, `previous` or `pending`, like AWS
-//! Secrets Manager's `AWSCURRENT`/`AWSPREVIOUS`/`AWSPENDING` staging labels.
+//! Secrets Manager's staging labels.
 //!
 //! Which secrets rotate, how often and how their values are made come from
 //! `[[rotation]]` rules ([`RotationRule`]); a rule without a `period` takes
@@ -72,13 +72,14 @@ impl Label {
     /// The version name a pending value is read (and announced) as.
     pub const PENDING: &'static str = "pending";
 
-    /// `current`, `previous` or `pending` (also as AWS spells them:
-    /// `AWSCURRENT`, `AWSPREVIOUS`, `AWSPENDING`); anything else is a version.
+    /// `current`, `previous` or `pending`; anything else is a version of
+    /// the provider's (AWS's own stages `AWSCURRENT`, `AWSPREVIOUS` go to
+    /// the `aws` provider unchanged).
     pub fn parse(version: &str) -> Option<Label> {
         match version {
-            "current" | "AWSCURRENT" => Some(Label::Current),
-            "previous" | "AWSPREVIOUS" => Some(Label::Previous),
-            "pending" | "AWSPENDING" => Some(Label::Pending),
+            "current" => Some(Label::Current),
+            "previous" => Some(Label::Previous),
+            "pending" => Some(Label::Pending),
             _ => None,
         }
     }
@@ -309,7 +310,8 @@ mod tests {
     #[test]
     fn labels_parse_in_both_spellings() {
         assert_eq!(Label::parse("previous"), Some(Label::Previous));
-        assert_eq!(Label::parse("AWSPENDING"), Some(Label::Pending));
+        assert_eq!(Label::parse("pending"), Some(Label::Pending));
+        assert_eq!(Label::parse("AWSPREVIOUS"), None, "the aws provider's own stage");
         assert_eq!(Label::parse("current"), Some(Label::Current));
         assert_eq!(Label::parse("3"), None);
     }
