@@ -153,22 +153,9 @@ impl Host {
                     "a rotation of `{full}` is under way; set its policy once it has ended"
                 )));
             }
-            let mut record = stored.clone().unwrap_or_else(|| RotationRecord {
-                path: full.clone(),
-                revision: 0,
-                period_ms: 0,
-                next_due_ms: u64::MAX,
-                maker: String::new(),
-                field: None,
-                check_webhook: None,
-                source: rotation::SOURCE_API.into(),
-                stage: None,
-                previous_version: None,
-                current_version: None,
-                last_rotated_ms: None,
-                last_error: None,
-                failures: 0,
-            });
+            let mut record = stored
+                .clone()
+                .unwrap_or_else(|| RotationRecord::unscheduled(&full, rotation::SOURCE_API));
             record.source = rotation::SOURCE_API.into();
             record.period_ms = u64::MAX; // make `follow` restart the schedule
             rotation::follow(&mut record, &rule, &tags, rotation_now());

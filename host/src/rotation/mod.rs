@@ -186,22 +186,7 @@ impl Rotations {
                 Ok(None)
             }
             (None, Some(rule)) => {
-                let mut record = RotationRecord {
-                    path: path.to_string(),
-                    revision: 0,
-                    period_ms: 0,
-                    next_due_ms: u64::MAX,
-                    maker: String::new(),
-                    field: None,
-                    check_webhook: None,
-                    source: SOURCE_CONFIG.into(),
-                    stage: None,
-                    previous_version: None,
-                    current_version: None,
-                    last_rotated_ms: None,
-                    last_error: None,
-                    failures: 0,
-                };
+                let mut record = RotationRecord::unscheduled(path, SOURCE_CONFIG);
                 follow(&mut record, rule, tags, now_ms);
                 Ok(Some((record, false)))
             }

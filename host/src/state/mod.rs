@@ -198,6 +198,28 @@ pub struct RotationRecord {
     pub failures: u32,
 }
 
+impl RotationRecord {
+    /// A new record of the secret at `path`: nothing scheduled, never rotated.
+    pub fn unscheduled(path: &str, source: &str) -> RotationRecord {
+        RotationRecord {
+            path: path.to_string(),
+            revision: 0,
+            period_ms: 0,
+            next_due_ms: u64::MAX,
+            maker: String::new(),
+            field: None,
+            check_webhook: None,
+            source: source.to_string(),
+            stage: None,
+            previous_version: None,
+            current_version: None,
+            last_rotated_ms: None,
+            last_error: None,
+            failures: 0,
+        }
+    }
+}
+
 /// A rotation between its start and its end: the pending value, sealed by
 /// the host's master key (never stored in plaintext), and what it replaces.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
