@@ -66,7 +66,7 @@ fn bench(c: &mut Criterion) {
         };
         // The data was sealed with the uncached host's master key for mount `secret`.
         let key_hex = std::fs::read_to_string(dir.path().join("uncached/master.key")).unwrap();
-        let sealer = MasterKey::from_hex(&key_hex).unwrap().sealer_for("secret");
+        let sealer = tresor::keys::Keyring::new(Arc::new(MasterKey::from_hex(&key_hex).unwrap())).sealer_for("secret");
         MountPool::start(
             &runtime,
             &component,

@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::access::{Caller, Guard, Host, Target};
 use crate::config::{Config, MountConfig};
 use crate::error::Error;
-use crate::keys::MasterKey;
+use crate::keys::Keyring;
 use crate::lease::GeneratorTable;
 use crate::mounts::MountTable;
 use crate::policy::Action;
@@ -81,15 +81,15 @@ impl fmt::Display for ReloadReport {
 /// makes reloads take turns).
 pub(crate) struct Reloader {
     runtime: Runtime,
-    key: Arc<MasterKey>,
+    keyring: Arc<Keyring>,
     config: tokio::sync::Mutex<Config>,
 }
 
 impl Reloader {
-    pub(crate) fn new(runtime: Runtime, key: Arc<MasterKey>, config: Config) -> Reloader {
+    pub(crate) fn new(runtime: Runtime, keyring: Arc<Keyring>, config: Config) -> Reloader {
         Reloader {
             runtime,
-            key,
+            keyring,
             config: tokio::sync::Mutex::new(config),
         }
     }
@@ -205,7 +205,7 @@ impl Host {
             }
         };
         let plugin_config = resolve_refs(self, m).await.map_err(refused)?;
-        start_mount(config, m, plugin_config, &self.reloader.runtime, &self.reloader.key)
+        start_mount(config, m, plugin_config, &self.reloader.runtime, &self.reloader.keyring)
             .await
             .map_err(refused)
     }

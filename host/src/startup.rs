@@ -13,7 +13,7 @@ use crate::audit::AuditLog;
 use crate::cache::ReadCache;
 use crate::config::{parse_duration_seconds, Config, MountConfig};
 use crate::error::StartupError;
-use crate::keys::MasterKey;
+use crate::keys::{Keyring, MasterKey};
 use crate::lease::{GeneratorMount, LeasePolicy, Leases, Role};
 use crate::mounts::MountTable;
 use crate::policy::PolicyEngine;
@@ -58,6 +58,8 @@ impl Host {
             .check_master_key(&key.check_value())
             .await
             .map_err(|e| StartupError::Key(e.to_string()))?;
+        let keyring = Keyring::new(key.clone());
+        crate::access::rekey::load_keyring(&store, &keyring).await?;
         let (default_ttl, max_ttl) = config.lease_limits()?;
         let lease_policy = LeasePolicy {
             default_ttl,
@@ -85,14 +87,16 @@ impl Host {
             _checkpoints: Some(crate::audit::keep_checkpoints(&audit_checkpoints)),
             member: member.clone(),
             _heartbeat: None,
-            reloader: crate::reload::Reloader::new(runtime.clone(), key.clone(), config.clone()),
+            reloader: crate::reload::Reloader::new(runtime.clone(), keyring.clone(), config.clone()),
             events: crate::events::EventBus::new(&member.id, &config.webhooks, store.clone())?,
             rotations: crate::rotation::Rotations::new(
                 config.rotations.clone(),
                 store.clone(),
-                key.sealer_for("tresor:rotation"),
+                keyring.sealer_for("tresor:rotation"),
             ),
             _rotation_scheduler: Default::default(),
+            keyring: keyring.clone(),
+            _reseal: Default::default(),
         };
         let mut generators = BTreeMap::new();
         for m in &config.mounts {
@@ -101,7 +105,7 @@ impl Host {
                 table.chains.insert(m.path.clone(), m.chain.clone());
             } else {
                 let plugin_config = resolve_refs(&host, m).await?;
-                match start_mount(&config, m, plugin_config, &runtime, &key).await? {
+                match start_mount(&config, m, plugin_config, &runtime, &keyring).await? {
                     Started::Provider(mount) => {
                         table.providers.insert(m.path.clone(), Arc::new(mount));
                     }
@@ -259,7 +263,7 @@ pub(crate) async fn start_mount(
     m: &MountConfig,
     plugin_config: PluginConfig,
     runtime: &Runtime,
-    key: &MasterKey,
+    keyring: &Arc<Keyring>,
 ) -> Result<Started, StartupError> {
     let fail = |detail: String| StartupError::Plugin {
         mount: m.path.clone(),
@@ -356,7 +360,7 @@ pub(crate) async fn start_mount(
         &component,
         world,
         sandbox,
-        Arc::new(key.sealer_for(&m.path)),
+        Arc::new(keyring.sealer_for(&m.path)),
         plugin_config.0.clone(),
         limits,
     )

@@ -146,7 +146,7 @@ fn bench(c: &mut Criterion) {
         let bytes = std::fs::read(wasm).unwrap();
         let component = compile::load_component(runtime.engine(), runtime.cache_dir(), &bytes).unwrap();
         let data = tempfile::tempdir().unwrap();
-        let sealer = Arc::new(MasterKey::generate().unwrap().sealer_for("m"));
+        let sealer = Arc::new(tresor::keys::Keyring::new(Arc::new(MasterKey::generate().unwrap())).sealer_for("m"));
         group.bench_function(*lang, |b| {
             b.to_async(&rt).iter(|| async {
                 let sandbox = Sandbox {

@@ -12,85 +12,20 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Response;
 use hyper_util::rt::TokioIo;
+use tresor_e2e::process::{server_config, Process};
 use tresor_e2e::server::{request, start_server_with, tresor_bin, Reply};
 use tresor_e2e::*;
 
 const HOOK_KEY: &str = "rotation-check-key-0123456789abcdef";
 
-/// A `tresor server` process of the test, its output collected.
-struct Process {
-    child: tokio::process::Child,
-    addr: SocketAddr,
-    token: String,
-    output: Arc<Mutex<String>>,
+/// What the rotation tests ask of a server process.
+trait Versions {
+    async fn version_times(&self, path: &str) -> Vec<u64>;
+    async fn versions_within(&self, path: &str, count: usize, limit: Duration) -> Vec<u64>;
+    async fn value(&self, path: &str, version: Option<&str>) -> Reply;
 }
 
-impl Process {
-    /// Start `tresor server --config FILE`, wait for its address and the
-    /// root token it prints (on a first start; after a restart the token of
-    /// the first start, kept in the state store, is `token`).
-    async fn start(config_file: &std::path::Path, token: Option<String>) -> Process {
-        let mut child = tokio::process::Command::new(tresor_bin())
-            .args(["server", "--config"])
-            .arg(config_file)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("tresor server starts");
-        let output = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let collected = output.clone();
-        tokio::spawn(async move {
-            let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
-            while let Ok(Some(line)) = lines.next_line().await {
-                collected.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-        let (mut addr, mut token) = (None, token);
-        while addr.is_none() || token.is_none() {
-            let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-                .await
-                .unwrap_or_else(|_| panic!("the server printed no address or token: {}", output.lock().unwrap()))
-                .unwrap()
-                .unwrap_or_else(|| panic!("the server stopped: {}", output.lock().unwrap()));
-            output.lock().unwrap().push_str(&format!("{line}\n"));
-            if let Some(url) = line.strip_prefix("Listening on http://") {
-                addr = Some(url.parse::<SocketAddr>().unwrap());
-            }
-            if let Some(t) = line.strip_prefix("Root Token: ") {
-                token = Some(t.to_string());
-            }
-        }
-        let collected = output.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                collected.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        Process {
-            child,
-            addr: addr.unwrap(),
-            token: token.unwrap(),
-            output,
-        }
-    }
-
-    async fn http(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Reply {
-        request(
-            self.addr,
-            None,
-            method,
-            path,
-            &[("X-Vault-Token", self.token.clone())],
-            body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
-        )
-        .await
-        .expect("request sent")
-    }
-
+impl Versions for Process {
     /// Creation times (ms) of the secret's versions, oldest first.
     async fn version_times(&self, path: &str) -> Vec<u64> {
         let r = self.http("GET", &format!("/v1/secret/metadata/{path}"), None).await;
@@ -130,14 +65,6 @@ impl Process {
         let query = version.map(|v| format!("?version={v}")).unwrap_or_default();
         self.http("GET", &format!("/v1/secret/data/{path}{query}"), None).await
     }
-
-    /// SIGKILL (on Unix; TerminateProcess elsewhere) and wait for the end.
-    async fn kill(mut self) -> String {
-        self.child.start_kill().expect("kill the server");
-        let _ = self.child.wait().await;
-        let out = self.output.lock().unwrap().clone();
-        out
-    }
 }
 
 fn now_ms() -> u64 {
@@ -145,15 +72,6 @@ fn now_ms() -> u64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
-}
-
-fn server_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
-    std::fs::create_dir_all(dir.join("policies")).unwrap();
-    write_atomically(&dir.join("policies/test.cedar"), TEST_POLICIES);
-    let file = dir.join("tresor.toml");
-    let server = "\n[server]\nlisten = \"127.0.0.1:0\"\ntokens = { bootstrap_root_token = true }\n";
-    write_atomically(&file, &format!("{}{extra}{server}", config_text(dir, "")));
-    file
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,8 @@
 //! start together, a newer schema refused, and a bad password refused
 //! without being echoed.
 
-use tresor::state::{LeaseRecord, LeaseState, OutboxRecord, RotationRecord, RotationStage, StateStore};
+use tresor::keys::{GenerationRecord, KeyringRecord};
+use tresor::state::{LeaseRecord, LeaseState, OutboxRecord, ResealProgress, RotationRecord, RotationStage, StateStore};
 use tresor_e2e::postgres::Postgres;
 
 fn lease(id: &str, expires_ms: u64) -> LeaseRecord {
@@ -103,6 +104,48 @@ async fn conformance(store: &StateStore) {
 
     outbox_conformance(store).await;
     rotation_conformance(store).await;
+    keyring_conformance(store).await;
+}
+
+/// The keyring and the reseal progress: absent at first, then swapped only
+/// by a writer that saw the current value.
+async fn keyring_conformance(store: &StateStore) {
+    assert_eq!(store.keyring().await.unwrap(), None);
+    let first = KeyringRecord::initial();
+    assert!(store.swap_keyring(None, &first).await.unwrap());
+    assert!(
+        !store.swap_keyring(None, &first).await.unwrap(),
+        "a second first write loses"
+    );
+    let mut second = first.clone();
+    second.generations.push(GenerationRecord {
+        generation: 1,
+        created_ms: 7,
+        retired_ms: None,
+        wrapped: Some("00ff".into()),
+    });
+    second.current = 1;
+    let mut stale = first.clone();
+    stale.current = 9;
+    assert!(store.swap_keyring(Some(&first), &second).await.unwrap());
+    assert!(
+        !store.swap_keyring(Some(&first), &stale).await.unwrap(),
+        "a stale writer loses"
+    );
+    assert_eq!(store.keyring().await.unwrap(), Some(second));
+
+    let mut progress = ResealProgress {
+        target: 1,
+        started_ms: 5,
+        ..Default::default()
+    };
+    assert!(store.swap_reseal_progress(None, &progress).await.unwrap());
+    let before = progress.clone();
+    let host = progress.hosts.entry("h1".into()).or_default();
+    host.mounts.entry("secret".into()).or_default().after = Some("a/b".into());
+    assert!(store.swap_reseal_progress(Some(&before), &progress).await.unwrap());
+    assert!(!store.swap_reseal_progress(Some(&before), &before).await.unwrap());
+    assert_eq!(store.reseal_progress().await.unwrap(), Some(progress));
 }
 
 fn rotation(path: &str, revision: u64, next_due_ms: u64) -> RotationRecord {

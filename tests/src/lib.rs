@@ -11,6 +11,7 @@ pub mod logs;
 pub mod peers;
 pub mod peers_cloud;
 pub mod postgres;
+pub mod process;
 pub mod server;
 
 /// Path of the hostile test plugin component (built by build.rs).

@@ -15,6 +15,7 @@
 mod chain;
 mod guard;
 mod leases;
+pub(crate) mod rekey;
 mod rotate;
 mod settings;
 mod update;
@@ -152,6 +153,10 @@ pub struct Host {
     pub(crate) rotations: crate::rotation::Rotations,
     /// The rotation scheduler, once [`Host::start_schedules`] started it.
     pub(crate) _rotation_scheduler: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The key generations values are sealed under.
+    pub(crate) keyring: Arc<crate::keys::Keyring>,
+    /// The keyring refresh and reseal job, once started (see [`rekey`]).
+    pub(crate) _reseal: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for Host {
@@ -170,6 +175,14 @@ impl Drop for Host {
         }
         if let Some(w) = self
             ._rotation_scheduler
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            w.abort();
+        }
+        if let Some(w) = self
+            ._reseal
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()

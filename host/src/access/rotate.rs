@@ -526,6 +526,8 @@ impl Host {
         if slot.is_none() {
             *slot = Some(crate::rotation::scheduler::start(std::sync::Arc::downgrade(self)));
         }
+        drop(slot);
+        self.start_key_job();
     }
 
     fn change<'a>(&self, r: &'a Rotating<'_>, event_type: EventType, versions: Vec<String>) -> Change<'a> {

@@ -20,6 +20,7 @@
 
 mod error;
 mod events;
+mod keys;
 mod kv;
 mod leases;
 mod plugins;
@@ -322,6 +323,11 @@ enum Route {
     Plugins(plugins::PluginsRoute),
     /// `sys/events/subscribe/<event type>`: a websocket of change events.
     Events(String),
+    /// `sys/rotate` and `sys/rotate/keyring`: rotate the master key (add a
+    /// key generation).
+    RotateKey,
+    /// `sys/key-status`: the key generations and the reseal.
+    KeyStatus,
     /// `sys/rotate/<path>`: rotate a secret now.
     Rotate(String),
     /// `sys/rotation/<path>`: a secret's rotation record.
@@ -340,6 +346,8 @@ impl Route {
             Route::Lease(l) => l.allow(),
             Route::Plugins(p) => p.allow(),
             Route::Events(_) => "GET",
+            Route::RotateKey => "POST, PUT",
+            Route::KeyStatus => "GET",
             Route::Rotate(_) => "POST, PUT",
             Route::Rotation(_) => "GET, PUT, POST, DELETE",
         }
@@ -488,6 +496,8 @@ impl State {
             Route::Lease(l) => leases::handle(&cx, l, &method, &body).await,
             Route::Plugins(p) => plugins::handle(&cx, p, &body).await,
             Route::Events(event_type) => events::subscribe(&cx, &event_type, &mut parts),
+            Route::RotateKey => keys::rotate(&cx).await,
+            Route::KeyStatus => keys::status(&cx).await,
             Route::Rotate(path) => rotation::rotate(&cx, &path).await,
             Route::Rotation(path) => rotation::handle(&cx, &path, &method, &body).await,
         }
@@ -508,6 +518,10 @@ impl State {
                 "init" => Ok(Route::Probe(sys::Probe::Init)),
                 "mounts" => Ok(Route::Mounts),
                 "members" => Ok(Route::Members),
+                // Vault's old and new names; `rotate/keyring` cannot be a
+                // secret (a secret path has a mount and a name).
+                "rotate" | "rotate/keyring" => Ok(Route::RotateKey),
+                "key-status" => Ok(Route::KeyStatus),
                 _ if tail.starts_with("events/subscribe/") => {
                     Ok(Route::Events(tail["events/subscribe/".len()..].to_string()))
                 }
@@ -621,6 +635,11 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn host(&self) -> &Host {
+        &self.state.host
+    }
+
+    /// The host, for the operations that start background work on it.
+    fn shared_host(&self) -> &Arc<Host> {
         &self.state.host
     }
 

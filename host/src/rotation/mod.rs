@@ -213,6 +213,17 @@ impl Rotations {
             .map_err(|e| Error::Internal(format!("sealing a pending value: {e}")))
     }
 
+    /// The pending value of `path` moved to the current key generation;
+    /// `None` when it already is.
+    pub(crate) fn reseal(&self, path: &str, sealed_hex: &str) -> Result<Option<String>, Error> {
+        let sealed = hex::decode(sealed_hex)
+            .map_err(|_| Error::Internal(format!("the pending value of `{path}` in the state store is damaged")))?;
+        self.sealer
+            .reseal(&sealed, &seal_context(path))
+            .map(|moved| moved.map(hex::encode))
+            .map_err(|e| Error::Internal(format!("resealing the pending value of `{path}`: {e}")))
+    }
+
     /// The pending value of `path`, unsealed.
     pub(crate) fn unseal(&self, path: &str, sealed_hex: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
         let sealed = hex::decode(sealed_hex)

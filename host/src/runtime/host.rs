@@ -32,6 +32,10 @@ impl Host for PluginState {
             .map_err(seal_error)
     }
 
+    fn reseal(&mut self, sealed: Vec<u8>, context: Vec<u8>) -> Result<Option<Vec<u8>>, Error> {
+        self.sealer.reseal(&sealed, &context).map_err(seal_error)
+    }
+
     fn protect(&mut self, data: Vec<u8>, entropy: Vec<u8>) -> Result<Vec<u8>, Error> {
         crate::platform::protect(data, &entropy).map_err(platform_error)
     }
@@ -45,6 +49,7 @@ impl Host for PluginState {
 fn seal_error(e: SealError) -> Error {
     match e {
         SealError::Malformed | SealError::Authentication => Error::InvalidInput(e.to_string()),
+        SealError::Retired(_) | SealError::UnknownGeneration(_) => Error::Unavailable(e.to_string()),
         SealError::Random => Error::Internal(e.to_string()),
     }
 }

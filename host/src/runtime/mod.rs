@@ -30,7 +30,9 @@ use wasmtime::{Config, Engine};
 use sandbox::PluginState;
 
 pub use network::NetworkGrant;
-pub use pool::{Checkout, GenRole, InstanceCounts, IssueRequest, IssuedCredential, MountPool, PluginError, World};
+pub use pool::{
+    Checkout, GenRole, InstanceCounts, IssueRequest, IssuedCredential, MountPool, PluginError, Sealing, World,
+};
 pub use sandbox::Sandbox;
 pub use sockets::SocketGrant;
 
@@ -40,6 +42,20 @@ pub mod bindings {
         path: "../wit",
         world: "provider-plugin",
         exports: { default: async },
+    });
+}
+
+/// Host-side bindings of the `sealing-provider-plugin` world: only its
+/// `resealer` export is used, looked up on provider components that have it.
+pub mod sealing_bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "sealing-provider-plugin",
+        exports: { default: async },
+        with: {
+            "tresor:plugin/types": super::bindings::tresor::plugin::types,
+            "tresor:plugin/host": super::bindings::tresor::plugin::host,
+        },
     });
 }
 

@@ -12,11 +12,12 @@ use wasmtime::component::Component;
 use wasmtime::{Store, Trap};
 
 use super::bindings::tresor::plugin::types as wit;
-use super::bindings::{ProviderPlugin, ProviderPluginPre};
+use super::bindings::{ProviderPlugin, ProviderPluginIndices};
 use super::generator_bindings::exports::tresor::plugin::generator as gen;
 use super::generator_bindings::{GeneratorPlugin, GeneratorPluginPre};
 use super::plugin_log::LogGate;
 use super::sandbox::{PluginState, Sandbox};
+use super::sealing_bindings::exports::tresor::plugin::resealer;
 use super::{Runtime, EPOCH_TICK};
 use crate::config::Limits;
 use crate::error::{Error, PluginFailure};
@@ -47,13 +48,18 @@ impl World {
 
 /// A component linked and ready to instantiate, for its world.
 enum Pre {
-    Provider(ProviderPluginPre<PluginState>),
+    Provider {
+        pre: wasmtime::component::InstancePre<PluginState>,
+        provider: ProviderPluginIndices,
+        /// When the component exports `tresor:plugin/resealer`.
+        resealer: Option<resealer::GuestIndices>,
+    },
     Generator(GeneratorPluginPre<PluginState>),
 }
 
 /// The exports of one live instance.
 enum Exports {
-    Provider(ProviderPlugin),
+    Provider(ProviderPlugin, Option<resealer::Guest>),
     Generator(GeneratorPlugin),
 }
 
@@ -61,6 +67,32 @@ enum Exports {
 struct Instance {
     store: Store<PluginState>,
     exports: Exports,
+}
+
+/// How a mount's plugin uses the host's sealing, for master key rotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sealing {
+    /// It never calls `seal`: nothing it stores depends on the keyring.
+    None,
+    /// It seals values and exports `tresor:plugin/resealer`.
+    Reseals,
+    /// It seals values but cannot move them to a new generation: the
+    /// generations it may have used are never retired.
+    CannotReseal,
+}
+
+/// Whether `component` imports the host's `seal` (components list only the
+/// functions of an interface they use).
+fn imports_seal(runtime: &Runtime, component: &Component) -> bool {
+    use wasmtime::component::types::ComponentItem;
+    let engine = runtime.engine();
+    component.component_type().imports(engine).any(|(name, item)| {
+        name.starts_with("tresor:plugin/host")
+            && match item.ty {
+                ComponentItem::ComponentInstance(instance) => instance.exports(engine).any(|(f, _)| f == "seal"),
+                _ => false,
+            }
+    })
 }
 
 /// Most metadata pairs a plugin may return for one secret or version.
@@ -87,6 +119,8 @@ pub struct MountPool {
     permits: Arc<Semaphore>,
     max_instances: usize,
     capabilities: Capabilities,
+    /// The component imports the host's `seal`: it may store sealed values.
+    seals: bool,
 }
 
 /// How many instances a mount has, for the plugin catalog.
@@ -149,8 +183,13 @@ impl MountPool {
                 world.as_str()
             ))
         };
+        let seals = imports_seal(runtime, component);
         let pre = match world {
-            World::Provider => Pre::Provider(ProviderPluginPre::new(pre).map_err(not_exported)?),
+            World::Provider => Pre::Provider {
+                provider: ProviderPluginIndices::new(&pre).map_err(not_exported)?,
+                resealer: resealer::GuestIndices::new(&pre).ok(),
+                pre,
+            },
             World::Generator => Pre::Generator(GeneratorPluginPre::new(pre).map_err(not_exported)?),
         };
         let mut pool = MountPool {
@@ -174,9 +213,10 @@ impl MountPool {
                 listable: false,
                 soft_delete: false,
             },
+            seals,
         };
         let mut first = pool.instantiate().await?;
-        if let Exports::Provider(plugin) = &first.exports {
+        if let Exports::Provider(plugin, _) = &first.exports {
             first.store.data_mut().begin_call(pool.timeout);
             let fut = plugin.tresor_plugin_provider().call_get_capabilities(&mut first.store);
             let caps = match tokio::time::timeout(pool.timeout + EPOCH_TICK * 4, fut).await {
@@ -216,6 +256,15 @@ impl MountPool {
     /// What the plugin reported it supports.
     pub fn capabilities(&self) -> Capabilities {
         self.capabilities
+    }
+
+    /// How the values this mount stores follow a master key rotation.
+    pub fn sealing(&self) -> Sealing {
+        match (&self.pre, self.seals) {
+            (Pre::Provider { resealer: Some(_), .. }, true) => Sealing::Reseals,
+            (_, true) => Sealing::CannotReseal,
+            (_, false) => Sealing::None,
+        }
     }
 
     /// The deadline of one call to this mount's plugin.
@@ -264,14 +313,26 @@ impl MountPool {
         store.data_mut().begin_call(self.timeout);
         let failed = |e: wasmtime::Error| startup(format!("instantiation failed: {e:#}"));
         let exports = match &self.pre {
-            Pre::Provider(pre) => Exports::Provider(pre.instantiate_async(&mut store).await.map_err(failed)?),
+            Pre::Provider {
+                pre,
+                provider,
+                resealer,
+            } => {
+                let instance = pre.instantiate_async(&mut store).await.map_err(failed)?;
+                let plugin = provider.load(&mut store, &instance).map_err(failed)?;
+                let resealer = match resealer {
+                    Some(r) => Some(r.load(&mut store, &instance).map_err(failed)?),
+                    None => None,
+                };
+                Exports::Provider(plugin, resealer)
+            }
             Pre::Generator(pre) => Exports::Generator(pre.instantiate_async(&mut store).await.map_err(failed)?),
         };
         let mut inst = Instance { store, exports };
         inst.store.data_mut().begin_call(self.timeout);
         inst.store.set_epoch_deadline(1);
         let configured = match &inst.exports {
-            Exports::Provider(p) => {
+            Exports::Provider(p, _) => {
                 let fut = p.tresor_plugin_provider().call_configure(&mut inst.store, &self.config);
                 tokio::time::timeout(self.timeout + EPOCH_TICK * 4, fut).await
             }
@@ -323,7 +384,7 @@ macro_rules! call {
         let timeout = $checkout.pool.timeout;
         let grace = $checkout.pool.timeout + EPOCH_TICK * 4;
         let inst = $checkout.inst.as_mut().expect("a checkout holds an instance");
-        let Exports::$world(exports) = &inst.exports else {
+        let Exports::$world(exports, ..) = &inst.exports else {
             return Err(Error::Internal(format!(
                 "mount `{}` runs a {} plugin, not a {}",
                 $checkout.pool.mount,
@@ -344,6 +405,29 @@ macro_rules! call {
 }
 
 impl Checkout {
+    /// Move every stored version of the secret at `path` to the current key
+    /// generation (see [`Sealing`]); `unsupported` when the plugin does not
+    /// export `tresor:plugin/resealer`. Returns (versions, moved).
+    pub async fn reseal(&mut self, path: &str) -> Result<(u32, u32), Error> {
+        let timeout = self.pool.timeout;
+        let grace = self.pool.timeout + EPOCH_TICK * 4;
+        let inst = self.inst.as_mut().expect("a checkout holds an instance");
+        let Exports::Provider(_, Some(resealer)) = &inst.exports else {
+            return Err(Error::Unsupported(format!(
+                "the plugin of mount `{}` cannot reseal its values: it does not export tresor:plugin/resealer",
+                self.pool.mount
+            )));
+        };
+        self.healthy = false;
+        inst.store.data_mut().begin_call(timeout);
+        inst.store.set_epoch_deadline(1);
+        let fut = resealer.call_reseal(&mut inst.store, path);
+        let result: CallResult<_> = tokio::time::timeout(grace, fut).await;
+        self.pool.log.end_call();
+        let done = self.settle(result)?;
+        Ok((done.versions, done.moved))
+    }
+
     /// Read a secret.
     pub async fn get(&mut self, path: &str, version: Option<&str>) -> Result<Secret, Error> {
         let s = call!(self, Provider.tresor_plugin_provider, call_get(path, version))?;
@@ -729,5 +813,26 @@ fn from_wit(e: wit::Error) -> Error {
         wit::Error::PermissionDenied(m) => Error::UpstreamDenied(m),
         wit::Error::Unsupported(m) => Error::Unsupported(m),
         wit::Error::Internal(m) => Error::Internal(m),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether a mount's values can hold a key generation back is read off
+    /// the component's imports: the `file` provider seals, `env` and the
+    /// `postgres` generator do not.
+    #[test]
+    fn only_components_that_call_seal_import_it() {
+        let cache = tempfile::tempdir().unwrap();
+        let runtime = Runtime::new(cache.path().into()).unwrap();
+        let load = |name: &str| {
+            let wasm = crate::plugins::embedded(name).unwrap();
+            super::super::compile::load_component(runtime.engine(), cache.path(), wasm).unwrap()
+        };
+        assert!(imports_seal(&runtime, &load("file")));
+        assert!(!imports_seal(&runtime, &load("env")));
+        assert!(!imports_seal(&runtime, &load("postgres")));
     }
 }

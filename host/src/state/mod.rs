@@ -251,6 +251,67 @@ pub struct Member {
     pub jobs: Vec<String>,
 }
 
+/// The meta key of the keyring (JSON, [`crate::keys::KeyringRecord`]).
+const KEYRING_META: &str = "keyring";
+/// The meta key of the reseal progress (JSON, [`ResealProgress`]).
+const RESEAL_META: &str = "reseal";
+
+/// Where the reseal after a master key rotation stands: every host moves
+/// the sealed values of its own mounts to generation `target`, and the
+/// older generations are retired once every live host is done. Kept in the
+/// state store so a crashed pass resumes where it stopped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResealProgress {
+    /// The generation values are moved to.
+    pub target: u32,
+    /// When the rotation started the pass, milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    /// Each host's pass, by member id.
+    #[serde(default)]
+    pub hosts: std::collections::BTreeMap<String, HostReseal>,
+    /// When the older generations were retired; `None` until then.
+    #[serde(default)]
+    pub finished_ms: Option<u64>,
+    /// The generations retired then.
+    #[serde(default)]
+    pub retired: Vec<u32>,
+}
+
+/// One host's pass over its mounts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HostReseal {
+    /// Each mount's part.
+    #[serde(default)]
+    pub mounts: std::collections::BTreeMap<String, MountReseal>,
+    /// When this host finished its pass.
+    #[serde(default)]
+    pub finished_ms: Option<u64>,
+    /// Why this host's pass does not allow retiring the older generations
+    /// (a mount that cannot reseal, values that failed); empty when it does.
+    #[serde(default)]
+    pub kept_because: Vec<String>,
+}
+
+/// One mount's part of a reseal pass.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MountReseal {
+    /// The last secret path done (paths are done in sorted order).
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Every secret of the mount is done.
+    #[serde(default)]
+    pub done: bool,
+    /// Secrets looked at.
+    #[serde(default)]
+    pub secrets: u64,
+    /// Versions whose blob was moved to the target generation.
+    #[serde(default)]
+    pub resealed: u64,
+    /// Secrets that could not be resealed (the old generation is kept).
+    #[serde(default)]
+    pub failed: u64,
+}
+
 /// What can go wrong with the state store. Messages say what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -317,6 +378,11 @@ pub trait StateBackend: Send + Sync + 'static {
     /// value): the stored one, or `candidate` stored now when there is none
     /// (the first host to ask sets it for all).
     async fn claim_meta(&self, key: &str, candidate: &str) -> Result<String, StateError>;
+    /// The store-wide value of `key`, if any.
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StateError>;
+    /// Set the store-wide value of `key` to `value` if it is `expected` now
+    /// (`None`: absent). False when another writer changed it first.
+    async fn swap_meta(&self, key: &str, expected: Option<&str>, value: &str) -> Result<bool, StateError>;
     /// Insert a token, or replace the token with the same hash.
     async fn put_token(&self, token: &TokenRecord) -> Result<(), StateError>;
     /// The token with this hash.
@@ -520,6 +586,63 @@ impl StateStore {
         } else {
             Err(StateError::WrongKey)
         }
+    }
+
+    /// The key generations (see [`crate::keys::keyring`]); `None` when no
+    /// host ever rotated the master key.
+    pub async fn keyring(&self) -> Result<Option<crate::keys::KeyringRecord>, StateError> {
+        self.json_meta(KEYRING_META).await
+    }
+
+    /// Replace the stored keyring by `new` if it is still `old`; false when
+    /// another host changed it first.
+    pub async fn swap_keyring(
+        &self,
+        old: Option<&crate::keys::KeyringRecord>,
+        new: &crate::keys::KeyringRecord,
+    ) -> Result<bool, StateError> {
+        self.swap_json_meta(KEYRING_META, old, new).await
+    }
+
+    /// The progress of the reseal after a master key rotation (see
+    /// [`ResealProgress`]).
+    pub async fn reseal_progress(&self) -> Result<Option<ResealProgress>, StateError> {
+        self.json_meta(RESEAL_META).await
+    }
+
+    /// Replace the stored reseal progress if it is still `old`.
+    pub async fn swap_reseal_progress(
+        &self,
+        old: Option<&ResealProgress>,
+        new: &ResealProgress,
+    ) -> Result<bool, StateError> {
+        self.swap_json_meta(RESEAL_META, old, new).await
+    }
+
+    async fn json_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StateError> {
+        match self.backend.get_meta(key).await? {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| StateError::Io {
+                what: "reading a store-wide value",
+                detail: format!("`{key}` is not valid: {e}"),
+            }),
+        }
+    }
+
+    async fn swap_json_meta<T: serde::Serialize>(
+        &self,
+        key: &str,
+        old: Option<&T>,
+        new: &T,
+    ) -> Result<bool, StateError> {
+        let encode = |v: &T| {
+            serde_json::to_string(v).map_err(|e| StateError::Io {
+                what: "writing a store-wide value",
+                detail: e.to_string(),
+            })
+        };
+        let old = old.map(encode).transpose()?;
+        self.backend.swap_meta(key, old.as_deref(), &encode(new)?).await
     }
 
     /// Record a token durably (insert or replace).

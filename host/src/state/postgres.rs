@@ -553,6 +553,38 @@ impl StateBackend for PostgresBackend {
         Ok(row.get(0))
     }
 
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StateError> {
+        let client = self.client("reading a store-wide value").await?;
+        let row = client
+            .query_opt("SELECT value FROM tresor_meta WHERE key = $1", &[&key])
+            .await
+            .map_err(io("reading a store-wide value"))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn swap_meta(&self, key: &str, expected: Option<&str>, value: &str) -> Result<bool, StateError> {
+        let client = self.client("writing a store-wide value").await?;
+        let changed = match expected {
+            None => {
+                client
+                    .execute(
+                        "INSERT INTO tresor_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                        &[&key, &value],
+                    )
+                    .await
+            }
+            Some(old) => {
+                client
+                    .execute(
+                        "UPDATE tresor_meta SET value = $3 WHERE key = $1 AND value = $2",
+                        &[&key, &old, &value],
+                    )
+                    .await
+            }
+        };
+        changed.map(|n| n == 1).map_err(io("writing a store-wide value"))
+    }
+
     async fn put_token(&self, t: &TokenRecord) -> Result<(), StateError> {
         let client = self.client("recording a token").await?;
         let opt = |v: Option<u64>| v.map(ms);

@@ -174,6 +174,36 @@ impl StateBackend for SqliteBackend {
         self.run(move |db| db.claim_meta(&key, &candidate)).await
     }
 
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StateError> {
+        let key = key.to_string();
+        self.run(move |db| {
+            db.conn()
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+                .map_err(io("reading a store-wide value"))
+        })
+        .await
+    }
+
+    async fn swap_meta(&self, key: &str, expected: Option<&str>, value: &str) -> Result<bool, StateError> {
+        let (key, expected, value) = (key.to_string(), expected.map(str::to_string), value.to_string());
+        self.run(move |db| {
+            let conn = db.conn();
+            let changed = match expected {
+                None => conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+                    rusqlite::params![key, value],
+                ),
+                Some(old) => conn.execute(
+                    "UPDATE meta SET value = ?3 WHERE key = ?1 AND value = ?2",
+                    rusqlite::params![key, old, value],
+                ),
+            };
+            changed.map(|n| n == 1).map_err(io("writing a store-wide value"))
+        })
+        .await
+    }
+
     async fn put_token(&self, token: &TokenRecord) -> Result<(), StateError> {
         let token = token.clone();
         self.run(move |db| db.put_token(&token)).await

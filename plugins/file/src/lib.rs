@@ -26,7 +26,7 @@ mod settings;
 pub mod store;
 
 use tresor_plugin_sdk::{
-    export_provider, host, Capabilities, Config, Error, Metadata, Provider, Secret, Settings, VersionInfo,
+    export_provider, host, Capabilities, Config, Error, Metadata, Provider, Resealed, Secret, Settings, VersionInfo,
 };
 
 use crate::store::{Sealer, Store};
@@ -46,6 +46,10 @@ impl Sealer for HostSealer {
 
     fn unseal(&self, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>, Error> {
         host::unseal(sealed, context)
+    }
+
+    fn reseal(&self, sealed: &[u8], context: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        host::reseal(sealed, context)
     }
 }
 
@@ -118,6 +122,11 @@ impl Provider for FileProvider {
 
     fn set_settings(&mut self, path: &str, settings: Settings) -> Result<(), Error> {
         self.store.set_settings(path, &settings)
+    }
+
+    fn reseal(&mut self, path: &str) -> Result<Resealed, Error> {
+        let (versions, moved) = self.store.reseal(path)?;
+        Ok(Resealed { versions, moved })
     }
 }
 

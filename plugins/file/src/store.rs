@@ -78,6 +78,9 @@ pub trait Sealer {
     fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>, Error>;
     /// Decrypts a blob from [`Sealer::seal`] made with the same `context`.
     fn unseal(&self, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>, Error>;
+    /// The blob moved to the key the sealer seals new values under now;
+    /// `None` when it already is.
+    fn reseal(&self, sealed: &[u8], context: &[u8]) -> Result<Option<Vec<u8>>, Error>;
 }
 
 /// The JSON content of a version file `<n>.json`.
@@ -616,21 +619,39 @@ impl<S: Sealer> Store<S> {
         }
         record.sealed = None;
         record.destroyed = true;
-        let bytes = serde_json::to_vec(&record).map_err(|e| io_error("destroy", path, io::Error::other(e)))?;
-        let tmp = match create_tmp(dir).and_then(|tmp| write_synced(&tmp, &bytes).map(|()| tmp)) {
-            Ok(tmp) => tmp,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(io_error("destroy", path, e)),
-        };
-        let replaced = fs::rename(&tmp, dir.join(version_file(n)));
-        if replaced.is_err() {
-            let _ = fs::remove_file(&tmp);
+        rewrite_record(dir, n, path, "destroy", &record)
+    }
+
+    /// Moves every version of `path` to the host's current key generation
+    /// (see [`Sealer::reseal`]), rewriting each moved version file
+    /// atomically. Returns (versions holding a sealed value, moved).
+    ///
+    /// The host calls it under the turn of the secret's writers; a version
+    /// removed meanwhile (pruned, or the secret deleted) is skipped, never
+    /// written back.
+    pub fn reseal(&self, path: &str) -> Result<(u32, u32), Error> {
+        let dir = self.existing_secret(path, "reseal")?;
+        let listing = list_dir(&dir).map_err(|e| io_error("reseal", path, e))?;
+        let (mut sealed_versions, mut moved) = (0u32, 0u32);
+        for &n in &listing.versions {
+            let Some(mut record) = read_record(&dir, n, path)? else {
+                continue;
+            };
+            let Some(sealed) = record.sealed.as_deref().filter(|_| !record.destroyed) else {
+                continue;
+            };
+            sealed_versions += 1;
+            let blob = BASE64
+                .decode(sealed)
+                .map_err(|_| Error::internal(format!("version {n} of secret `{path}` is corrupt")))?;
+            let Some(resealed) = self.sealer.reseal(&blob, &seal_context(path, n))? else {
+                continue;
+            };
+            record.sealed = Some(BASE64.encode(resealed));
+            rewrite_record(&dir, n, path, "reseal", &record)?;
+            moved += 1;
         }
-        match replaced {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_error("destroy", path, e)),
-        }
+        Ok((sealed_versions, moved))
     }
 
     /// The rules a write to the secret in `dir` follows.
@@ -825,6 +846,33 @@ fn deletion_time(dir: &Path, n: u64, record: &VersionRecord) -> u64 {
             u64::try_from(ms).ok().filter(|&ms| ms > 0)
         })
         .unwrap_or(record.created_ms)
+}
+
+/// Replaces version file `n` of the secret in `dir` by `record` in one
+/// atomic step (a synced temporary file renamed over it). A version or
+/// directory removed meanwhile stays removed.
+fn rewrite_record(dir: &Path, n: u64, path: &str, op: &str, record: &VersionRecord) -> Result<(), Error> {
+    let bytes = serde_json::to_vec(record).map_err(|e| io_error(op, path, io::Error::other(e)))?;
+    let tmp = match create_tmp(dir).and_then(|tmp| write_synced(&tmp, &bytes).map(|()| tmp)) {
+        Ok(tmp) => tmp,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error(op, path, e)),
+    };
+    let target = dir.join(version_file(n));
+    // Renaming over a version that is gone would bring it back.
+    let replaced = match present(&target) {
+        Ok(true) => fs::rename(&tmp, &target),
+        Ok(false) => Err(io::Error::from(ErrorKind::NotFound)),
+        Err(e) => Err(e),
+    };
+    if replaced.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    match replaced {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(op, path, e)),
+    }
 }
 
 /// Writes `bytes` as `dir/name` in one atomic step (a synced temporary

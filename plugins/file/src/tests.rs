@@ -14,10 +14,12 @@ use crate::layout::{legacy_dir_names, secret_dir_names};
 use crate::store::{Sealer, Store};
 
 /// Seals by prefixing a marker and the context, then XOR-ing the value, so
-/// a plaintext never shows up as such and a wrong context fails.
+/// a plaintext never shows up as such and a wrong context fails. Resealing
+/// swaps the marker for [`MOVED`], as if under a new key generation.
 struct FakeSealer;
 
 const MARK: &[u8] = b"SEALED:";
+const MOVED: &[u8] = b"MOVED!:";
 
 impl Sealer for FakeSealer {
     fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>, Error> {
@@ -31,12 +33,18 @@ impl Sealer for FakeSealer {
     fn unseal(&self, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>, Error> {
         let rest = sealed
             .strip_prefix(MARK)
+            .or_else(|| sealed.strip_prefix(MOVED))
             .ok_or_else(|| Error::invalid_input("not sealed"))?;
         let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
         if &rest[4..4 + len] != context {
             return Err(Error::invalid_input("wrong context"));
         }
         Ok(rest[4 + len..].iter().map(|b| b ^ 0xa5).collect())
+    }
+
+    fn reseal(&self, sealed: &[u8], context: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        self.unseal(sealed, context)?;
+        Ok(sealed.strip_prefix(MARK).map(|rest| [MOVED, rest].concat()))
     }
 }
 
@@ -944,4 +952,37 @@ fn configure_refuses_a_misspelt_key() {
         Err(other) => panic!("expected invalid-input, got {other:?}"),
         Ok(_) => panic!("a misspelt key was accepted"),
     }
+}
+
+#[test]
+fn reseal_moves_every_sealed_version_and_keeps_them_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    for v in ["one", "two", "three"] {
+        put(&s, "app/db", v);
+    }
+    s.delete_versions("app/db", &["2".into()], true).unwrap();
+    assert_eq!(
+        s.reseal("app/db").unwrap(),
+        (2, 2),
+        "the destroyed version has nothing to move"
+    );
+    assert_eq!(s.reseal("app/db").unwrap(), (2, 0), "a second pass finds nothing to do");
+    assert_eq!(value(&s, "app/db", Some("1")).unwrap(), "one");
+    assert_eq!(value(&s, "app/db", Some("3")).unwrap(), "three");
+    assert!(is_not_found(s.get("app/db", Some("2"))), "destroyed stays destroyed");
+    for n in [1, 3] {
+        let file = secret_dir(dir.path(), "app/db").join(format!("{n}.json"));
+        let record: serde_json::Value = serde_json::from_slice(&fs::read(file).unwrap()).unwrap();
+        let sealed = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            record["sealed"].as_str().unwrap(),
+        )
+        .unwrap();
+        assert!(sealed.starts_with(MOVED), "version {n} is left under the old key");
+    }
+    assert!(names(&secret_dir(dir.path(), "app/db"))
+        .iter()
+        .all(|n| !n.starts_with("tmp-")));
+    assert!(is_not_found(s.reseal("app/none")));
 }

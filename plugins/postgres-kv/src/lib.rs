@@ -77,7 +77,9 @@ pub mod store;
 
 #[cfg(target_arch = "wasm32")]
 use tresor_plugin_sdk::export_provider;
-use tresor_plugin_sdk::{host, Capabilities, Config, Error, Metadata, Provider, Secret, Settings, VersionInfo};
+use tresor_plugin_sdk::{
+    host, Capabilities, Config, Error, Metadata, Provider, Resealed, Secret, Settings, VersionInfo,
+};
 
 use crate::config::KvConfig;
 use crate::store::{Sealer, Store};
@@ -92,6 +94,10 @@ impl Sealer for HostSealer {
 
     fn unseal(&self, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>, Error> {
         host::unseal(sealed, context)
+    }
+
+    fn reseal(&self, sealed: &[u8], context: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        host::reseal(sealed, context)
     }
 }
 
@@ -154,6 +160,11 @@ impl Provider for PostgresKv {
 
     fn set_settings(&mut self, path: &str, settings: Settings) -> Result<(), Error> {
         self.store.set_settings(path, &settings)
+    }
+
+    fn reseal(&mut self, path: &str) -> Result<Resealed, Error> {
+        let (versions, moved) = self.store.reseal(path)?;
+        Ok(Resealed { versions, moved })
     }
 }
 

@@ -45,6 +45,13 @@ pub struct Queries {
     pub destroy: String,
     /// As `soft_delete`, but restores them (destroyed ones stay as they are).
     pub undelete: String,
+    /// `$1` path: the number and sealed value (hex) of every version that
+    /// has one, oldest first.
+    pub sealed_versions: String,
+    /// `$1` path, `$2` version, `$3` the sealed value read, `$4` the
+    /// resealed one: replaces the value only if it is still the one read
+    /// (one row when it was).
+    pub reseal: String,
     /// `$1` `LIKE` pattern ([`like_prefix`]): the paths of the secrets with
     /// versions, sorted.
     pub list: String,
@@ -100,6 +107,14 @@ impl Queries {
             soft_delete: mark(&format!("deleted_ms = COALESCE(deleted_ms, {NOW_MS})"), ""),
             destroy: mark("sealed = NULL, destroyed = true", ""),
             undelete: mark("deleted_ms = NULL", " AND NOT destroyed"),
+            sealed_versions: format!(
+                "SELECT version, encode(sealed, 'hex') FROM {versions} \
+                 WHERE path = $1 AND sealed IS NOT NULL ORDER BY version"
+            ),
+            reseal: format!(
+                "UPDATE {versions} SET sealed = $4::bytea \
+                 WHERE path = $1 AND version = $2::bigint AND sealed = $3::bytea RETURNING 1"
+            ),
             list: format!(
                 "SELECT s.path FROM {secrets} s WHERE s.path LIKE $1 ESCAPE E'\\\\' AND s.path <> '' AND {} \
                  ORDER BY s.path",

@@ -162,6 +162,12 @@ fn boolean(row: &Row, at: usize, column: &str) -> Result<bool, Error> {
     }
 }
 
+/// The version number and sealed value of a `sealed_versions` row.
+pub fn sealed_version(row: &Row) -> Result<(u64, Vec<u8>), Error> {
+    let sealed = decode_hex(text(row, 1, "sealed")?).ok_or_else(|| malformed("sealed"))?;
+    Ok((number(row, 0, "version")?, sealed))
+}
+
 /// Decodes the lower-case hex of `encode(..., 'hex')`.
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
     fn digit(c: u8) -> Option<u8> {

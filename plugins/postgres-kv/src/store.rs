@@ -34,6 +34,9 @@ pub trait Sealer {
     fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>, Error>;
     /// Decrypts a blob from [`Sealer::seal`] made with the same `context`.
     fn unseal(&self, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>, Error>;
+    /// The blob moved to the key the sealer seals new values under now;
+    /// `None` when it already is.
+    fn reseal(&self, sealed: &[u8], context: &[u8]) -> Result<Option<Vec<u8>>, Error>;
 }
 
 /// A mount's secrets in PostgreSQL. See the [module](self) docs.
@@ -195,6 +198,34 @@ impl<S: Sealer> Store<S> {
             &self.queries.undelete,
             "undeleting versions of",
         )
+    }
+
+    /// Moves every version of `path` to the host's current key generation
+    /// (see [`Sealer::reseal`]). Each value is replaced only if it is still
+    /// the one read, so a version destroyed or pruned meanwhile stays so.
+    /// Returns (versions holding a sealed value, moved).
+    pub fn reseal(&mut self, path: &str) -> Result<(u32, u32), Error> {
+        let (q, sealer) = (&self.queries, &self.sealer);
+        self.session.run(&format!("resealing secret `{path}`"), |conn| {
+            let rows = conn.query(&q.sealed_versions, &[Text(path)])?;
+            if rows.is_empty() {
+                return Err(no_such_secret(path).into());
+            }
+            let mut moved = 0u32;
+            for row in &rows {
+                let (n, sealed) = crate::rows::sealed_version(row)?;
+                let Some(resealed) = sealer.reseal(&sealed, &seal_context(path, n))? else {
+                    continue;
+                };
+                let version = n.to_string();
+                let replaced = conn.query(
+                    &q.reseal,
+                    &[Text(path), Text(&version), Bytes(&sealed), Bytes(&resealed)],
+                )?;
+                moved += u32::from(!replaced.is_empty());
+            }
+            Ok((rows.len() as u32, moved))
+        })
     }
 
     /// The paths of all secrets starting with `prefix`, sorted bytewise.

@@ -33,7 +33,10 @@ impl Sealer for StandIn {
 
     fn unseal(&self, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>, Error> {
         let refused = || Error::invalid_input("the sealed value does not open with this context");
-        let rest = sealed.strip_prefix(b"SEALED").ok_or_else(refused)?;
+        let rest = sealed
+            .strip_prefix(b"SEALED")
+            .or_else(|| sealed.strip_prefix(b"MOVED!"))
+            .ok_or_else(refused)?;
         let len = rest.get(..4).ok_or_else(refused)?;
         let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
         let bound = rest.get(4..4 + len).ok_or_else(refused)?;
@@ -41,6 +44,12 @@ impl Sealer for StandIn {
             return Err(refused());
         }
         Ok(rest[4 + len..].iter().map(|b| !b).collect())
+    }
+
+    /// As if under a new key generation: `SEALED` becomes `MOVED!`.
+    fn reseal(&self, sealed: &[u8], context: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        self.unseal(sealed, context)?;
+        Ok(sealed.strip_prefix(b"SEALED").map(|rest| [b"MOVED!", rest].concat()))
     }
 }
 
@@ -366,6 +375,33 @@ fn the_tables_hold_no_plaintext_and_values_are_bound_to_their_place() {
         other => panic!("expected internal, got {:?}", other.map(|x| x.version)),
     }
     assert_eq!(value(&mut s, "a/one", Some("1")), secret.as_bytes());
+}
+
+#[test]
+fn reseal_moves_every_sealed_version_in_place() {
+    let pg = Cluster::start();
+    let mut s = pg.store();
+    for v in ["one", "two", "three"] {
+        s.put("app/db", v.as_bytes(), &[], None)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+    }
+    s.delete_versions("app/db", &["2".into()], true)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(s.reseal("app/db").unwrap_or_else(|e| panic!("{e:?}")), (2, 2));
+    assert_eq!(
+        s.reseal("app/db").unwrap_or_else(|e| panic!("{e:?}")),
+        (2, 0),
+        "nothing left to move"
+    );
+    assert_eq!(value(&mut s, "app/db", Some("1")), b"one");
+    assert_eq!(value(&mut s, "app/db", Some("3")), b"three");
+    let prefixes =
+        pg.dump("SELECT version, substr(encode(sealed, 'escape'), 1, 6) FROM tresor_kv_versions ORDER BY version");
+    assert!(
+        !prefixes.contains("SEALED") && prefixes.matches("MOVED!").count() == 2,
+        "{prefixes}"
+    );
+    assert!(not_found(s.reseal("app/none")).contains("app/none"));
 }
 
 #[test]

@@ -32,6 +32,14 @@ pub fn unseal(sealed: &[u8], context: &[u8]) -> Result<Vec<u8>, Error> {
     raw::unseal(sealed, context)
 }
 
+/// Moves a blob made by [`seal`] to the key generation the host seals new
+/// values under (after a master key rotation), without decrypting the value.
+/// `None` when it already is. Store the returned blob in place of the old
+/// one; call it from [`Provider::reseal`](crate::Provider::reseal).
+pub fn reseal(sealed: &[u8], context: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+    raw::reseal(sealed, context)
+}
+
 /// Protects `data` with the platform's user-bound key store (Windows DPAPI);
 /// `entropy` must be given again to [`unprotect`]. Returns `unsupported` on
 /// other platforms.

@@ -102,11 +102,13 @@ pub mod bindings {
     //! these are for plugins that must control every byte they return (the
     //! sandbox tests' hostile plugin, for one).
 
-    /// Bindings of the `provider-plugin` world.
+    /// Bindings of the `sealing-provider-plugin` world: the provider
+    /// interface and `resealer` (which answers `unsupported` unless the
+    /// provider implements [`Provider::reseal`](crate::Provider::reseal)).
     pub mod provider {
         wit_bindgen::generate!({
             path: "../../wit",
-            world: "provider-plugin",
+            world: "sealing-provider-plugin",
             pub_export_macro: true,
             export_macro_name: "export_provider_world",
             default_bindings_module: "::tresor_plugin_sdk::bindings::provider",
@@ -138,6 +140,8 @@ pub use provider::Provider;
 /// What a provider supports; see [`Capabilities::NONE`] and
 /// [`Capabilities::ALL`].
 pub use bindings::provider::exports::tresor::plugin::provider::Capabilities;
+/// What one [`Provider::reseal`] did: sealed versions found, and moved.
+pub use bindings::provider::exports::tresor::plugin::resealer::Resealed;
 /// Why a plugin call failed; build one with [`Error::not_found`],
 /// [`Error::invalid_input`] and the other constructors. Messages must never
 /// contain a secret value.

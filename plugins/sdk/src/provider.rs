@@ -2,8 +2,11 @@
 //! `tresor:plugin/provider` interface.
 
 use crate::bindings::provider::exports::tresor::plugin::provider::Guest;
+use crate::bindings::provider::exports::tresor::plugin::resealer::Guest as ResealerGuest;
 use crate::error::not_supported;
-use crate::{validate_path, validate_prefix, Capabilities, Config, Error, Metadata, Secret, Settings, VersionInfo};
+use crate::{
+    validate_path, validate_prefix, Capabilities, Config, Error, Metadata, Resealed, Secret, Settings, VersionInfo,
+};
 
 impl Capabilities {
     /// Supports nothing beyond `get` of the latest version.
@@ -80,6 +83,18 @@ pub trait Provider: Sized + 'static {
     fn delete(&mut self, path: &str) -> Result<(), Error> {
         let _ = path;
         Err(not_supported("delete", Self::NAME))
+    }
+
+    /// Moves every stored version of the secret at `path` to the host's
+    /// current key generation, after `tresor operator rotate-master-key`:
+    /// pass each sealed value to [`host::reseal`](crate::host::reseal) and
+    /// store what it returns in place of the old blob, atomically. A
+    /// provider that keeps values sealed by [`host::seal`](crate::host::seal)
+    /// implements it; without it, the host never retires the older key
+    /// generations. `not-found` when the secret no longer exists.
+    fn reseal(&mut self, path: &str) -> Result<Resealed, Error> {
+        let _ = path;
+        Err(not_supported("reseal", Self::NAME))
     }
 
     /// Soft-deletes `versions` of the secret (or, with `destroy`, erases
@@ -214,6 +229,13 @@ impl<S: ProviderSlot> Guest for S {
             validate_path(&path)?;
         }
         with_provider::<S, _>("set-settings", |p| p.set_settings(&path, settings))
+    }
+}
+
+impl<S: ProviderSlot> ResealerGuest for S {
+    fn reseal(path: String) -> Result<Resealed, Error> {
+        validate_path(&path)?;
+        with_provider::<S, _>("reseal", |p| p.reseal(&path))
     }
 }
 

@@ -287,4 +287,10 @@ impl Guest for Hostile {
     }
 }
 
+impl tresor_plugin_sdk::bindings::provider::exports::tresor::plugin::resealer::Guest for Hostile {
+    fn reseal(_: String) -> Result<tresor_plugin_sdk::Resealed, Error> {
+        Err(unsupported())
+    }
+}
+
 tresor_plugin_sdk::bindings::provider::export_provider_world!(Hostile);

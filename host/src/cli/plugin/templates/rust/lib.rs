@@ -6,11 +6,12 @@
 //! rules of `wit/plugin.wit` (errors say what to do next and never hold a
 //! value), and check it with `tresor plugin check`.
 
-wit_bindgen::generate!({ path: "wit", world: "provider-plugin" });
+wit_bindgen::generate!({ path: "wit", world: "sealing-provider-plugin" });
 
 use std::io::Write;
 
 use exports::tresor::plugin::provider::{Capabilities, Guest};
+use exports::tresor::plugin::resealer::{Guest as Resealer, Resealed};
 use tresor::plugin::host;
 use tresor::plugin::types::{Error, Secret, Settings, VersionInfo};
 
@@ -71,6 +72,18 @@ fn load(path: &str) -> Result<Option<Stored>, Error> {
     }))
 }
 
+/// Write a secret's file: a temporary file renamed over it, so a crash
+/// never leaves half a secret.
+fn save(path: &str, version: u64, metadata: &[(String, String)], sealed: &[u8]) -> Result<(), Error> {
+    let header = serde_json::json!({ "version": version, "metadata": metadata });
+    let mut bytes = format!("{header}\n").into_bytes();
+    bytes.extend_from_slice(sealed);
+    let tmp = format!("{}.tmp", file_of(path));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| io("writing the secret", e))?;
+    f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(|e| io("writing the secret", e))?;
+    std::fs::rename(&tmp, file_of(path)).map_err(|e| io("writing the secret", e))
+}
+
 fn unsupported(what: &str) -> Error {
     Error::Unsupported(format!("__NAME__ does not support {what}"))
 }
@@ -118,14 +131,7 @@ impl Guest for Plugin {
 
     fn put(path: String, value: Vec<u8>, metadata: Vec<(String, String)>, _expected: Option<String>) -> Result<String, Error> {
         let version = load(&path)?.map(|s| s.version + 1).unwrap_or(1);
-        let header = serde_json::json!({ "version": version, "metadata": metadata });
-        let mut bytes = format!("{header}\n").into_bytes();
-        bytes.extend(host::seal(&value, &context(&path, version))?);
-        // Write a temporary file and rename it: a crash never leaves half a secret.
-        let tmp = format!("{}.tmp", file_of(&path));
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io("writing the secret", e))?;
-        f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(|e| io("writing the secret", e))?;
-        std::fs::rename(&tmp, file_of(&path)).map_err(|e| io("writing the secret", e))?;
+        save(&path, version, &metadata, &host::seal(&value, &context(&path, version))?)?;
         Ok(version.to_string())
     }
 
@@ -166,6 +172,20 @@ impl Guest for Plugin {
 
     fn set_settings(_: String, _: Settings) -> Result<(), Error> {
         Err(unsupported("version settings"))
+    }
+}
+
+/// After a master key rotation the host moves every stored value to the new
+/// key generation through this export: `host::reseal` wraps the value's key
+/// again, and the new blob replaces the old one.
+impl Resealer for Plugin {
+    fn reseal(path: String) -> Result<Resealed, Error> {
+        let stored = load(&path)?.ok_or_else(|| Error::NotFound(format!("no secret `{path}`")))?;
+        let Some(moved) = host::reseal(&stored.sealed, &context(&path, stored.version))? else {
+            return Ok(Resealed { versions: 1, moved: 0 });
+        };
+        save(&path, stored.version, &stored.metadata, &moved)?;
+        Ok(Resealed { versions: 1, moved: 1 })
     }
 }
 

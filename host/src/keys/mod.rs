@@ -1,30 +1,34 @@
-//! The master key and the envelope encryption plugins use through the host's
-//! `seal`/`unseal` imports. Plugins never see a key: they hand plaintext to the
-//! host and store the sealed blob.
+//! The master key, the keyring of key generations it protects, and the
+//! envelope encryption plugins use through the host's `seal`/`unseal`
+//! imports. Plugins never see a key: they hand plaintext to the host and
+//! store the sealed blob.
 //!
-//! Scheme: each mount gets its own key-encryption key (KEK), derived from the
-//! master key with HKDF-SHA256 and the mount name, so one mount cannot unseal
-//! another's data. Each `seal` draws a fresh 256-bit data key (DEK), encrypts
-//! the plaintext with it (AES-256-GCM, the caller's context as associated
-//! data), and wraps the DEK with the mount's KEK (AES-256-GCM, same context).
-//!
-//! Blob layout: `"TSL1" | wrap-nonce (12) | wrapped DEK (32 + 16 tag) | data-nonce (12) | ciphertext + tag`.
+//! - [`MasterKey`] (this module): the key in the key file or
+//!   `$TRESOR_MASTER_KEY`. It is generation 0 of the keyring, and it wraps
+//!   every later generation.
+//! - [`keyring`]: the key generations. `tresor operator rotate-master-key` adds
+//!   one; new values are sealed under it at once.
+//! - [`seal`]: the blob format, and sealing, unsealing and resealing under a
+//!   generation.
 
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::aead::{LessSafeKey, UnboundKey, AES_256_GCM};
 use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
-use zeroize::{Zeroize, Zeroizing};
+
+pub mod keyring;
+pub mod seal;
+
+pub use self::keyring::{GenerationRecord, KeyError, Keyring, KeyringRecord};
+pub use self::seal::{SealError, Sealer};
+use zeroize::Zeroizing;
 
 use crate::error::StartupError;
 
-const MAGIC: &[u8; 4] = b"TSL1";
 const KEY_LEN: usize = 32;
-const TAG_LEN: usize = 16;
-const HEADER_LEN: usize = 4 + NONCE_LEN + KEY_LEN + TAG_LEN + NONCE_LEN;
 
 /// The environment variable that may hold the master key (64 hex digits).
 pub const MASTER_KEY_ENV: &str = "TRESOR_MASTER_KEY";
@@ -155,130 +159,38 @@ impl MasterKey {
         crate::audit::CheckpointKey(ring::hmac::Key::from(okm))
     }
 
-    /// The sealer for one mount: a key-encryption key derived for it alone.
-    pub fn sealer_for(&self, mount: &str) -> Sealer {
-        let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"tresor seal v1");
+    /// The key-encryption key of `mount` under generation 0, the master key
+    /// itself (see [`seal`]).
+    pub(crate) fn root_kek(&self, mount: &str) -> LessSafeKey {
+        kek_from(&self.0[..], b"tresor seal v1", mount)
+    }
+
+    /// The key that wraps the keyring's generation keys (see [`keyring`]).
+    pub(crate) fn keyring_wrap_key(&self) -> LessSafeKey {
+        let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"tresor keyring v1");
         let prk = salt.extract(&self.0[..]);
-        let info = [mount.as_bytes()];
         let okm = prk
-            .expand(&info, &AES_256_GCM)
+            .expand(&[b"keyring"], &AES_256_GCM)
             .expect("HKDF output length matches AES-256");
-        let kek = LessSafeKey::new(UnboundKey::from(okm));
-        Sealer {
-            kek,
-            rng: SystemRandom::new(),
-        }
+        LessSafeKey::new(UnboundKey::from(okm))
     }
 }
 
-/// Envelope encryption for one mount (see the module docs).
-pub struct Sealer {
-    kek: LessSafeKey,
-    rng: SystemRandom,
-}
-
-impl std::fmt::Debug for Sealer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Sealer(<redacted>)")
-    }
-}
-
-/// Why `unseal` refused a blob. Deliberately vague towards the plugin.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SealError {
-    /// The blob is not something `seal` produced.
-    #[error("not a sealed blob (bad header or length)")]
-    Malformed,
-    /// Authentication failed: tampered, sealed for another mount, or another context.
-    #[error("cannot unseal: the blob was modified, sealed by another mount or key, or the context differs")]
-    Authentication,
-    /// The random generator failed.
-    #[error("the system random generator failed")]
-    Random,
-}
-
-impl Sealer {
-    /// Encrypt `plaintext` bound to `context`.
-    pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>, SealError> {
-        let mut dek = Zeroizing::new([0u8; KEY_LEN]);
-        let mut wrap_nonce = [0u8; NONCE_LEN];
-        let mut data_nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut dek[..]).map_err(|_| SealError::Random)?;
-        self.rng.fill(&mut wrap_nonce).map_err(|_| SealError::Random)?;
-        self.rng.fill(&mut data_nonce).map_err(|_| SealError::Random)?;
-
-        let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&wrap_nonce);
-        let mut wrapped = dek.to_vec();
-        self.kek
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(wrap_nonce),
-                Aad::from(context),
-                &mut wrapped,
-            )
-            .map_err(|_| SealError::Authentication)?;
-        out.extend_from_slice(&wrapped);
-        out.extend_from_slice(&data_nonce);
-
-        let data_key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &dek[..]).map_err(|_| SealError::Random)?);
-        let mut body = Zeroizing::new(plaintext.to_vec());
-        data_key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(data_nonce), Aad::from(context), &mut *body)
-            .map_err(|_| SealError::Authentication)?;
-        out.extend_from_slice(&body);
-        Ok(out)
-    }
-
-    /// Decrypt a blob produced by [`Sealer::seal`] with the same context.
-    pub fn unseal(&self, sealed: &[u8], context: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
-        if sealed.len() < HEADER_LEN + TAG_LEN || &sealed[..4] != MAGIC {
-            return Err(SealError::Malformed);
-        }
-        let wrap_nonce =
-            Nonce::try_assume_unique_for_key(&sealed[4..4 + NONCE_LEN]).map_err(|_| SealError::Malformed)?;
-        let wrapped_end = 4 + NONCE_LEN + KEY_LEN + TAG_LEN;
-        let mut wrapped = Zeroizing::new(sealed[4 + NONCE_LEN..wrapped_end].to_vec());
-        let dek = self
-            .kek
-            .open_in_place(wrap_nonce, Aad::from(context), &mut wrapped)
-            .map_err(|_| SealError::Authentication)?;
-        let data_key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, dek).map_err(|_| SealError::Malformed)?);
-        let data_nonce =
-            Nonce::try_assume_unique_for_key(&sealed[wrapped_end..HEADER_LEN]).map_err(|_| SealError::Malformed)?;
-        let mut body = Zeroizing::new(sealed[HEADER_LEN..].to_vec());
-        let len = data_key
-            .open_in_place(data_nonce, Aad::from(context), &mut body)
-            .map_err(|_| SealError::Authentication)?
-            .len();
-        body.truncate(len);
-        wrapped.zeroize();
-        Ok(body)
-    }
+/// A mount's key-encryption key: HKDF-SHA256 of `key` with `salt`, the
+/// mount's name as the info, so one mount cannot unseal another's data.
+pub(crate) fn kek_from(key: &[u8], salt: &[u8], mount: &str) -> LessSafeKey {
+    let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, salt);
+    let prk = salt.extract(key);
+    let info = [mount.as_bytes()];
+    let okm = prk
+        .expand(&info, &AES_256_GCM)
+        .expect("HKDF output length matches AES-256");
+    LessSafeKey::new(UnboundKey::from(okm))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seal_round_trip_and_binding() {
-        let key = MasterKey::generate().unwrap();
-        let a = key.sealer_for("a");
-        let blob = a.seal(b"hunter2", b"db\x001").unwrap();
-        assert!(!blob.windows(7).any(|w| w == b"hunter2"), "plaintext visible in blob");
-        assert_eq!(&a.unseal(&blob, b"db\x001").unwrap()[..], b"hunter2");
-        // Another context, another mount, or a flipped bit: refused.
-        assert_eq!(a.unseal(&blob, b"db\x002").unwrap_err(), SealError::Authentication);
-        assert_eq!(
-            key.sealer_for("b").unseal(&blob, b"db\x001").unwrap_err(),
-            SealError::Authentication
-        );
-        let mut tampered = blob.clone();
-        *tampered.last_mut().unwrap() ^= 1;
-        assert_eq!(a.unseal(&tampered, b"db\x001").unwrap_err(), SealError::Authentication);
-        assert_eq!(a.unseal(b"short", b"").unwrap_err(), SealError::Malformed);
-    }
 
     #[cfg(unix)]
     #[test]
@@ -290,8 +202,7 @@ mod tests {
         let k1 = MasterKey::load_or_create(&path).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let k2 = MasterKey::load_or_create(&path).unwrap();
-        let blob = k1.sealer_for("m").seal(b"v", b"c").unwrap();
-        assert_eq!(&k2.sealer_for("m").unseal(&blob, b"c").unwrap()[..], b"v");
+        assert_eq!(k1.check_value(), k2.check_value());
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let err = MasterKey::load_or_create(&path).unwrap_err().to_string();
         assert!(err.contains("chmod 600"), "{err}");
