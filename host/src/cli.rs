@@ -82,6 +82,9 @@ enum Command {
     /// List, look up, renew and revoke leases of dynamic credentials.
     #[command(subcommand)]
     Lease(lease::LeaseCommand),
+    /// Secrets as a whole: which are about to expire.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Move the secrets of a plaintext .env file into a mount: a dry run by
     /// default; `--apply --to secret/apps/billing` writes, verifies and
     /// rewrites the file.
@@ -105,6 +108,23 @@ enum Command {
     /// Work with the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// List the secrets whose latest version expires within a time, or
+    /// already has: `tresor secrets expiring --within 30d secret/apps/`.
+    Expiring {
+        /// Only secrets under this `mount/path` prefix.
+        #[arg(default_value = "")]
+        prefix: String,
+        /// How far ahead to look (`30d`, `12h`).
+        #[arg(long, default_value = "30d")]
+        within: String,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +232,32 @@ impl Cli {
                     answer["previous_version"].as_str().unwrap_or("nothing"),
                     answer["next_rotation"].as_str().unwrap_or("only when asked")
                 );
+                Ok(())
+            }),
+            Command::Secrets(SecretsCommand::Expiring { prefix, within, json }) => remote(|client| async move {
+                let query = format!("/v1/sys/expiring/{prefix}?within={within}");
+                let answer = client.json("GET", &query, None).await?;
+                let secrets = answer["data"]["secrets"].as_array().cloned().unwrap_or_default();
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&secrets).unwrap_or_default());
+                    return Ok(());
+                }
+                if secrets.is_empty() {
+                    println!("no secret under `{prefix}` expires within {within}");
+                }
+                for s in &secrets {
+                    println!(
+                        "{:<48} version {:<6} {} {}",
+                        s["path"].as_str().unwrap_or_default(),
+                        s["version"].as_str().unwrap_or_default(),
+                        if s["expired"] == true {
+                            "expired at"
+                        } else {
+                            "expires at"
+                        },
+                        s["expires_at"].as_str().unwrap_or_default()
+                    );
+                }
                 Ok(())
             }),
             Command::Operator(command) => remote(|client| async move { operator::run(&client, command).await }),

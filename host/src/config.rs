@@ -82,6 +82,9 @@ pub struct Config {
     /// and how their new values are made (see [`crate::rotation`]).
     #[serde(default, rename = "rotation")]
     pub rotations: Vec<crate::rotation::RotationRule>,
+    /// When expiring secrets are announced (`[expiry]`, see [`crate::expiry`]).
+    #[serde(default)]
+    pub expiry: crate::expiry::ExpiryConfig,
 }
 
 /// A webhook (`[[webhook]]`): every change event under `prefix` is POSTed
@@ -529,6 +532,7 @@ impl Config {
             state: StateConfig::default(),
             webhooks: Vec::new(),
             rotations: Vec::new(),
+            expiry: Default::default(),
         }
     }
 
@@ -644,6 +648,7 @@ impl Config {
             return bad("[state] `ca_file` is for a PostgreSQL store: set `postgres` too, or remove it");
         }
         self.lease_limits()?;
+        self.expiry.warn_before_ms().map_err(StartupError::Config)?;
         self.check_webhooks()?;
         let hooks: Vec<&str> = self.webhooks.iter().map(|w| w.name.as_str()).collect();
         for (i, rule) in self.rotations.iter().enumerate() {

@@ -118,6 +118,17 @@ pub enum Error {
     /// secret changed meanwhile); the current value is unchanged.
     #[error("the rotation did not happen: {0}; the current value is unchanged")]
     RotationRefused(String),
+    /// The version asked for is past its expiry (`expires_at`, see
+    /// [`crate::expiry`]); no policy allowing the read lets expired reads.
+    #[error("secret `{path}` version {version} expired at {at}: write a new value (or rotate it with `tresor rotate`), or read it under a permit annotated @allow_expired")]
+    Expired {
+        /// `mount/path`.
+        path: String,
+        /// The expired version.
+        version: String,
+        /// When it expired (RFC 3339).
+        at: String,
+    },
     /// An internal error in a plugin or the host.
     #[error("internal error: {0}")]
     Internal(String),
@@ -148,6 +159,7 @@ impl Error {
             Error::StateUnavailable(_) => "state-unavailable",
             Error::ReloadRefused { .. } => "reload-refused",
             Error::RotationRefused(_) => "rotation-refused",
+            Error::Expired { .. } => "expired",
             Error::Internal(_) => "internal",
         }
     }

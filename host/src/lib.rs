@@ -26,6 +26,7 @@ pub mod config;
 pub mod conformance;
 pub mod error;
 pub mod events;
+pub mod expiry;
 pub mod files;
 pub mod keys;
 pub mod lease;

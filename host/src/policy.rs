@@ -201,6 +201,10 @@ impl RequestContext {
     }
 }
 
+/// The annotation of a `permit` that lets its principals read secrets past
+/// their expiry: `@allow_expired("why")`.
+pub const ALLOW_EXPIRED: &str = "allow_expired";
+
 /// The answer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Decision {
@@ -213,6 +217,10 @@ pub struct Decision {
     /// Evaluation errors (`policy <id>: <error>`); a policy that errors is
     /// ignored, so errors never allow.
     pub errors: Vec<String>,
+    /// Allowed by a `permit` annotated `@allow_expired`: a read of an
+    /// expired secret is served (see [`crate::expiry`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allows_expired: bool,
 }
 
 impl Decision {
@@ -221,6 +229,7 @@ impl Decision {
             allowed: false,
             policies: Vec::new(),
             errors: vec![error],
+            allows_expired: false,
         }
     }
 }
@@ -558,10 +567,19 @@ impl PolicyEngine {
             policies = failed_forbids;
         }
         policies.sort();
+        let allows_expired = allowed
+            && diagnostics.reason().any(|id| {
+                loaded
+                    .set
+                    .policy(id)
+                    .and_then(|p| p.annotation(ALLOW_EXPIRED))
+                    .is_some()
+            });
         Decision {
             allowed,
             policies,
             errors,
+            allows_expired,
         }
     }
 

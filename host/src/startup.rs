@@ -97,6 +97,8 @@ impl Host {
             _rotation_scheduler: Default::default(),
             keyring: keyring.clone(),
             _reseal: Default::default(),
+            expiry_warn_ms: config.expiry.warn_before_ms().map_err(StartupError::Config)?,
+            _expiry_watch: Default::default(),
         };
         let mut generators = BTreeMap::new();
         for m in &config.mounts {

@@ -402,7 +402,7 @@ async fn leases_live_in_a_postgresql_state_store_across_restarts() {
         )),
         "billing ro"
     );
-    assert_eq!(pg.psql("SELECT version FROM tresor_schema"), "5");
+    assert_eq!(pg.psql("SELECT version FROM tresor_schema"), "6");
     assert!(
         !t.state_dir().join("state.db").exists(),
         "the embedded store was used as well"

@@ -5,7 +5,9 @@
 //! without being echoed.
 
 use tresor::keys::{GenerationRecord, KeyringRecord};
-use tresor::state::{LeaseRecord, LeaseState, OutboxRecord, ResealProgress, RotationRecord, RotationStage, StateStore};
+use tresor::state::{
+    ExpiryRecord, LeaseRecord, LeaseState, OutboxRecord, ResealProgress, RotationRecord, RotationStage, StateStore,
+};
 use tresor_e2e::postgres::Postgres;
 
 fn lease(id: &str, expires_ms: u64) -> LeaseRecord {
@@ -105,6 +107,46 @@ async fn conformance(store: &StateStore) {
     outbox_conformance(store).await;
     rotation_conformance(store).await;
     keyring_conformance(store).await;
+    expiry_conformance(store).await;
+}
+
+fn expiry(path: &str, expires_ms: u64, next_check_ms: u64) -> ExpiryRecord {
+    ExpiryRecord {
+        path: path.into(),
+        version: "1".into(),
+        expires_ms,
+        warned_ms: None,
+        expired_ms: None,
+        next_check_ms,
+    }
+}
+
+/// Expiries: replaced per path, listed by prefix soonest first, due by
+/// their next check.
+async fn expiry_conformance(store: &StateStore) {
+    store.put_expiry(&expiry("secret/a/x", 9_000, 5_000)).await.unwrap();
+    store.put_expiry(&expiry("secret/a/y", 7_000, 6_000)).await.unwrap();
+    store.put_expiry(&expiry("secret/b", 8_000, 1_000)).await.unwrap();
+    let mut warned = expiry("secret/a/x", 9_000, 9_000);
+    warned.warned_ms = Some(5_001);
+    store.put_expiry(&warned).await.unwrap();
+    let paths = |v: Vec<ExpiryRecord>| v.into_iter().map(|e| e.path).collect::<Vec<_>>();
+    assert_eq!(
+        paths(store.list_expiries("secret/a/").await.unwrap()),
+        ["secret/a/y", "secret/a/x"]
+    );
+    assert_eq!(store.list_expiries("secret/a/x").await.unwrap(), vec![warned]);
+    assert_eq!(
+        paths(store.due_expiries(6_000, 10).await.unwrap()),
+        ["secret/b", "secret/a/y"]
+    );
+    assert_eq!(paths(store.due_expiries(6_000, 1).await.unwrap()), ["secret/b"]);
+    assert!(store.delete_expiry("secret/b").await.unwrap());
+    assert!(!store.delete_expiry("secret/b").await.unwrap());
+    assert_eq!(
+        paths(store.list_expiries("").await.unwrap()),
+        ["secret/a/y", "secret/a/x"]
+    );
 }
 
 /// The keyring and the reseal progress: absent at first, then swapped only
@@ -305,7 +347,7 @@ async fn a_postgresql_store_keeps_the_same_contract() {
     for s in starts {
         stores.push(s.await.unwrap().expect("a host connects and migrates"));
     }
-    assert_eq!(pg.psql("SELECT version FROM tresor_schema"), "5");
+    assert_eq!(pg.psql("SELECT version FROM tresor_schema"), "6");
     conformance(&stores[0]).await;
     // What one host wrote, another reads.
     assert_eq!(stores[3].list_leases("").await.unwrap().len(), 5);
@@ -337,7 +379,7 @@ async fn a_postgresql_store_keeps_the_same_contract() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("schema version 99, newer than this Tresor knows (5)"), "{e}");
+    assert!(e.contains("schema version 99, newer than this Tresor knows (6)"), "{e}");
 }
 
 /// Two hosts on one PostgreSQL share their tokens: made on one, a token

@@ -13,6 +13,7 @@
 //!    closed), return.
 
 mod chain;
+mod expire;
 mod guard;
 mod leases;
 pub(crate) mod rekey;
@@ -157,6 +158,10 @@ pub struct Host {
     pub(crate) keyring: Arc<crate::keys::Keyring>,
     /// The keyring refresh and reseal job, once started (see [`rekey`]).
     pub(crate) _reseal: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// How long before an expiry `expiry/near` is sent, in ms.
+    pub(crate) expiry_warn_ms: u64,
+    /// The expiry watch, once [`Host::start_schedules`] started it.
+    pub(crate) _expiry_watch: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for Host {
@@ -181,13 +186,10 @@ impl Drop for Host {
         {
             w.abort();
         }
-        if let Some(w) = self
-            ._reseal
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-        {
-            w.abort();
+        for job in [&self._reseal, &self._expiry_watch] {
+            if let Some(w) = job.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+                w.abort();
+            }
         }
         if let Err(e) = self.audit.checkpoint() {
             tracing::warn!(error = %e, "could not sync and checkpoint the audit log on shutdown");
@@ -421,10 +423,18 @@ impl Host {
                     .instrument(guard.span().clone())
                     .await?;
                 metadata.extend(options.metadata.clone());
+                crate::expiry::stamp(&mut metadata, &options.metadata, crate::lease::now_ms())?;
                 inherited = Some(metadata.clone());
                 metadata
             }
-            Op::Write { options, .. } => options.metadata.clone(),
+            Op::Write { options, .. } => {
+                let mut metadata = options.metadata.clone();
+                crate::expiry::stamp(&mut metadata, &options.metadata, crate::lease::now_ms())?;
+                if metadata != options.metadata {
+                    inherited = Some(metadata.clone());
+                }
+                metadata
+            }
             Op::List => Metadata::new(),
             // A read fetches the secret it decides on; the value is released
             // only if the decision allows it.
@@ -463,10 +473,13 @@ impl Host {
         // 4-6. Cedar decides, for every access. Denied: audited, typed error,
         // a prefetched value is dropped (zeroized). Allowed: the request entry
         // is written before anything happens (fail closed).
-        if let Err(e) = guard.authorize(&resource, &ctx) {
-            drop(prefetched);
-            return Err(e);
-        }
+        let decision = match guard.authorize(&resource, &ctx) {
+            Ok(decision) => decision,
+            Err(e) => {
+                drop(prefetched);
+                return Err(e);
+            }
+        };
 
         // Serve it (a write that inherits metadata writes what was decided on)...
         let merged;
@@ -492,6 +505,10 @@ impl Host {
                     .await
             }
         };
+        let result = match &op {
+            Op::Read { .. } => Self::unless_expired(mount, rel, &decision, result),
+            _ => result,
+        };
         if op.mutates() {
             if let Some(cache) = &mount.cache {
                 cache.invalidate(rel);
@@ -504,7 +521,11 @@ impl Host {
         let reply = guard.finish(result)?;
         self.publish_change(caller, mount, rel, &op, &reply, &request_id).await;
         if let Reply::Written(receipt) = &reply {
+            self.record_expiry(mount, rel, receipt).await;
             self.schedule_rotation(mount, rel, &receipt.metadata).await;
+        }
+        if matches!(op, Op::Delete) {
+            self.forget_expiry(mount, rel).await;
         }
         Ok(reply)
     }

@@ -391,8 +391,12 @@ impl Host {
     ) -> Result<RotationReceipt, Error> {
         let value = SecretBytes::new(self.rotations.unseal(&r.full, &stage.pending_sealed)?.to_vec());
         let caps = r.mount.pool.capabilities();
+        // A new value: a `ttl` gives it a fresh expiry, a fixed `expires_at`
+        // was the old value's.
+        let mut metadata = tags.clone();
+        crate::expiry::stamp(&mut metadata, &Metadata::new(), rotation_now())?;
         let options = WriteOptions {
-            metadata: tags.clone(),
+            metadata,
             expected_version: caps
                 .check_and_set
                 .then(|| stage.base_version.clone().unwrap_or_default()),
@@ -408,6 +412,7 @@ impl Host {
         }
         let version = match written {
             Ok(Reply::Written(receipt)) => {
+                self.record_expiry(r.mount, r.rel, &receipt).await;
                 self.publish_change(
                     r.caller,
                     r.mount,
@@ -527,6 +532,14 @@ impl Host {
             *slot = Some(crate::rotation::scheduler::start(std::sync::Arc::downgrade(self)));
         }
         drop(slot);
+        let mut watch = self
+            ._expiry_watch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if watch.is_none() {
+            *watch = Some(crate::expiry::start(std::sync::Arc::downgrade(self)));
+        }
+        drop(watch);
         self.start_key_job();
     }
 

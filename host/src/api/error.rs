@@ -109,6 +109,7 @@ pub fn status_of(e: &Error) -> StatusCode {
             StatusCode::SERVICE_UNAVAILABLE
         }
         Error::UpstreamDenied(_) | Error::RotationRefused(_) => StatusCode::BAD_GATEWAY,
+        Error::Expired { .. } => StatusCode::GONE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

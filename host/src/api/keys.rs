@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `POST /v1/sys/rotate/keyring` (or `sys/rotate`) | add a key generation and reseal every value under it (Cedar `admin` on `Mount::"sys"`) |
 //! | `GET /v1/sys/key-status` | the current generation (Vault's `term`), every generation and the reseal's progress (Cedar `admin`) |
+//! | `GET /v1/sys/expiring/<prefix>?within=30d` | the secrets whose latest version expires within that time, or has (Cedar `admin`) |
 
 use hyper::{Response, StatusCode};
 use serde_json::{json, Value};
@@ -45,4 +46,31 @@ fn describe(status: &KeyStatus) -> Value {
         })).collect::<Vec<_>>(),
         "reseal": status.reseal,
     })
+}
+
+/// `GET sys/expiring/<prefix>?within=30d` (default 30 days).
+pub(super) async fn expiring(cx: &Ctx<'_>, prefix: &str, within: Option<&str>) -> Result<Response<Body>, ApiError> {
+    let within = within.unwrap_or("30d");
+    let seconds =
+        crate::config::parse_duration_seconds(within).map_err(|e| ApiError::bad_request(format!("within: {e}")))?;
+    let found = cx
+        .host()
+        .expiring(cx.caller(), prefix, seconds.saturating_mul(1000))
+        .await?;
+    let now = crate::lease::now_ms();
+    let secrets: Vec<Value> = found
+        .iter()
+        .map(|e| {
+            json!({
+                "path": e.path,
+                "version": e.version,
+                "expires_at": wire::rfc3339_ms(e.expires_ms),
+                "expired": e.expires_ms <= now,
+            })
+        })
+        .collect();
+    Ok(wire::json(
+        StatusCode::OK,
+        &wire::envelope(cx.request_id, json!({ "secrets": secrets }), Value::Null, &[]),
+    ))
 }

@@ -328,6 +328,8 @@ enum Route {
     RotateKey,
     /// `sys/key-status`: the key generations and the reseal.
     KeyStatus,
+    /// `sys/expiring[/<prefix>]?within=30d`: secrets about to expire.
+    Expiring(String),
     /// `sys/rotate/<path>`: rotate a secret now.
     Rotate(String),
     /// `sys/rotation/<path>`: a secret's rotation record.
@@ -348,6 +350,7 @@ impl Route {
             Route::Events(_) => "GET",
             Route::RotateKey => "POST, PUT",
             Route::KeyStatus => "GET",
+            Route::Expiring(_) => "GET",
             Route::Rotate(_) => "POST, PUT",
             Route::Rotation(_) => "GET, PUT, POST, DELETE",
         }
@@ -368,6 +371,8 @@ fn effective_method(method: &Method, query: &Query) -> String {
 struct Query {
     list: bool,
     version: Option<String>,
+    /// `sys/expiring`'s window (`30d`).
+    within: Option<String>,
 }
 
 impl Query {
@@ -379,6 +384,7 @@ impl Query {
             match k {
                 "list" => q.list = matches!(v.as_str(), "true" | "1" | "t" | "True" | "TRUE"),
                 "version" => q.version = Some(v),
+                "within" => q.within = Some(v),
                 _ => {}
             }
         }
@@ -498,6 +504,7 @@ impl State {
             Route::Events(event_type) => events::subscribe(&cx, &event_type, &mut parts),
             Route::RotateKey => keys::rotate(&cx).await,
             Route::KeyStatus => keys::status(&cx).await,
+            Route::Expiring(prefix) => keys::expiring(&cx, &prefix, query.within.as_deref()).await,
             Route::Rotate(path) => rotation::rotate(&cx, &path).await,
             Route::Rotation(path) => rotation::handle(&cx, &path, &method, &body).await,
         }
@@ -522,6 +529,8 @@ impl State {
                 // secret (a secret path has a mount and a name).
                 "rotate" | "rotate/keyring" => Ok(Route::RotateKey),
                 "key-status" => Ok(Route::KeyStatus),
+                "expiring" => Ok(Route::Expiring(String::new())),
+                _ if tail.starts_with("expiring/") => Ok(Route::Expiring(tail["expiring/".len()..].to_string())),
                 _ if tail.starts_with("events/subscribe/") => {
                     Ok(Route::Events(tail["events/subscribe/".len()..].to_string()))
                 }

@@ -70,6 +70,13 @@ pub enum EventType {
     /// A rotation failed; the current value is unchanged (`rotation/failed`).
     #[serde(rename = "rotation/failed")]
     RotationFailed,
+    /// The secret's latest version expires within `[expiry] warn_before`
+    /// (`expiry/near`).
+    #[serde(rename = "expiry/near")]
+    NearExpiry,
+    /// The secret's latest version has expired (`expiry/expired`).
+    #[serde(rename = "expiry/expired")]
+    Expired,
 }
 
 impl EventType {
@@ -86,6 +93,8 @@ impl EventType {
             EventType::RotationCheck => "rotation/check",
             EventType::RotationSucceeded => "rotation/succeeded",
             EventType::RotationFailed => "rotation/failed",
+            EventType::NearExpiry => "expiry/near",
+            EventType::Expired => "expiry/expired",
         }
     }
 }

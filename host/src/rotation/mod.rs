@@ -194,6 +194,26 @@ impl Rotations {
         }
     }
 
+    /// Make the rotation of `path` due now (it expired), if a policy covers
+    /// it and no rotation is under way. False when none does.
+    pub(crate) async fn due_now(&self, path: &str, tags: &Metadata, now_ms: u64) -> Result<bool, Error> {
+        let Some((record, stored)) = self.record_for(path, tags, now_ms).await? else {
+            return Ok(false);
+        };
+        if record.stage.is_some() {
+            return Ok(true);
+        }
+        let mut due = record.clone();
+        due.next_due_ms = now_ms;
+        if stored {
+            due.revision = record.revision + 1;
+        }
+        self.state
+            .swap_rotation(&due, stored.then_some(record.revision))
+            .await
+            .map_err(state_error)
+    }
+
     /// Start the schedule of a secret a rule covers, if it has none yet
     /// (after a write: its first rotation is one period later).
     pub(crate) async fn schedule(&self, path: &str, tags: &Metadata, now_ms: u64) -> Result<(), Error> {

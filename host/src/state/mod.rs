@@ -251,6 +251,36 @@ pub struct Member {
     pub jobs: Vec<String>,
 }
 
+/// When a secret's latest version expires, and what the host has said
+/// about it (see [`crate::expiry`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExpiryRecord {
+    /// `mount/path`.
+    pub path: String,
+    /// The version that carries the expiry.
+    pub version: String,
+    /// When it expires, ms since the Unix epoch.
+    pub expires_ms: u64,
+    /// When the near-expiry event was sent.
+    #[serde(default)]
+    pub warned_ms: Option<u64>,
+    /// When the expired event was sent.
+    #[serde(default)]
+    pub expired_ms: Option<u64>,
+    /// When the host looks at it next (`u64::MAX`: nothing left to say).
+    pub next_check_ms: u64,
+}
+
+fn expiry_to_json(record: &ExpiryRecord) -> String {
+    serde_json::to_string(record).expect("expiry records serialize")
+}
+
+fn expiry_from_json(text: &str) -> Result<ExpiryRecord, StateError> {
+    serde_json::from_str(text).map_err(|e| StateError::Damaged {
+        detail: format!("an expiry record does not parse: {e}"),
+    })
+}
+
 /// The meta key of the keyring (JSON, [`crate::keys::KeyringRecord`]).
 const KEYRING_META: &str = "keyring";
 /// The meta key of the reseal progress (JSON, [`ResealProgress`]).
@@ -435,6 +465,15 @@ pub trait StateBackend: Send + Sync + 'static {
     async fn list_rotations(&self, prefix: &str) -> Result<Vec<RotationRecord>, StateError>;
     /// Up to `limit` records due at `now_ms`, soonest first.
     async fn due_rotations(&self, now_ms: u64, limit: usize) -> Result<Vec<RotationRecord>, StateError>;
+
+    /// Insert or replace the expiry of the secret `record.path`.
+    async fn put_expiry(&self, record: &ExpiryRecord) -> Result<(), StateError>;
+    /// Forget the expiry of `path`; false when there was none.
+    async fn delete_expiry(&self, path: &str) -> Result<bool, StateError>;
+    /// The expiries of secrets starting with `prefix`, soonest first.
+    async fn list_expiries(&self, prefix: &str) -> Result<Vec<ExpiryRecord>, StateError>;
+    /// Up to `limit` expiries whose next check is due at `now_ms`, soonest first.
+    async fn due_expiries(&self, now_ms: u64, limit: usize) -> Result<Vec<ExpiryRecord>, StateError>;
 }
 
 /// The host state store. Clone it freely: clones share one backend.
@@ -527,6 +566,26 @@ impl StateStore {
     /// Rotation records under `prefix`, ordered by path.
     pub async fn list_rotations(&self, prefix: &str) -> Result<Vec<RotationRecord>, StateError> {
         self.backend.list_rotations(prefix).await
+    }
+
+    /// Record when the secret `record.path` expires (insert or replace).
+    pub async fn put_expiry(&self, record: &ExpiryRecord) -> Result<(), StateError> {
+        self.backend.put_expiry(record).await
+    }
+
+    /// Forget the expiry of `path` (its latest version has none, or it is gone).
+    pub async fn delete_expiry(&self, path: &str) -> Result<bool, StateError> {
+        self.backend.delete_expiry(path).await
+    }
+
+    /// The expiries of the secrets starting with `prefix`, soonest first.
+    pub async fn list_expiries(&self, prefix: &str) -> Result<Vec<ExpiryRecord>, StateError> {
+        self.backend.list_expiries(prefix).await
+    }
+
+    /// Expiries whose next check (a warning, or the expiry) is due at `now_ms`.
+    pub async fn due_expiries(&self, now_ms: u64, limit: usize) -> Result<Vec<ExpiryRecord>, StateError> {
+        self.backend.due_expiries(now_ms, limit).await
     }
 
     /// Rotation records due at `now_ms`, soonest first.

@@ -14,12 +14,12 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    from_json, to_json, LeaseRecord, LeaseState, Member, OutboxRecord, RotationRecord, StateBackend, StateError,
-    TokenRecord,
+    from_json, to_json, ExpiryRecord, LeaseRecord, LeaseState, Member, OutboxRecord, RotationRecord, StateBackend,
+    StateError, TokenRecord,
 };
 
 /// The newest schema this build knows.
-const SCHEMA_VERSION: i32 = 5;
+const SCHEMA_VERSION: i32 = 6;
 
 /// Each step brings the schema from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -94,6 +94,16 @@ const MIGRATIONS: &[&str] = &[
         body        TEXT NOT NULL
     );
     CREATE INDEX tresor_rotations_by_due ON tresor_rotations (next_due_ms);
+",
+    "
+    CREATE TABLE tresor_expiries (
+        path          TEXT PRIMARY KEY,
+        expires_ms    BIGINT NOT NULL,
+        next_check_ms BIGINT NOT NULL,
+        body          TEXT NOT NULL
+    );
+    CREATE INDEX tresor_expiries_by_check ON tresor_expiries (next_check_ms);
+    CREATE INDEX tresor_expiries_by_time ON tresor_expiries (expires_ms);
 ",
 ];
 
@@ -862,6 +872,62 @@ impl StateBackend for PostgresBackend {
             .map_err(io("reading due rotations"))?;
         rows.iter()
             .map(|r| super::rotation_from_json(r.get::<_, &str>(0)))
+            .collect()
+    }
+
+    async fn put_expiry(&self, record: &ExpiryRecord) -> Result<(), StateError> {
+        let client = self.client("recording an expiry").await?;
+        client
+            .execute(
+                "INSERT INTO tresor_expiries (path, expires_ms, next_check_ms, body) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (path) DO UPDATE SET expires_ms = EXCLUDED.expires_ms, \
+                 next_check_ms = EXCLUDED.next_check_ms, body = EXCLUDED.body",
+                &[
+                    &record.path,
+                    &ms(record.expires_ms),
+                    &ms(record.next_check_ms),
+                    &super::expiry_to_json(record),
+                ],
+            )
+            .await
+            .map(|_| ())
+            .map_err(io("recording an expiry"))
+    }
+
+    async fn delete_expiry(&self, path: &str) -> Result<bool, StateError> {
+        let client = self.client("forgetting an expiry").await?;
+        client
+            .execute("DELETE FROM tresor_expiries WHERE path = $1", &[&path])
+            .await
+            .map(|n| n > 0)
+            .map_err(io("forgetting an expiry"))
+    }
+
+    async fn list_expiries(&self, prefix: &str) -> Result<Vec<ExpiryRecord>, StateError> {
+        let client = self.client("listing expiries").await?;
+        let rows = client
+            .query(
+                "SELECT body FROM tresor_expiries WHERE path LIKE $1 ESCAPE '\\' ORDER BY expires_ms, path",
+                &[&like_prefix(prefix)],
+            )
+            .await
+            .map_err(io("listing expiries"))?;
+        rows.iter()
+            .map(|r| super::expiry_from_json(r.get::<_, &str>(0)))
+            .collect()
+    }
+
+    async fn due_expiries(&self, now_ms: u64, limit: usize) -> Result<Vec<ExpiryRecord>, StateError> {
+        let client = self.client("reading due expiries").await?;
+        let rows = client
+            .query(
+                "SELECT body FROM tresor_expiries WHERE next_check_ms <= $1 ORDER BY next_check_ms LIMIT $2",
+                &[&ms(now_ms), &(limit as i64)],
+            )
+            .await
+            .map_err(io("reading due expiries"))?;
+        rows.iter()
+            .map(|r| super::expiry_from_json(r.get::<_, &str>(0)))
             .collect()
     }
 

@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
-    from_json, to_json, LeaseRecord, LeaseState, Member, OutboxRecord, RotationRecord, StateBackend, StateError,
-    TokenRecord,
+    from_json, to_json, ExpiryRecord, LeaseRecord, LeaseState, Member, OutboxRecord, RotationRecord, StateBackend,
+    StateError, TokenRecord,
 };
 
 /// The newest schema this build knows.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 /// Each step brings the schema from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -91,6 +91,16 @@ const MIGRATIONS: &[&str] = &[
         body        TEXT NOT NULL
     ) STRICT;
     CREATE INDEX rotations_by_due ON rotations (next_due_ms);
+",
+    "
+    CREATE TABLE expiries (
+        path          TEXT PRIMARY KEY,
+        expires_ms    INTEGER NOT NULL,
+        next_check_ms INTEGER NOT NULL,
+        body          TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX expiries_by_check ON expiries (next_check_ms);
+    CREATE INDEX expiries_by_time ON expiries (expires_ms);
 ",
 ];
 
@@ -480,6 +490,74 @@ impl StateBackend for SqliteBackend {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(io("reading due rotations"))?;
             bodies.iter().map(|b| super::rotation_from_json(b)).collect()
+        })
+        .await
+    }
+
+    async fn put_expiry(&self, record: &ExpiryRecord) -> Result<(), StateError> {
+        let (path, expires, check, body) = (
+            record.path.clone(),
+            ms(record.expires_ms),
+            ms(record.next_check_ms),
+            super::expiry_to_json(record),
+        );
+        self.run(move |db| {
+            db.conn()
+                .execute(
+                    "INSERT INTO expiries (path, expires_ms, next_check_ms, body) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (path) DO UPDATE SET expires_ms = ?2, next_check_ms = ?3, body = ?4",
+                    params![path, expires, check, body],
+                )
+                .map(|_| ())
+                .map_err(io("recording an expiry"))
+        })
+        .await
+    }
+
+    async fn delete_expiry(&self, path: &str) -> Result<bool, StateError> {
+        let path = path.to_string();
+        self.run(move |db| {
+            db.conn()
+                .execute("DELETE FROM expiries WHERE path = ?1", [path])
+                .map(|n| n > 0)
+                .map_err(io("forgetting an expiry"))
+        })
+        .await
+    }
+
+    async fn list_expiries(&self, prefix: &str) -> Result<Vec<ExpiryRecord>, StateError> {
+        let prefix = prefix.to_string();
+        self.run(move |db| {
+            let conn = db.conn();
+            let end = prefix_end(&prefix);
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT body FROM expiries WHERE path >= ?1 AND (?2 IS NULL OR path < ?2) \
+                     ORDER BY expires_ms, path",
+                )
+                .map_err(io("listing expiries"))?;
+            let bodies = stmt
+                .query_map(params![prefix, end], |r| r.get::<_, String>(0))
+                .map_err(io("listing expiries"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(io("listing expiries"))?;
+            bodies.iter().map(|b| super::expiry_from_json(b)).collect()
+        })
+        .await
+    }
+
+    async fn due_expiries(&self, now_ms: u64, limit: usize) -> Result<Vec<ExpiryRecord>, StateError> {
+        self.run(move |db| {
+            let conn = db.conn();
+            let mut stmt = conn
+                .prepare_cached("SELECT body FROM expiries WHERE next_check_ms <= ?1 ORDER BY next_check_ms LIMIT ?2")
+                .map_err(io("reading due expiries"))?;
+            let bodies = stmt
+                .query_map(params![ms(now_ms), limit as i64], |r| r.get::<_, String>(0))
+                .map_err(io("reading due expiries"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(io("reading due expiries"))?;
+            bodies.iter().map(|b| super::expiry_from_json(b)).collect()
         })
         .await
     }
