@@ -302,6 +302,26 @@ pub struct RoleConfig {
     pub settings: BTreeMap<String, String>,
 }
 
+/// A static role (`[mount.static_roles.<name>]`): accounts that already
+/// exist upstream, whose password the host changes every `rotation_period`.
+/// With two `usernames` they take turns: each rotation sets a new password
+/// on the account not in use and makes it current, so the credential a
+/// client holds keeps working for one more period.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct StaticRoleConfig {
+    /// One account (rotated in place, as Vault does), or two used in turn.
+    pub usernames: Vec<String>,
+    /// How often the password changes (`"24h"`, `"30d"`).
+    pub rotation_period: String,
+    /// Characters of each new password (default 32, letters and digits).
+    #[serde(default)]
+    pub password_length: Option<usize>,
+    /// Every other key: the plugin's settings for this static role
+    /// (`rotation_statements` for `postgres`).
+    #[serde(flatten)]
+    pub settings: BTreeMap<String, String>,
+}
+
 fn default_state_dir() -> PathBuf {
     PathBuf::from(".tresor")
 }
@@ -416,6 +436,10 @@ pub struct MountConfig {
     /// generator plugin (dynamic secrets); one without, a provider.
     #[serde(default)]
     pub roles: BTreeMap<String, RoleConfig>,
+    /// Static roles of a generator mount, by name: accounts that exist
+    /// upstream, whose password the host rotates (`[mount.static_roles.<name>]`).
+    #[serde(default)]
+    pub static_roles: BTreeMap<String, StaticRoleConfig>,
     /// A fallback chain instead of a plugin: the provider mounts to ask, in
     /// order (`["azure", "dpapi", "env"]`). A read answers with the first
     /// that has the secret; a write goes to the first writable one.
@@ -525,6 +549,7 @@ impl Config {
                 }),
                 limits: None,
                 roles: BTreeMap::new(),
+                static_roles: BTreeMap::new(),
                 chain: Vec::new(),
             }],
             server: ServerConfig::default(),
@@ -586,6 +611,7 @@ impl Config {
             || m.plugin_path.is_some()
             || !m.config.is_empty()
             || !m.roles.is_empty()
+            || !m.static_roles.is_empty()
             || m.cache.is_some()
         {
             return bad(
@@ -596,7 +622,7 @@ impl Config {
             match self.mounts.iter().find(|o| &o.path == member) {
                 None => return bad(format!("chain member `{member}` is not a mount of this configuration")),
                 Some(o) if !o.chain.is_empty() => return bad(format!("chain member `{member}` is a chain itself")),
-                Some(o) if !o.roles.is_empty() => {
+                Some(o) if !o.roles.is_empty() || !o.static_roles.is_empty() => {
                     return bad(format!(
                         "chain member `{member}` serves credentials, not stored secrets"
                     ))

@@ -234,6 +234,42 @@ fn world_of(component: &wasmtime::component::Component, engine: &wasmtime::Engin
 
 /// A generator mount's roles with their TTLs decided: the role's own, else
 /// the server's, never above the server's maximum.
+/// The static roles of a generator mount, checked: one or two distinct
+/// accounts, a period, a sane password length.
+fn static_roles_of(m: &MountConfig) -> Result<BTreeMap<String, crate::lease::StaticRole>, StartupError> {
+    let mut out = BTreeMap::new();
+    for (name, r) in &m.static_roles {
+        let bad = |why: String| StartupError::Config(format!("mount `{}` static role `{name}`: {why}", m.path));
+        let distinct = r.usernames.len() != 2 || r.usernames[0] != r.usernames[1];
+        if r.usernames.is_empty() || r.usernames.len() > 2 || !distinct {
+            return Err(bad(
+                "`usernames` names one account (rotated in place) or two distinct accounts (used in turn)".into(),
+            ));
+        }
+        let seconds = parse_duration_seconds(&r.rotation_period).map_err(|e| bad(format!("rotation_period: {e}")))?;
+        if seconds == 0 {
+            return Err(bad("rotation_period must be longer than 0".into()));
+        }
+        let password_length = r.password_length.unwrap_or(32);
+        if !(16..=128).contains(&password_length) {
+            return Err(bad("password_length must be between 16 and 128".into()));
+        }
+        out.insert(
+            name.clone(),
+            crate::lease::StaticRole {
+                usernames: r.usernames.clone(),
+                period_ms: seconds.saturating_mul(1000),
+                password_length,
+                plugin_role: GenRole {
+                    name: name.clone(),
+                    settings: r.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                },
+            },
+        );
+    }
+    Ok(out)
+}
+
 fn roles_of(config: &Config, m: &MountConfig) -> Result<BTreeMap<String, Role>, StartupError> {
     let (default_ttl, max_ttl) = config.lease_limits()?;
     let mut roles = BTreeMap::new();
@@ -334,7 +370,7 @@ pub(crate) async fn start_mount(
     let world = world_of(&component, runtime.engine()).ok_or_else(|| {
         fail("the component exports neither tresor:plugin/provider nor tresor:plugin/generator; build it against wit/plugin.wit".into())
     })?;
-    match (world, m.roles.is_empty()) {
+    match (world, m.roles.is_empty() && m.static_roles.is_empty()) {
         (World::Provider, false) => {
             return Err(fail(
                 "roles are configured, but the plugin is a provider (stored secrets), not a generator; remove [mount.roles]".into(),
@@ -342,7 +378,7 @@ pub(crate) async fn start_mount(
         }
         (World::Generator, true) => {
             return Err(fail(
-                "the plugin is a generator (dynamic secrets) and needs at least one role: add [mount.roles.<name>]".into(),
+                "the plugin is a generator (dynamic secrets) and needs at least one role: add [mount.roles.<name>] or [mount.static_roles.<name>]".into(),
             ))
         }
         _ => {}
@@ -377,11 +413,13 @@ pub(crate) async fn start_mount(
                 .await
                 .map_err(|e| fail(format!("role `{}`: {e}", role.plugin_role.name)))?;
         }
+        let static_roles = static_roles_of(m)?;
         return Ok(Started::Generator(GeneratorMount {
             plugin: plugin_name,
             info,
             pool,
             roles,
+            static_roles,
         }));
     }
     Ok(Started::Provider(Mount {

@@ -206,6 +206,7 @@ fn rotation(path: &str, revision: u64, next_due_ms: u64) -> RotationRecord {
         last_rotated_ms: None,
         last_error: None,
         failures: 0,
+        sealed_credential: None,
     }
 }
 

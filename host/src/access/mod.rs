@@ -19,6 +19,7 @@ mod leases;
 pub(crate) mod rekey;
 mod rotate;
 mod settings;
+pub mod static_roles;
 mod update;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -289,20 +289,12 @@ impl Host {
         let state = self.rotations.state();
         let mut done = MountReseal::default();
         for mut record in state.list_rotations("").await.map_err(unavailable)? {
-            if record.stage.is_none() {
+            if record.stage.is_none() && record.sealed_credential.is_none() {
                 continue;
             }
             done.secrets += 1;
             let mut attempts = 0;
-            while let Some(stage) = &record.stage {
-                let Some(moved) = self.rotations.reseal(&record.path, &stage.pending_sealed)? else {
-                    break;
-                };
-                let mut next = record.clone();
-                if let Some(stage) = next.stage.as_mut() {
-                    stage.pending_sealed = moved;
-                }
-                next.revision = record.revision + 1;
+            while let Some(next) = self.resealed_record(&record)? {
                 if state
                     .swap_rotation(&next, Some(record.revision))
                     .await
@@ -325,6 +317,30 @@ impl Host {
         }
         done.done = true;
         Ok(done)
+    }
+
+    /// `record` with its sealed values (a pending value, a static role's
+    /// password) under the current generation; `None` when they already are.
+    fn resealed_record(
+        &self,
+        record: &crate::state::RotationRecord,
+    ) -> Result<Option<crate::state::RotationRecord>, Error> {
+        let mut next = record.clone();
+        let mut moved = false;
+        if let Some(stage) = next.stage.as_mut() {
+            if let Some(resealed) = self.rotations.reseal(&record.path, &stage.pending_sealed)? {
+                stage.pending_sealed = resealed;
+                moved = true;
+            }
+        }
+        if let Some(sealed) = &record.sealed_credential {
+            if let Some(resealed) = self.rotations.reseal(&record.path, sealed)? {
+                next.sealed_credential = Some(resealed);
+                moved = true;
+            }
+        }
+        next.revision = record.revision + 1;
+        Ok(moved.then_some(next))
     }
 
     /// Record this host's part of the pass to `target`; false when the

@@ -16,7 +16,7 @@ use crate::secret::{Metadata, Secret, SecretBytes};
 use crate::state::{RotationRecord, RotationStage};
 
 /// The rule recorded for rotations the schedule starts.
-const SCHEDULE_RULE: &str = "builtin:rotation-schedule";
+pub(super) const SCHEDULE_RULE: &str = "builtin:rotation-schedule";
 
 /// Who asked for a rotation.
 #[derive(Clone, Copy)]
@@ -541,6 +541,8 @@ impl Host {
         }
         drop(watch);
         self.start_key_job();
+        let host = self.clone();
+        tokio::spawn(async move { host.schedule_static_roles().await });
     }
 
     fn change<'a>(&self, r: &'a Rotating<'_>, event_type: EventType, versions: Vec<String>) -> Change<'a> {

@@ -38,6 +38,8 @@ use crate::state::LeaseRecord;
 pub(super) enum LeaseRoute {
     /// `<mount>/creds/<role>`.
     Issue { mount: String, role: String },
+    /// `<mount>/static-creds/<role>`: a static role's current credential.
+    StaticCreds { mount: String, role: String },
     /// `sys/leases/renew[/<id>]`.
     Renew(Option<String>),
     /// `sys/leases/revoke[/<id>]`.
@@ -74,6 +76,12 @@ impl LeaseRoute {
 
     /// The route for `<mount>/<tail>` of a generator mount.
     pub(super) fn parse_mount(mount: &str, tail: &str) -> Option<LeaseRoute> {
+        if let Some(role) = tail.strip_prefix("static-creds/") {
+            return crate::config::is_mount_name(role).then(|| LeaseRoute::StaticCreds {
+                mount: mount.to_string(),
+                role: role.to_string(),
+            });
+        }
         let role = tail.strip_prefix("creds/")?;
         crate::config::is_mount_name(role).then(|| LeaseRoute::Issue {
             mount: mount.to_string(),
@@ -85,6 +93,7 @@ impl LeaseRoute {
     pub(super) fn allow(&self) -> &'static str {
         match self {
             LeaseRoute::Issue { .. } => "GET, POST, PUT",
+            LeaseRoute::StaticCreds { .. } => "GET",
             LeaseRoute::Lookup(p) if !p.is_empty() => "LIST",
             LeaseRoute::Lookup(_) => "PUT, POST, LIST",
             _ => "PUT, POST",
@@ -141,6 +150,23 @@ pub(super) async fn handle(
             let ttl = seconds(parsed.ttl, "ttl")?;
             let issued = cx.host().issue(cx.caller(), &format!("{mount}/{role}"), ttl).await?;
             Ok(issued_response(cx.request_id, &issued))
+        }
+        LeaseRoute::StaticCreds { mount, role } => {
+            let credential = cx.host().static_credential(cx.caller(), &mount, &role).await?;
+            let now = crate::lease::now_ms();
+            let password = String::from_utf8_lossy(credential.password.expose()).into_owned();
+            let password = zeroize::Zeroizing::new(password);
+            let data = json!({
+                "username": credential.username,
+                "password": password.as_str(),
+                "last_vault_rotation": wire::rfc3339_ms(credential.last_rotated_ms),
+                "rotation_period": credential.period_ms / 1000,
+                "ttl": credential.next_rotation_ms.saturating_sub(now) / 1000,
+            });
+            Ok(wire::json(
+                StatusCode::OK,
+                &wire::envelope(cx.request_id, data, Value::Null, &[]),
+            ))
         }
         LeaseRoute::Renew(id) => {
             let parsed: LeaseBody = wire::parse_json(body)?;

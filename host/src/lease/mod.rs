@@ -44,6 +44,22 @@ pub(crate) struct GeneratorMount {
     pub(crate) info: crate::catalog::PluginInfo,
     pub(crate) pool: Arc<MountPool>,
     pub(crate) roles: BTreeMap<String, Role>,
+    /// Static roles: existing accounts whose password the host rotates.
+    pub(crate) static_roles: BTreeMap<String, StaticRole>,
+}
+
+/// A static role of a generator mount, as configured (see
+/// [`crate::config::StaticRoleConfig`]).
+#[derive(Clone, Debug)]
+pub struct StaticRole {
+    /// The accounts, used in turn (one or two).
+    pub usernames: Vec<String>,
+    /// How often the password changes, ms.
+    pub period_ms: u64,
+    /// Characters of each new password.
+    pub password_length: usize,
+    /// Name and plugin settings, as the plugin sees them.
+    pub plugin_role: GenRole,
 }
 
 /// How the sweeper retries failed revocations, and the server's TTL limits.

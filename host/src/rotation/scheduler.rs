@@ -48,6 +48,13 @@ async fn run_due(host: &Host) {
         }
     };
     for record in due {
+        if record.source == crate::access::static_roles::SOURCE_STATIC {
+            // Already logged and recorded when it fails.
+            if let Ok(Some(())) = host.rotate_static_due(&record).await {
+                tracing::info!(static_role = %record.path, "static role rotated");
+            }
+            continue;
+        }
         match host.rotate_due(&record).await {
             Ok(Some(receipt)) => {
                 tracing::info!(secret = %receipt.path, version = %receipt.version, "scheduled rotation done")

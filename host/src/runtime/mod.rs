@@ -59,6 +59,21 @@ pub mod sealing_bindings {
     });
 }
 
+/// Host-side bindings of the `rotating-generator-plugin` world: only its
+/// `static-credentials` export is used, looked up on generator components
+/// that have it.
+pub mod rotating_bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "rotating-generator-plugin",
+        exports: { default: async },
+        with: {
+            "tresor:plugin/types": super::bindings::tresor::plugin::types,
+            "tresor:plugin/host": super::bindings::tresor::plugin::host,
+        },
+    });
+}
+
 /// Host-side bindings of the `generator-plugin` world. Its `types` and `host`
 /// interfaces are the provider world's, so one host implementation serves both.
 pub mod generator_bindings {

@@ -14,8 +14,10 @@ use wasmtime::{Store, Trap};
 use super::bindings::tresor::plugin::types as wit;
 use super::bindings::{ProviderPlugin, ProviderPluginIndices};
 use super::generator_bindings::exports::tresor::plugin::generator as gen;
-use super::generator_bindings::{GeneratorPlugin, GeneratorPluginPre};
+use super::generator_bindings::{GeneratorPlugin, GeneratorPluginIndices};
 use super::plugin_log::LogGate;
+use super::rotating_bindings::exports::tresor::plugin::generator as rotating_gen;
+use super::rotating_bindings::exports::tresor::plugin::static_credentials;
 use super::sandbox::{PluginState, Sandbox};
 use super::sealing_bindings::exports::tresor::plugin::resealer;
 use super::{Runtime, EPOCH_TICK};
@@ -54,13 +56,18 @@ enum Pre {
         /// When the component exports `tresor:plugin/resealer`.
         resealer: Option<resealer::GuestIndices>,
     },
-    Generator(GeneratorPluginPre<PluginState>),
+    Generator {
+        pre: wasmtime::component::InstancePre<PluginState>,
+        generator: GeneratorPluginIndices,
+        /// When the component exports `tresor:plugin/static-credentials`.
+        statics: Option<static_credentials::GuestIndices>,
+    },
 }
 
 /// The exports of one live instance.
 enum Exports {
     Provider(ProviderPlugin, Option<resealer::Guest>),
-    Generator(GeneratorPlugin),
+    Generator(GeneratorPlugin, Option<static_credentials::Guest>),
 }
 
 /// One live instance.
@@ -190,7 +197,11 @@ impl MountPool {
                 resealer: resealer::GuestIndices::new(&pre).ok(),
                 pre,
             },
-            World::Generator => Pre::Generator(GeneratorPluginPre::new(pre).map_err(not_exported)?),
+            World::Generator => Pre::Generator {
+                generator: GeneratorPluginIndices::new(&pre).map_err(not_exported)?,
+                statics: static_credentials::GuestIndices::new(&pre).ok(),
+                pre,
+            },
         };
         let mut pool = MountPool {
             mount: mount.clone(),
@@ -326,7 +337,19 @@ impl MountPool {
                 };
                 Exports::Provider(plugin, resealer)
             }
-            Pre::Generator(pre) => Exports::Generator(pre.instantiate_async(&mut store).await.map_err(failed)?),
+            Pre::Generator {
+                pre,
+                generator,
+                statics,
+            } => {
+                let instance = pre.instantiate_async(&mut store).await.map_err(failed)?;
+                let plugin = generator.load(&mut store, &instance).map_err(failed)?;
+                let statics = match statics {
+                    Some(s) => Some(s.load(&mut store, &instance).map_err(failed)?),
+                    None => None,
+                };
+                Exports::Generator(plugin, statics)
+            }
         };
         let mut inst = Instance { store, exports };
         inst.store.data_mut().begin_call(self.timeout);
@@ -336,7 +359,7 @@ impl MountPool {
                 let fut = p.tresor_plugin_provider().call_configure(&mut inst.store, &self.config);
                 tokio::time::timeout(self.timeout + EPOCH_TICK * 4, fut).await
             }
-            Exports::Generator(g) => {
+            Exports::Generator(g, _) => {
                 let fut = g
                     .tresor_plugin_generator()
                     .call_configure(&mut inst.store, &self.config);
@@ -426,6 +449,31 @@ impl Checkout {
         self.pool.log.end_call();
         let done = self.settle(result)?;
         Ok((done.versions, done.moved))
+    }
+
+    /// Set the password of a static role's existing account; `unsupported`
+    /// when the plugin does not export `tresor:plugin/static-credentials`.
+    pub async fn set_password(&mut self, role: &GenRole, username: &str, password: &str) -> Result<(), Error> {
+        let timeout = self.pool.timeout;
+        let grace = self.pool.timeout + EPOCH_TICK * 4;
+        let inst = self.inst.as_mut().expect("a checkout holds an instance");
+        let Exports::Generator(_, Some(statics)) = &inst.exports else {
+            return Err(Error::Unsupported(format!(
+                "the plugin of mount `{}` cannot keep static roles: it does not export tresor:plugin/static-credentials",
+                self.pool.mount
+            )));
+        };
+        let wit_role = rotating_gen::Role {
+            name: role.name.clone(),
+            settings: role.settings.clone(),
+        };
+        self.healthy = false;
+        inst.store.data_mut().begin_call(timeout);
+        inst.store.set_epoch_deadline(1);
+        let fut = statics.call_set_password(&mut inst.store, &wit_role, username, password);
+        let result: CallResult<_> = tokio::time::timeout(grace, fut).await;
+        self.pool.log.end_call();
+        self.settle(result)
     }
 
     /// Read a secret.

@@ -196,6 +196,10 @@ pub struct RotationRecord {
     /// Failed rotations in a row.
     #[serde(default)]
     pub failures: u32,
+    /// A static role's current password, sealed, hex (for a record of
+    /// source `static`, whose versions are the accounts' usernames).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_credential: Option<String>,
 }
 
 impl RotationRecord {
@@ -216,6 +220,7 @@ impl RotationRecord {
             last_rotated_ms: None,
             last_error: None,
             failures: 0,
+            sealed_credential: None,
         }
     }
 }

@@ -414,6 +414,50 @@ impl Generator for Postgres {
         }
     }
 
+    fn set_password(&mut self, role: &Role, username: &str, password: &str) -> Result<(), Error> {
+        if !naming::is_role_name(username) {
+            return Err(Error::invalid_input(format!(
+                "static role `{}` names the account `{username}`: use a PostgreSQL role name of \
+                 [A-Za-z0-9_-], at most 63 bytes",
+                role.name
+            )));
+        }
+        let name = username;
+        let sent = match self.settings.password_authentication {
+            PasswordAuthentication::Password => Zeroizing::new(password.to_owned()),
+            PasswordAuthentication::ScramSha256 => {
+                Zeroizing::new(postgres_protocol::password::scram_sha_256(password.as_bytes()))
+            }
+        };
+        let sql = match RoleStatements::rotation_of(role)? {
+            Some(statements) => template::render(
+                &statements,
+                Values {
+                    name,
+                    password: Some(&sent),
+                    expiration: None,
+                },
+            ),
+            None => Zeroizing::new(format!(
+                "ALTER ROLE {} WITH PASSWORD {}",
+                wire::quote_identifier(name),
+                postgres_protocol::escape::escape_literal(&sent)
+            )),
+        };
+        let purpose = Purpose::Statements {
+            role: &role.name,
+            key: "rotation_statements",
+        };
+        match self.execute(&sql, purpose, &[password, &sent]) {
+            Ok(_) => Ok(()),
+            Err(failure) if failure.code() == Some("42704") => Err(Error::not_found(format!(
+                "the PostgreSQL role `{name}` of static role `{}` does not exist: create it (with LOGIN) first",
+                role.name
+            ))),
+            Err(failure) => Err(failure.into_error()),
+        }
+    }
+
     fn revoke(&mut self, role: &Role, revoke_handle: &str) -> Result<(), Error> {
         let name = handle_name(revoke_handle)?;
         let lookup = format!(

@@ -244,6 +244,19 @@ impl RoleStatements {
         optional_statements(role, &role.config(), "revocation_statements", &[Placeholder::Name])
     }
 
+    /// The `rotation_statements` of a static role for `set-password`
+    /// (`None`: the default `ALTER ROLE ... WITH PASSWORD`). A static role
+    /// accepts no other setting.
+    pub fn rotation_of(role: &Role) -> Result<Option<String>, Error> {
+        role.check_settings(&["rotation_statements"])?;
+        optional_statements(
+            role,
+            &role.config(),
+            "rotation_statements",
+            &[Placeholder::Name, Placeholder::Password],
+        )
+    }
+
     /// The `renew_statements` of a role for `renew` (`None`: the default).
     pub fn renew_of(role: &Role) -> Result<Option<String>, Error> {
         optional_statements(

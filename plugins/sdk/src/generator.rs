@@ -2,6 +2,7 @@
 //! `tresor:plugin/generator` interface.
 
 use crate::bindings::generator::exports::tresor::plugin::generator::Guest;
+use crate::bindings::generator::exports::tresor::plugin::static_credentials::Guest as StaticGuest;
 use crate::config::refuse_unknown;
 use crate::error::not_supported;
 use crate::{Config, Error};
@@ -66,6 +67,15 @@ pub trait Generator: Sized + 'static {
     /// Revokes a credential now. Revoking an unknown or already revoked
     /// handle succeeds: the host retries failed revocations.
     fn revoke(&mut self, role: &Role, revoke_handle: &str) -> Result<(), Error>;
+
+    /// Sets the password of the existing account `username` (a static
+    /// role's) to `password`, by the role's settings. The host calls it
+    /// again with the same arguments after a crash: it must succeed then
+    /// too. Generators that can keep static accounts implement it.
+    fn set_password(&mut self, role: &Role, username: &str, password: &str) -> Result<(), Error> {
+        let _ = (role, username, password);
+        Err(not_supported("set-password", Self::NAME))
+    }
 }
 
 impl Role {
@@ -107,6 +117,13 @@ fn with_generator<S: GeneratorSlot, R>(
             "{operation} was called before the plugin was configured: call configure first"
         ))),
     })
+}
+
+impl<S: GeneratorSlot> StaticGuest for S {
+    fn set_password(role: Role, username: String, password: String) -> Result<(), Error> {
+        let password = zeroize::Zeroizing::new(password);
+        with_generator::<S, _>("set-password", |g| g.set_password(&role, &username, &password))
+    }
 }
 
 impl<S: GeneratorSlot> Guest for S {

@@ -115,12 +115,16 @@ pub mod bindings {
         });
     }
 
-    /// Bindings of the `generator-plugin` world. Its `types` and `host`
-    /// interfaces are the provider world's, so both share one `Error` type.
+    /// Bindings of the `rotating-generator-plugin` world: the generator
+    /// interface and `static-credentials` (which answers `unsupported`
+    /// unless the generator implements
+    /// [`Generator::set_password`](crate::Generator::set_password)). Its
+    /// `types` and `host` interfaces are the provider world's, so both share
+    /// one `Error` type.
     pub mod generator {
         wit_bindgen::generate!({
             path: "../../wit",
-            world: "generator-plugin",
+            world: "rotating-generator-plugin",
             pub_export_macro: true,
             export_macro_name: "export_generator_world",
             default_bindings_module: "::tresor_plugin_sdk::bindings::generator",
