@@ -88,7 +88,11 @@ impl Host {
             member: member.clone(),
             _heartbeat: None,
             reloader: crate::reload::Reloader::new(runtime.clone(), keyring.clone(), config.clone()),
-            events: crate::events::EventBus::new(&member.id, &config.webhooks, store.clone())?,
+            events: Arc::new(crate::events::EventBus::new(
+                &member.id,
+                &config.webhooks,
+                store.clone(),
+            )?),
             rotations: crate::rotation::Rotations::new(
                 config.rotations.clone(),
                 store.clone(),
@@ -119,7 +123,12 @@ impl Host {
             host.mounts.store(Arc::new(table));
         }
         let leases = Arc::new(Leases::new(generators, store, lease_policy));
-        host._sweeper = Some(crate::lease::sweeper::start(&leases, &host.policy, &host.audit));
+        host._sweeper = Some(crate::lease::sweeper::start(
+            &leases,
+            &host.policy,
+            &host.audit,
+            &host.events,
+        ));
         host.events.start_delivery();
         host.leases = leases;
         host._heartbeat = Some(crate::state::members::keep_reporting(

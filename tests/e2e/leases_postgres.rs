@@ -112,14 +112,26 @@ async fn the_sweeper_revokes_on_time_and_revoke_prefix_takes_a_whole_role() {
     let pg = prepared();
     let t = start(POLICIES, &pg.db_mount(&pg.authority(), pg.port)).await;
     let admin = caller("ops", &["admins"]);
+    let mut events = t.host.subscribe(&admin, "db/");
 
     let short = t.host.issue(&admin, "db/ro", Some(3)).await.unwrap();
     let user = field(&short, "username");
+    let password = field(&short, "password");
     let ends = short.lease.expires_ms;
     let gone = eventually(Duration::from_secs(8), || async { pg.roles(&user).is_empty() }).await;
     assert!(gone, "the 3 s lease was not revoked");
     let late_ms = tresor::lease::now_ms().saturating_sub(ends);
     assert!(late_ms <= 2_000, "revoked {late_ms} ms after its end");
+    // The revocation is a `lease/expired` event naming the lease, without the credential.
+    let expired = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .expect("a lease event")
+        .unwrap();
+    assert_eq!(expired.event_type.as_str(), "lease/expired");
+    assert_eq!(expired.path, "creds/ro");
+    assert_eq!(expired.versions, std::slice::from_ref(&short.lease.id));
+    let envelope = expired.envelope().to_string();
+    assert!(!envelope.contains(&password), "{envelope}");
     assert!(t.host.list_leases(&admin, "db/").await.unwrap().is_empty());
 
     // Three leases of `rw`, one of `ro`: revoke-prefix takes exactly the rw ones.

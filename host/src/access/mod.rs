@@ -150,7 +150,7 @@ pub struct Host {
     /// What starting mounts after the host's own start needs (reloads).
     pub(crate) reloader: crate::reload::Reloader,
     /// Change events, for subscribers.
-    pub(crate) events: crate::events::EventBus,
+    pub(crate) events: Arc<crate::events::EventBus>,
     /// Rotation rules and records.
     pub(crate) rotations: crate::rotation::Rotations,
     /// The rotation scheduler, once [`Host::start_schedules`] started it.

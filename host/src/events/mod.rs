@@ -77,6 +77,10 @@ pub enum EventType {
     /// The secret's latest version has expired (`expiry/expired`).
     #[serde(rename = "expiry/expired")]
     Expired,
+    /// A lease ended and the sweeper revoked its credential
+    /// (`lease/expired`; `versions` holds the lease id).
+    #[serde(rename = "lease/expired")]
+    LeaseExpired,
 }
 
 impl EventType {
@@ -95,6 +99,7 @@ impl EventType {
             EventType::RotationFailed => "rotation/failed",
             EventType::NearExpiry => "expiry/near",
             EventType::Expired => "expiry/expired",
+            EventType::LeaseExpired => "lease/expired",
         }
     }
 }
@@ -165,12 +170,13 @@ pub(crate) struct EventBus {
     source: String,
     seq: AtomicU64,
     webhooks: Arc<webhooks::Webhooks>,
-    delivery: Option<tokio::task::JoinHandle<()>>,
+    delivery: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for EventBus {
     fn drop(&mut self) {
-        if let Some(task) = &self.delivery {
+        let delivery = self.delivery.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(task) = delivery {
             task.abort();
         }
     }
@@ -200,13 +206,13 @@ impl EventBus {
             source: source.to_string(),
             seq: AtomicU64::new(0),
             webhooks: Arc::new(webhooks::Webhooks::new(webhooks, state)?),
-            delivery: None,
+            delivery: Default::default(),
         })
     }
 
     /// Start delivering to the webhooks (a no-op without any).
-    pub(crate) fn start_delivery(&mut self) {
-        self.delivery = self.webhooks.start();
+    pub(crate) fn start_delivery(&self) {
+        *self.delivery.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = self.webhooks.start();
     }
 
     /// The configured webhooks' names.

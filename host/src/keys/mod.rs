@@ -188,11 +188,10 @@ pub(crate) fn kek_from(key: &[u8], salt: &[u8], mount: &str) -> LessSafeKey {
     LessSafeKey::new(UnboundKey::from(okm))
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
-    #[cfg(unix)]
     #[test]
     fn key_file_is_created_0600_and_reloaded() {
         use std::os::unix::fs::PermissionsExt;

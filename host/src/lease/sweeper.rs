@@ -14,7 +14,8 @@
 //! Each revocation it makes is audited like any access (principal
 //! `tresor:lease-sweeper`, action `revoke`), decided by the built-in rule
 //! `builtin:lease-expiry` (or `builtin:abandoned-issue`) rather than by
-//! Cedar: an ended lease must be revoked whatever the policies say.
+//! Cedar: an ended lease must be revoked whatever the policies say. Each
+//! ended lease it revokes is a `lease/expired` event.
 
 use std::sync::{Arc, Weak};
 
@@ -23,6 +24,7 @@ use tracing::Instrument;
 use super::{now_ms, Leases};
 use crate::access::{Caller, FrontDoor, Guard, Target};
 use crate::audit::AuditLog;
+use crate::events::{Change, EventBus, EventType};
 use crate::policy::{Action, PolicyEngine, Principal};
 use crate::state::LeaseState;
 
@@ -39,20 +41,23 @@ pub(crate) fn start(
     leases: &Arc<Leases>,
     policy: &Arc<PolicyEngine>,
     audit: &Arc<AuditLog>,
+    events: &Arc<EventBus>,
 ) -> tokio::task::JoinHandle<()> {
     let (leases, policy, audit): (Weak<Leases>, Weak<PolicyEngine>, Weak<AuditLog>) =
         (Arc::downgrade(leases), Arc::downgrade(policy), Arc::downgrade(audit));
+    let events = Arc::downgrade(events);
     tokio::spawn(async move {
         let caller = sweeper_caller();
         loop {
             let interval = {
-                let (Some(leases), Some(policy), Some(audit)) = (leases.upgrade(), policy.upgrade(), audit.upgrade())
+                let (Some(leases), Some(policy), Some(audit), Some(events)) =
+                    (leases.upgrade(), policy.upgrade(), audit.upgrade(), events.upgrade())
                 else {
                     return;
                 };
                 // Of the hosts sharing a state store, one sweeps.
                 match leases.state().lead(SWEEPER_JOB).await {
-                    Ok(true) => sweep(&leases, &policy, &audit, &caller).await,
+                    Ok(true) => sweep(&leases, &policy, &audit, &events, &caller).await,
                     Ok(false) => {}
                     Err(e) => tracing::warn!(error = %e, "lease sweeper: cannot reach the state store; retrying"),
                 }
@@ -80,7 +85,13 @@ fn sweeper_caller() -> Caller {
 }
 
 /// One pass: every lease due now.
-pub(crate) async fn sweep(leases: &Leases, policy: &PolicyEngine, audit: &AuditLog, caller: &Caller) {
+pub(crate) async fn sweep(
+    leases: &Leases,
+    policy: &PolicyEngine,
+    audit: &AuditLog,
+    events: &EventBus,
+    caller: &Caller,
+) {
     let due = match leases.state().due_leases(now_ms(), BATCH).await {
         Ok(due) => due,
         Err(e) => {
@@ -115,6 +126,20 @@ pub(crate) async fn sweep(leases: &Leases, policy: &PolicyEngine, audit: &AuditL
         if let Err(e) = &result {
             tracing::warn!(lease = %lease.id, error = %e, "lease revocation failed; it will be retried");
         }
+        let request_id = guard.request_id().to_string();
+        let expired = result.is_ok() && lease.state != LeaseState::Issuing;
         let _ = guard.finish(result);
+        if expired {
+            events
+                .publish(Change {
+                    event_type: EventType::LeaseExpired,
+                    mount: &lease.mount,
+                    path: &path,
+                    versions: vec![lease.id.clone()],
+                    request_id: &request_id,
+                    principal: &caller.principal.name,
+                })
+                .await;
+        }
     }
 }
