@@ -142,10 +142,24 @@ pub async fn start(policies: &str, extra_mounts: &str) -> TestHost {
 }
 
 /// Write a file via a temporary name and rename, so a watcher never sees half of it.
+///
+/// On Windows (and Wine) a rename over a file the policy watcher is reading
+/// at that moment is refused with "Access denied"; it is tried again for up
+/// to a second.
 pub fn write_atomically(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp~");
     std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
+    let mut attempts = 0;
+    loop {
+        match std::fs::rename(&tmp, path) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && attempts < 50 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("renaming {} over {}: {e}", tmp.display(), path.display()),
+        }
+    }
 }
 
 /// A principal with groups.
