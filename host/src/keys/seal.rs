@@ -157,15 +157,7 @@ impl Sealer {
     pub fn unseal(&self, sealed: &[u8], context: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
         let blob = Blob::parse(sealed)?;
         let dek = self.unwrap_dek(&blob, context)?;
-        let data_key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &dek[..]).map_err(|_| SealError::Malformed)?);
-        let data_nonce = Nonce::try_assume_unique_for_key(blob.data_nonce).map_err(|_| SealError::Malformed)?;
-        let mut body = Zeroizing::new(blob.body.to_vec());
-        let len = data_key
-            .open_in_place(data_nonce, Aad::from(context), &mut body)
-            .map_err(|_| SealError::Authentication)?
-            .len();
-        body.truncate(len);
-        Ok(body)
+        open_body(&dek, &blob, context)
     }
 
     /// The same value sealed under the current generation, or `None` when
@@ -181,12 +173,7 @@ impl Sealer {
         let dek = self.unwrap_dek(&blob, context)?;
         // The data key must also open the value: a blob whose body was
         // tampered with is refused now, not carried over.
-        let data_key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &dek[..]).map_err(|_| SealError::Malformed)?);
-        let data_nonce = Nonce::try_assume_unique_for_key(blob.data_nonce).map_err(|_| SealError::Malformed)?;
-        let mut check = Zeroizing::new(blob.body.to_vec());
-        data_key
-            .open_in_place(data_nonce, Aad::from(context), &mut check)
-            .map_err(|_| SealError::Authentication)?;
+        drop(open_body(&dek, &blob, context)?);
         let mut out = header(current, ENVELOPE_LEN + blob.body.len());
         self.wrap(&kek, &dek[..], context, &mut out)?;
         out.extend_from_slice(blob.data_nonce);
@@ -221,6 +208,19 @@ impl Sealer {
         wrapped.truncate(len);
         Ok(wrapped)
     }
+}
+
+/// The value of `blob`, decrypted with its data key `dek`.
+fn open_body(dek: &[u8], blob: &Blob<'_>, context: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    let data_key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, dek).map_err(|_| SealError::Malformed)?);
+    let data_nonce = Nonce::try_assume_unique_for_key(blob.data_nonce).map_err(|_| SealError::Malformed)?;
+    let mut body = Zeroizing::new(blob.body.to_vec());
+    let len = data_key
+        .open_in_place(data_nonce, Aad::from(context), &mut body)
+        .map_err(|_| SealError::Authentication)?
+        .len();
+    body.truncate(len);
+    Ok(body)
 }
 
 #[cfg(test)]
